@@ -1,0 +1,69 @@
+"""FastAPI dependencies that load the logged-in staff member and enforce roles on every route."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from app.auth import service
+from app.auth.models import Role, User
+from app.clock import Clock
+from app.db import DbSession
+from app.web import SESSION_COOKIE, check_csrf
+
+
+class LoginRequired(Exception):
+    """No valid staff session; HTML gets a redirect to the login page, the API a 401."""
+
+
+class Forbidden(Exception):
+    """Logged in, but this role may not do this; rendered as 403."""
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+ClockDep = Annotated[Clock, Depends(get_clock)]
+
+
+def load_staff(request: Request, db: DbSession, clock: ClockDep) -> User | None:
+    """The staff member of this request (cached on request.state), or None."""
+    if hasattr(request.state, "user"):
+        return request.state.user
+    request.state.user = None
+    request.state.web_session = None
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        settings = request.app.state.settings
+        loaded = service.load_session(
+            db, token=token, now=clock.now(),
+            idle=timedelta(minutes=settings.session_idle_minutes),
+        )
+        if loaded:
+            request.state.web_session, request.state.user = loaded
+    return request.state.user
+
+
+async def csrf_protect(request: Request, _user: Annotated[User | None, Depends(load_staff)]) -> None:
+    """App-wide: every state-changing HTML request must carry the CSRF token."""
+    await check_csrf(request)
+
+
+def require_role(*roles: Role):
+    def dependency(user: Annotated[User | None, Depends(load_staff)]) -> User:
+        if user is None:
+            raise LoginRequired()
+        if user.role not in roles:
+            raise Forbidden()
+        return user
+
+    dependency.__name__ = "require_" + "_or_".join(r.value for r in roles)
+    return dependency
+
+
+OptionalStaff = Annotated[User | None, Depends(load_staff)]
+AdminUser = Annotated[User, Depends(require_role(Role.admin))]
+StaffUser = Annotated[User, Depends(require_role(Role.admin, Role.proctor))]

@@ -1,0 +1,159 @@
+"""Staff login and logout pages, and the language switch."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from app import audit
+from app.auth import service
+from app.auth.deps import AdminUser, ClockDep, OptionalStaff
+from app.auth.models import Role, User
+from app.db import DbSession
+from app.web import (
+    LANG_COOKIE,
+    LANGUAGES,
+    SESSION_COOKIE,
+    cookie_secure,
+    redirect,
+    render,
+    safe_next,
+)
+
+router = APIRouter()
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def home_for(role: Role) -> str:
+    return "/admin" if role == Role.admin else "/proctor"
+
+
+@router.get("/login", include_in_schema=False)
+def login_page(request: Request, user: OptionalStaff, next: str = "") -> Response:
+    if user is not None:
+        return redirect(request, safe_next(next, home_for(user.role)))
+    return render(request, "auth/login.html", next=safe_next(next, ""), username="", error=None)
+
+
+@router.post("/login", include_in_schema=False)
+def login_submit(
+    request: Request,
+    db: DbSession,
+    clock: ClockDep,
+    username: Annotated[str, Form(max_length=200)] = "",
+    password: Annotated[str, Form(max_length=1000)] = "",
+    next: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    settings = request.app.state.settings
+    outcome = service.authenticate(
+        db,
+        hasher=request.app.state.password_hasher,
+        username=username,
+        password=password,
+        client_addr=client_addr(request),
+        now=clock.now(),
+    )
+    if outcome.user is None:
+        if outcome.throttled:
+            error = ("error.login_throttled", {"seconds": outcome.retry_after_s})
+            status, headers = 429, {"Retry-After": str(outcome.retry_after_s)}
+        else:
+            error, status, headers = ("error.login_failed", {}), 401, None
+        return render(
+            request, "auth/login.html", status_code=status, headers=headers,
+            next=safe_next(next, ""), username=username[:64], error=error,
+        )
+    token = service.start_session(
+        db,
+        user=outcome.user,
+        now=clock.now(),
+        absolute=timedelta(hours=settings.session_absolute_hours),
+        client_addr=client_addr(request),
+        user_agent=request.headers.get("user-agent", ""),
+        replaces=request.cookies.get(SESSION_COOKIE),
+    )
+    response = redirect(request, safe_next(next, home_for(outcome.user.role)))
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_absolute_hours * 3600,
+        httponly=True,
+        samesite="lax",
+        secure=cookie_secure(request),
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(request: Request, db: DbSession, clock: ClockDep, user: OptionalStaff) -> Response:
+    token = request.cookies.get(SESSION_COOKIE)
+    if token:
+        service.end_session(db, token=token)
+    if user is not None:
+        audit.record(db, actor=f"user:{user.username}", action="auth.logout",
+                     target=f"user:{user.username}", now=clock.now())
+    response = redirect(request, "/login")
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                           secure=cookie_secure(request))
+    return response
+
+
+@router.post("/lang", include_in_schema=False)
+def switch_language(
+    request: Request,
+    lang: Annotated[str, Form()] = "id",
+    next: Annotated[str, Form(max_length=500)] = "/",
+) -> Response:
+    response = redirect(request, safe_next(next, "/"))
+    if lang in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax",
+                            secure=cookie_secure(request), path="/")
+    return response
+
+
+# -- account management (admin) -----------------------------------------------------------------
+
+admin_router = APIRouter(prefix="/admin")
+
+
+def _users_page(request: Request, db: DbSession, *, status_code: int = 200, **context) -> Response:
+    users = db.scalars(select(User).order_by(User.role, User.username))
+    defaults = {"form": {"username": "", "full_name": "", "role": "proctor"}, "error": None,
+                "created": None}
+    return render(request, "admin/users.html", status_code=status_code, users=list(users),
+                  **{**defaults, **context})
+
+
+@admin_router.get("/users", include_in_schema=False)
+def users_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+    return _users_page(request, db)
+
+
+@admin_router.post("/users", include_in_schema=False)
+def users_create(
+    request: Request,
+    db: DbSession,
+    clock: ClockDep,
+    user: AdminUser,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=1000)],
+    role: Annotated[Role, Form()],
+    full_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    form = {"username": username, "full_name": full_name, "role": role.value}
+    try:
+        created = service.create_user(
+            db, hasher=request.app.state.password_hasher, username=username, password=password,
+            role=role, full_name=full_name, actor=f"user:{user.username}", now=clock.now(),
+        )
+    except service.AccountError as exc:
+        return _users_page(request, db, status_code=422, form=form, error=exc.message_key)
+    return _users_page(request, db, created=created.username)

@@ -1,0 +1,298 @@
+"""The ``cact`` command: database, accounts, demo data, server, audit log.
+
+Each command runs in one transaction (app.db.Database.transaction): it changes everything it
+says it changes, or nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+from sqlalchemy.exc import OperationalError
+
+from app.settings import SettingsError, get_settings
+
+cli = typer.Typer(
+    help="CACT server: computer-assisted competency tests. Settings come from CACT_* variables "
+    "or a .env file (see README).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_cli = typer.Typer(help="Database schema: upgrade, downgrade, status.", no_args_is_help=True)
+user_cli = typer.Typer(help="Admin and proctor accounts.", no_args_is_help=True)
+audit_cli = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(user_cli, name="user")
+cli.add_typer(audit_cli, name="audit")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _database():
+    from app.db import Database
+
+    settings = get_settings()
+    return Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+
+
+def _require_current_schema(database) -> None:
+    from app.db import schema_is_current
+
+    current, have, head = schema_is_current(database.engine)
+    if not current:
+        raise fail(
+            f"Database schema is at {have or 'nothing'}, the code needs {head}. "
+            "Run `cact db upgrade` first (back up the database before upgrading production)."
+        )
+
+
+def _now():
+    from app.clock import SystemClock
+
+    return SystemClock().now()
+
+
+# -- db -----------------------------------------------------------------------------------------
+
+
+@db_cli.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] = "head") -> None:
+    """Migrate the database to REVISION (default: the newest)."""
+    from app import db
+
+    settings = get_settings()
+    db.upgrade(settings.database_url, revision)
+    typer.echo(f"Database at {revision}: {_safe_url(settings.database_url)}")
+
+
+@db_cli.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1")]) -> None:
+    """Migrate the database back to REVISION (\"base\" removes every table: data is lost)."""
+    from app import db
+
+    db.downgrade(get_settings().database_url, revision)
+    typer.echo(f"Database at {revision}")
+
+
+@db_cli.command("status")
+def db_status() -> None:
+    """Show the database's revision and whether it matches the code."""
+    from app.db import schema_is_current
+
+    database = _database()
+    current, have, head = schema_is_current(database.engine)
+    typer.echo(f"database: {_safe_url(database.url)}\nrevision: {have}\ncode head: {head}")
+    if not current:
+        raise typer.Exit(1)
+
+
+@db_cli.command("revision", hidden=True)
+def db_revision(message: Annotated[str, typer.Option("-m", "--message")]) -> None:
+    """(Developers) autogenerate a migration from the models."""
+    from alembic import command
+
+    from app.db import alembic_config
+
+    command.revision(alembic_config(get_settings().database_url), message=message,
+                     autogenerate=True)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+# -- users --------------------------------------------------------------------------------------
+
+
+def _read_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Kata sandi / password: ")
+    if getpass.getpass("Ulangi / repeat: ") != first:
+        raise fail("The two passwords differ; nothing was changed.")
+    return first
+
+
+@user_cli.command("create")
+def user_create(
+    username: Annotated[str, typer.Argument(help="Login name (lower case)")],
+    role: Annotated[str, typer.Option("--role", help="admin or proctor")],
+    full_name: Annotated[str, typer.Option("--full-name")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+) -> None:
+    """Create an admin or proctor account (password from a prompt or --password-stdin)."""
+    from app.auth import service
+    from app.auth.models import Role
+    from app.auth.security import password_hasher
+
+    if role not in {r.value for r in Role}:
+        raise fail(f"--role must be admin or proctor, not {role!r}", 2)
+    settings = get_settings()
+    password = _read_password(password_stdin)
+    database = _database()
+    _require_current_schema(database)
+    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
+                             settings.argon2_parallelism)
+    try:
+        with database.transaction() as db:
+            user = service.create_user(db, hasher=hasher, username=username, password=password,
+                                       role=Role(role), full_name=full_name, actor="cli",
+                                       now=_now())
+            name = user.username
+    except service.AccountError as exc:
+        raise fail(f"Not created: {exc}") from None
+    typer.echo(f"Created {role} {name}")
+
+
+@user_cli.command("set-password")
+def user_set_password(
+    username: str,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin")] = False,
+) -> None:
+    """Set a new password (ends that account's open sessions)."""
+    from sqlalchemy import select
+
+    from app.auth import service
+    from app.auth.models import User
+    from app.auth.security import password_hasher
+
+    settings = get_settings()
+    password = _read_password(password_stdin)
+    database = _database()
+    _require_current_schema(database)
+    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
+                             settings.argon2_parallelism)
+    try:
+        with database.transaction() as db:
+            user = db.scalar(select(User).where(User.username == username.strip().lower()))
+            if user is None:
+                raise fail(f"No user {username!r}")
+            service.set_password(db, hasher=hasher, user=user, password=password, actor="cli",
+                                 now=_now())
+    except service.AccountError as exc:
+        raise fail(f"Not changed: {exc}") from None
+    typer.echo(f"Password of {username} changed")
+
+
+@user_cli.command("list")
+def user_list() -> None:
+    """List accounts."""
+    from sqlalchemy import select
+
+    from app.auth.models import User
+
+    database = _database()
+    _require_current_schema(database)
+    with database.transaction(write=False) as db:
+        for user in db.scalars(select(User).order_by(User.username)):
+            state = "active" if user.is_active else "disabled"
+            typer.echo(f"{user.username}\t{user.role.value}\t{state}\t{user.full_name}")
+
+
+# -- demo, serve --------------------------------------------------------------------------------
+
+
+@cli.command("demo")
+def demo() -> None:
+    """Load the demo: accounts, a sample bank and blueprint, an open session DEMO with 36
+    participants. Safe to run again: nothing is added twice."""
+    from app.demo import load_demo
+
+    database = _database()
+    _require_current_schema(database)
+    settings = get_settings()
+    with database.transaction() as db:
+        report = load_demo(db, settings=settings, now=_now())
+    typer.echo(report.describe())
+
+
+@cli.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for the LAN)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL for more than 1)")] = 1,
+) -> None:
+    """Serve the app, production style: no reload, N worker processes."""
+    import uvicorn
+
+    settings = get_settings()
+    settings.resolved_secret()  # create the secret once, before workers start
+    database = _database()
+    _require_current_schema(database)
+    database.dispose()
+    if workers > 1 and settings.is_sqlite:
+        typer.secho(
+            "Note: several workers on SQLite share one write lock; PostgreSQL scales further.",
+            fg=typer.colors.YELLOW, err=True,
+        )
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        server_header=False,
+        log_level="info",
+    )
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+@audit_cli.command("verify")
+def audit_verify() -> None:
+    """Check the whole hash chain; exit 1 naming the first bad row."""
+    from app import audit
+
+    database = _database()
+    _require_current_schema(database)
+    with database.transaction(write=False) as db:
+        result = audit.verify(db)
+    if not result.ok:
+        raise fail(f"AUDIT LOG BROKEN at row {result.bad_id}: {result.problem} "
+                   f"({result.checked} rows before it are intact)")
+    typer.echo(f"Audit log intact: {result.checked} rows, head hash {result.head_hash}")
+
+
+@audit_cli.command("tail")
+def audit_tail(count: Annotated[int, typer.Option("-n", help="How many rows")] = 20) -> None:
+    """Print the newest audit events."""
+    from sqlalchemy import select
+
+    from app.audit import AuditEvent
+
+    database = _database()
+    _require_current_schema(database)
+    with database.transaction(write=False) as db:
+        rows = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(count)))
+    for e in reversed(rows):
+        typer.echo(f"{e.id}\t{e.at.isoformat()}\t{e.actor}\t{e.action}\t{e.target}\t{e.reason}")
+
+
+def main() -> None:
+    try:
+        cli()
+    except SettingsError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except OperationalError as exc:
+        typer.secho(f"Database error: {exc.orig}. Check CACT_DATABASE_URL and that the database "
+                    "server is running.", fg=typer.colors.RED, err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""create_app(): settings, database, routers, static files, templates, middleware, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app import __version__, dashboard, system
+from app.auth import routes as auth_routes
+from app.auth.deps import Forbidden, LoginRequired, csrf_protect
+from app.auth.security import password_hasher
+from app.clock import Clock, SystemClock
+from app.db import Database
+from app.settings import Settings, get_settings
+from app.web import (
+    STATIC_DIR,
+    CSRFError,
+    SecurityHeadersMiddleware,
+    install_filters,
+    is_htmx,
+    redirect,
+    render,
+)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz",)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(LoginRequired)
+    async def _login_required(request: Request, _exc: LoginRequired) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "authentication required"}, status_code=401)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(request, f"/login?next={target}" if request.method == "GET" else "/login")
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(request: Request, _exc: Forbidden) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": "forbidden for this role"}, status_code=403)
+        return render(request, "errors/error.html", status_code=403,
+                      title_key="error.forbidden_title", message_key="error.forbidden")
+
+    @app.exception_handler(CSRFError)
+    async def _csrf(request: Request, _exc: CSRFError) -> Response:
+        return render(request, "errors/error.html", status_code=403,
+                      title_key="error.csrf_title", message_key="error.csrf")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_json(request) or is_htmx(request):
+            return JSONResponse({"detail": exc.detail}, status_code=exc.status_code,
+                                headers=getattr(exc, "headers", None))
+        key = "error.not_found" if exc.status_code == 404 else "error.generic"
+        return render(request, "errors/error.html", status_code=exc.status_code,
+                      title_key=key + "_title", message_key=key)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        if _wants_json(request):
+            return JSONResponse({"detail": exc.errors()}, status_code=422)
+        return render(request, "errors/error.html", status_code=422,
+                      title_key="error.invalid_title", message_key="error.invalid")
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, database: Database | None = None
+) -> FastAPI:
+    settings = settings or get_settings()
+    db = database or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if database is None:
+            db.dispose()
+
+    app = FastAPI(
+        title="CACT server",
+        version=__version__,
+        description="Computer-assisted competency tests for civil servants.",
+        docs_url=None,  # served by app.system with vendored assets (the lab has no internet)
+        redoc_url=None,
+        lifespan=lifespan,
+        dependencies=[Depends(csrf_protect)],
+    )
+    app.state.settings = settings
+    app.state.secret = settings.resolved_secret()
+    app.state.db = db
+    app.state.clock = clock or SystemClock()
+    app.state.password_hasher = password_hasher(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
+    )
+
+    install_filters(settings.timezone)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        secure_cookie=lambda scope: settings.cookie_secure == "always"
+        or (settings.cookie_secure == "auto" and scope.get("scheme") == "https"),
+    )
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(system.router)
+    app.include_router(auth_routes.router)
+    app.include_router(auth_routes.admin_router)
+    app.include_router(dashboard.router)
+    _install_error_handlers(app)
+    return app

@@ -1,0 +1,28 @@
+"""Imports every domain's tables so ``Base.metadata`` is complete (Alembic, tests)."""
+
+from app.assembly.models import Blueprint, BlueprintBankVersion
+from app.audit import AuditEvent
+from app.auth.models import LoginThrottle, Role, User, WebSession
+from app.bank.models import BankMedia, BankVersion, Item, ItemBank, ItemOption, KeyCorrection
+from app.db import Base
+from app.delivery.models import (
+    Answer,
+    AnswerEvent,
+    Attempt,
+    AttemptItem,
+    AttemptSection,
+    Participant,
+    ProctorAssignment,
+    RosterEntry,
+    TestSession,
+)
+from app.proctoring.models import Incident
+from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
+
+__all__ = [
+    "Answer", "AnswerEvent", "Attempt", "AttemptItem", "AttemptSection", "AuditEvent",
+    "BankMedia", "BankVersion", "Base", "Blueprint", "BlueprintBankVersion", "ConstructScore",
+    "Incident", "Item", "ItemBank", "ItemOption", "JobStandard", "KeyCorrection",
+    "LoginThrottle", "Participant", "PerformanceRating", "ProctorAssignment", "Result", "Role",
+    "RosterEntry", "TestSession", "User", "WebSession",
+]

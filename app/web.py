@@ -1,0 +1,225 @@
+"""Jinja environment, translations, HTMX helpers (fragment vs full page, HX-Redirect), CSRF and
+the security headers every response carries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import __version__
+from app.auth.security import constant_time_equal, keyed_digest, random_token
+
+FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+TEMPLATES_DIR = FRONTEND_DIR / "templates"
+STATIC_DIR = FRONTEND_DIR / "static"
+LOCALES_DIR = FRONTEND_DIR / "locales"
+
+LANGUAGES = ("id", "en")
+LANG_COOKIE = "cact_lang"
+ANON_COOKIE = "cact_anon"
+SESSION_COOKIE = "cact_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=(), payment=()"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+# -- translations -------------------------------------------------------------------------------
+
+
+@lru_cache
+def messages(lang: str) -> dict[str, str]:
+    with (LOCALES_DIR / f"{lang}.json").open(encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def translate(lang: str, key: str, **params: Any) -> str:
+    """The message for ``key`` in ``lang``, falling back to Indonesian, then to the key."""
+    text = messages(lang).get(key) or messages("id").get(key) or key
+    return text.format(**params) if params else text
+
+
+def request_language(request: Request) -> str:
+    lang = request.cookies.get(LANG_COOKIE, "")
+    return lang if lang in LANGUAGES else request.app.state.settings.language
+
+
+# -- CSRF ---------------------------------------------------------------------------------------
+
+
+def csrf_token(request: Request) -> str:
+    """The token forms and HTMX requests must send back: the session's own token when logged
+    in, otherwise one bound (HMAC) to the browser's anonymous cookie."""
+    web_session = getattr(request.state, "web_session", None)
+    if web_session is not None:
+        return web_session.csrf_token
+    anon = getattr(request.state, "anon_id", "") or request.cookies.get(ANON_COOKIE, "")
+    return keyed_digest(request.app.state.secret, "csrf", anon)
+
+
+class CSRFError(Exception):
+    pass
+
+
+async def check_csrf(request: Request) -> None:
+    if request.method not in UNSAFE_METHODS or request.url.path.startswith("/api/"):
+        # The JSON API authenticates with bearer tokens only, never with cookies, so a
+        # cross-site page cannot ride on a logged-in browser there.
+        return
+    sent = request.headers.get(CSRF_HEADER, "")
+    if not sent:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()  # cached by Starlette; the endpoint reuses it
+            sent = str(form.get(CSRF_FIELD, ""))
+    if not sent or not constant_time_equal(sent, csrf_token(request)):
+        raise CSRFError()
+
+
+# -- templates ----------------------------------------------------------------------------------
+
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+templates.env.globals["app_version"] = __version__
+templates.env.globals["languages"] = LANGUAGES
+
+
+def install_filters(timezone: str) -> None:
+    zone = ZoneInfo(timezone)
+
+    def local(value: datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:
+        return value.astimezone(zone).strftime(fmt) if value else ""
+
+    templates.env.filters["local"] = local
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+def template_context(request: Request, **context: Any) -> dict[str, Any]:
+    lang = request_language(request)
+    token = csrf_token(request)
+
+    def t(key: str, **params: Any) -> str:
+        return translate(lang, key, **params)
+
+    return {
+        "t": t,
+        "lang": lang,
+        "csrf_token": token,
+        "csrf_input": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">'),
+        "hx_headers": json.dumps({"X-CSRF-Token": token}),
+        "user": getattr(request.state, "user", None),
+        "htmx": is_htmx(request),
+        **context,
+    }
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    fragment: str | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """Render the full page, or only ``fragment`` when the request comes from HTMX."""
+    name = fragment if fragment and is_htmx(request) else template
+    return templates.TemplateResponse(
+        request,
+        name,
+        template_context(request, **context),
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+def redirect(request: Request, url: str) -> Response:
+    """303 for a normal browser request; HX-Redirect for HTMX (which would otherwise swap the
+    target page into a fragment)."""
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def safe_next(url: str | None, default: str = "/") -> str:
+    """Only local paths are followed after login, never another site."""
+    if not url:
+        return default
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not url.startswith("/") or url.startswith("//"):
+        return default
+    return url
+
+
+def cookie_secure(request: Request) -> bool:
+    mode = request.app.state.settings.cookie_secure
+    if mode == "always":
+        return True
+    if mode == "never":
+        return False
+    return request.url.scheme == "https"
+
+
+# -- middleware ---------------------------------------------------------------------------------
+
+
+class SecurityHeadersMiddleware:
+    """Adds the security headers, and gives every browser an anonymous cookie that anonymous
+    forms (login) bind their CSRF token to."""
+
+    def __init__(self, app: ASGIApp, secure_cookie: Callable[[Scope], bool]) -> None:
+        self.app = app
+        self.secure_cookie = secure_cookie
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        new_anon = None
+        cookie_header = dict(scope.get("headers", [])).get(b"cookie", b"").decode("latin-1")
+        if f"{ANON_COOKIE}=" not in cookie_header:
+            new_anon = random_token(18)
+            scope.setdefault("state", {})["anon_id"] = new_anon
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                headers.extend(h for h in SECURITY_HEADERS if h[0] not in present)
+                if new_anon:
+                    flags = "; Path=/; HttpOnly; SameSite=Lax"
+                    if self.secure_cookie(scope):
+                        flags += "; Secure"
+                    headers.append((b"set-cookie", f"{ANON_COOKIE}={new_anon}{flags}".encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,6 +28,20 @@ from app.web import (
     redirect,
     render,
 )
+
+
+# Every router the app serves. Tests walk this list to check each route's access rule, so a
+# route can only be added through it.
+ROUTERS: tuple[APIRouter, ...] = (
+    system.router,
+    auth_routes.router,
+    auth_routes.admin_router,
+    dashboard.router,
+)
+
+
+def api_routes() -> list[APIRoute]:
+    return [route for router in ROUTERS for route in router.routes if isinstance(route, APIRoute)]
 
 
 def _wants_json(request: Request) -> bool:
@@ -106,9 +121,7 @@ def create_app(
         or (settings.cookie_secure == "auto" and scope.get("scheme") == "https"),
     )
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.include_router(system.router)
-    app.include_router(auth_routes.router)
-    app.include_router(auth_routes.admin_router)
-    app.include_router(dashboard.router)
+    for router in ROUTERS:
+        app.include_router(router)
     _install_error_handlers(app)
     return app

@@ -75,9 +75,9 @@ def request_language(request: Request) -> str:
 def csrf_token(request: Request) -> str:
     """The token forms and HTMX requests must send back: the session's own token when logged
     in, otherwise one bound (HMAC) to the browser's anonymous cookie."""
-    web_session = getattr(request.state, "web_session", None)
-    if web_session is not None:
-        return web_session.csrf_token
+    session_token = getattr(request.state, "session_csrf", None)
+    if session_token is not None:
+        return session_token
     anon = getattr(request.state, "anon_id", "") or request.cookies.get(ANON_COOKIE, "")
     return keyed_digest(request.app.state.secret, "csrf", anon)
 
@@ -135,7 +135,7 @@ def template_context(request: Request, **context: Any) -> dict[str, Any]:
         "csrf_token": token,
         "csrf_input": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">'),
         "hx_headers": json.dumps({"X-CSRF-Token": token}),
-        "user": getattr(request.state, "user", None),
+        "user": getattr(request.state, "staff", None),
         "htmx": is_htmx(request),
         **context,
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
@@ -29,12 +30,23 @@ def get_clock(request: Request) -> Clock:
 ClockDep = Annotated[Clock, Depends(get_clock)]
 
 
+@dataclass(frozen=True)
+class StaffView:
+    """Plain copy of the logged-in account for templates and error pages, which may render
+    after the request's transaction was rolled back (ORM objects are expired by then)."""
+
+    id: int
+    username: str
+    full_name: str
+    role: Role
+
+
 def load_staff(request: Request, db: DbSession, clock: ClockDep) -> User | None:
-    """The staff member of this request (cached on request.state), or None."""
-    if hasattr(request.state, "user"):
-        return request.state.user
-    request.state.user = None
-    request.state.web_session = None
+    """The staff member of this request, or None. Also leaves on request.state the plain
+    values pages need: ``staff`` (StaffView) and ``session_csrf`` (the session's CSRF token)."""
+    if "staff_user" in request.state._state:
+        return request.state.staff_user
+    request.state.staff_user = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         settings = request.app.state.settings
@@ -43,8 +55,11 @@ def load_staff(request: Request, db: DbSession, clock: ClockDep) -> User | None:
             idle=timedelta(minutes=settings.session_idle_minutes),
         )
         if loaded:
-            request.state.web_session, request.state.user = loaded
-    return request.state.user
+            web_session, user = loaded
+            request.state.staff_user = user
+            request.state.staff = StaffView(user.id, user.username, user.full_name, user.role)
+            request.state.session_csrf = web_session.csrf_token
+    return request.state.staff_user
 
 
 async def csrf_protect(request: Request, _user: Annotated[User | None, Depends(load_staff)]) -> None:

@@ -8,7 +8,8 @@ Throttling keeps three counters in the database (so every worker sees them):
 * per account from anywhere: 10 free failures, then a wait capped at 60 s - a distributed
   attack is slowed, but the real owner is never locked out for more than a minute.
 
-Counters are forgotten 15 minutes after the last failure and reset by a successful login.
+Counters are forgotten an hour after the last failure (longer than any lock, so waiting out a
+lock never earns fresh free guesses) and reset by a successful login.
 While a counter is locked, attempts are refused without checking the password.
 """
 
@@ -35,7 +36,7 @@ from app.auth.security import (
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 10
-FORGET_AFTER = timedelta(minutes=15)
+FORGET_AFTER = timedelta(hours=1)  # longer than the longest lock, so waiting it out never resets the count
 TOUCH_EVERY = timedelta(seconds=60)
 
 
@@ -155,6 +156,8 @@ def throttle_wait(db: Session, *, username: str, client_addr: str, now: datetime
 
 
 def _register_failure(db: Session, *, username: str, client_addr: str, now: datetime) -> None:
+    # Forgotten counters are removed here so the table stays as small as the live attack.
+    db.execute(delete(LoginThrottle).where(LoginThrottle.window_start < now - FORGET_AFTER))
     keys = _throttle_keys(username, client_addr)
     existing = {
         row.key: row
@@ -234,6 +237,7 @@ def start_session(
     deleted: the id is always rotated at login, which defeats session fixation."""
     if replaces:
         db.execute(delete(WebSession).where(WebSession.id == sha256_hex(replaces)))
+    db.execute(delete(WebSession).where(WebSession.expires_at <= now))
     token = random_token(32)
     db.add(
         WebSession(
@@ -284,12 +288,3 @@ def _touch(db: Session, session_id: str, now: datetime) -> None:
 
 def end_session(db: Session, *, token: str) -> None:
     db.execute(delete(WebSession).where(WebSession.id == sha256_hex(token)))
-
-
-def purge_expired_sessions(db: Session, *, now: datetime, idle: timedelta) -> int:
-    result = db.execute(
-        delete(WebSession).where(
-            (WebSession.expires_at <= now) | (WebSession.last_seen_at <= now - idle)
-        )
-    )
-    return result.rowcount or 0

@@ -41,6 +41,7 @@ class AttemptState(enum.StrEnum):
 
 class TestSession(Base):
     __tablename__ = "test_sessions"
+    __test__ = False  # a domain name, not a pytest test class
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)

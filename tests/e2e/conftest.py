@@ -1,0 +1,73 @@
+"""A real server (uvicorn subprocess, SQLite file) and Debian's Chromium driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import unavailable
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+ADMIN = ("admin", "e2e-admin-password")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    if not os.path.exists(CHROMIUM):
+        unavailable(f"{CHROMIUM} missing: apt-get install chromium")
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run_cli(env, *args, stdin=None):
+    result = subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, input=stdin,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> str:
+    """`cact serve` on a free port with its own data directory; the admin exists."""
+    data_dir: Path = tmp_path_factory.mktemp("e2e-data")
+    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": ""}
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--full-name", "Admin E2E",
+            "--password-stdin", stdin=ADMIN[1] + "\n")
+    port = free_port()
+    log = (data_dir / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError((data_dir / "server.log").read_text())
+        time.sleep(0.2)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()

@@ -1,0 +1,98 @@
+"""The hash-chained audit log: intact chains verify; edits and deletions are caught, also by
+`cact audit verify` run as a real command."""
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import text
+
+from app import audit
+
+
+def write_events(database, clock, n=5):
+    with database.transaction() as session:
+        for i in range(n):
+            audit.record(session, actor="user:admin", action="test.event", target=f"t:{i}",
+                         reason="because", data={"i": i, "nama": "Siti"}, now=clock.advance(1))
+
+
+def tamper(database, statement):
+    """Go around the application the way an insider with database access would."""
+    with database.engine.begin() as conn:
+        if database.engine.dialect.name == "sqlite":
+            conn.execute(text("DROP TRIGGER audit_events_no_update"))
+            conn.execute(text("DROP TRIGGER audit_events_no_delete"))
+        else:
+            conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text(statement))
+
+
+def test_chain_links_every_row(database, clock):
+    write_events(database, clock)
+    with database.transaction(write=False) as session:
+        rows = session.query(audit.AuditEvent).order_by(audit.AuditEvent.id).all()
+        result = audit.verify(session)
+    assert [r.id for r in rows] == [1, 2, 3, 4, 5]
+    assert rows[0].prev_hash == audit.GENESIS_HASH
+    for before, after in zip(rows, rows[1:], strict=False):
+        assert after.prev_hash == before.hash
+    assert result.ok and result.checked == 5 and result.head_hash == rows[-1].hash
+
+
+def test_record_is_part_of_the_callers_transaction(database, clock):
+    write_events(database, clock, 2)
+    try:
+        with database.transaction() as session:
+            audit.record(session, actor="x", action="never", now=clock.now())
+            raise RuntimeError("the action failed")
+    except RuntimeError:
+        pass
+    with database.transaction(write=False) as session:
+        assert session.query(audit.AuditEvent).filter_by(action="never").count() == 0
+        assert audit.verify(session).ok
+
+
+def test_edited_row_is_named(database, clock):
+    write_events(database, clock)
+    tamper(database, "UPDATE audit_events SET reason = 'nothing happened' WHERE id = 3")
+    with database.transaction(write=False) as session:
+        result = audit.verify(session)
+    assert not result.ok
+    assert result.bad_id == 3 and result.checked == 2
+    assert "altered" in result.problem
+
+
+def test_deleted_row_is_detected(database, clock):
+    write_events(database, clock)
+    tamper(database, "DELETE FROM audit_events WHERE id = 2")
+    with database.transaction(write=False) as session:
+        result = audit.verify(session)
+    assert not result.ok and result.bad_id == 3
+    assert "missing" in result.problem
+
+
+def test_relinked_forgery_is_still_detected(database, clock):
+    """Changing a row and its hash breaks the next row's link."""
+    write_events(database, clock)
+    tamper(database, "UPDATE audit_events SET reason = 'x', hash = 'f' || substr(hash, 2) WHERE id = 4")
+    with database.transaction(write=False) as session:
+        result = audit.verify(session)
+    assert not result.ok and result.bad_id == 4
+
+
+def run_cli(database_url, *args, stdin=None):
+    env = {**os.environ, "CACT_DATABASE_URL": database_url, "CACT_SECRET_KEY": "c" * 40}
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
+                          text=True, env=env, input=stdin, timeout=120)
+
+
+def test_cli_verify_exit_codes(database, clock):
+    write_events(database, clock)
+    ok = run_cli(database.url, "audit", "verify")
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 5 rows" in ok.stdout
+    tamper(database, "UPDATE audit_events SET actor = 'user:someone-else' WHERE id = 4")
+    bad = run_cli(database.url, "audit", "verify")
+    assert bad.returncode == 1
+    assert "row 4" in bad.stderr and "3 rows before it are intact" in bad.stderr

@@ -1,0 +1,114 @@
+"""`cact demo` is complete and idempotent; the CLI manages accounts and refuses bad input."""
+
+import os
+import subprocess
+import sys
+
+from sqlalchemy import func, select
+
+from app import audit
+from app.assembly.models import Blueprint
+from app.auth.models import User
+from app.auth.security import decrypt_token, keyed_digest
+from app.delivery.models import Participant, ProctorAssignment, RosterEntry, TestSession
+from app.demo import load_demo
+from app.models import Base
+from app.scoring.models import JobStandard
+
+
+def row_counts(session):
+    return {t.name: session.scalar(select(func.count()).select_from(t))
+            for t in Base.metadata.sorted_tables}
+
+
+def test_demo_is_complete_and_idempotent(database, settings, clock):
+    with database.transaction() as session:
+        first = load_demo(session, settings=settings, now=clock.now())
+    with database.transaction(write=False) as session:
+        counts = row_counts(session)
+        demo = session.scalar(select(TestSession).where(TestSession.code == "DEMO"))
+        assert demo.state.value == "open"
+        assert demo.starts_at <= clock.now() <= demo.ends_at
+        blueprint = session.get(Blueprint, demo.blueprint_id)
+        assert len(blueprint.spec["sections"]) == 2
+        assert counts["roster_entries"] >= 30 and counts["participants"] >= 30
+        assert {u.role.value for u in session.scalars(select(User))} == {"admin", "proctor"}
+        assert counts["proctor_assignments"] == 1
+        assert session.scalar(select(func.count()).select_from(JobStandard)) == 99
+        nips = session.scalars(select(Participant.nip)).all()
+        assert all(len(n) == 18 and n.isdigit() for n in nips) and len(set(nips)) == len(nips)
+        entry = session.scalars(select(RosterEntry)).first()
+        token = decrypt_token(settings.resolved_secret(), entry.token_encrypted)
+        assert entry.token_hmac == keyed_digest(settings.resolved_secret(), "participant-token",
+                                                token)
+        assert token.encode() not in entry.token_encrypted  # never stored in plain text
+    with database.transaction() as session:
+        second = load_demo(session, settings=settings, now=clock.advance(3600))
+    with database.transaction(write=False) as session:
+        assert row_counts(session) == counts  # nothing added twice
+        assert audit.verify(session).ok
+    assert second.created == [] and first.created
+    assert second.tokens == first.tokens  # the same cards can be printed again
+    assert "already present" in second.describe() and "DEMO" in second.describe()
+
+
+def test_demo_proctor_sees_the_demo_session(client, database, settings, clock):
+    with database.transaction() as session:
+        load_demo(session, settings=settings, now=clock.now())
+        assert session.scalar(select(func.count()).select_from(ProctorAssignment)) == 1
+    from tests.conftest import staff_login
+
+    assert staff_login(client, "pengawas", "demo-pengawas-2026").status_code == 303
+    page = client.get("/proctor")
+    assert "DEMO" in page.text and "Lab Komputer 1" in page.text
+
+
+def cact(database_url, *args, stdin=None, extra_env=None):
+    env = {**os.environ, "CACT_DATABASE_URL": database_url, "CACT_SECRET_KEY": "c" * 40,
+           "CACT_ARGON2_TIME_COST": "2", "CACT_ARGON2_MEMORY_KIB": "19456",
+           **(extra_env or {})}
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True,
+                          text=True, env=env, input=stdin, timeout=120)
+
+
+def test_cli_help_lists_every_group():
+    result = subprocess.run([sys.executable, "-m", "app.cli", "--help"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0
+    for group in ("db", "user", "demo", "serve", "audit"):
+        assert group in result.stdout
+
+
+def test_cli_creates_users_from_stdin_and_refuses_bad_input(database):
+    made = cact(database.url, "user", "create", "ibu.kepala", "--role", "admin",
+                "--full-name", "Ibu Kepala", "--password-stdin", stdin="rahasia-sekali-1\n")
+    assert made.returncode == 0, made.stderr
+    again = cact(database.url, "user", "create", "ibu.kepala", "--role", "admin",
+                 "--password-stdin", stdin="rahasia-sekali-1\n")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    bad_role = cact(database.url, "user", "create", "x2", "--role", "root", "--password-stdin",
+                    stdin="rahasia-sekali-1\n")
+    assert bad_role.returncode == 2 and "--role" in bad_role.stderr
+    short = cact(database.url, "user", "create", "x3", "--role", "proctor", "--password-stdin",
+                 stdin="short\n")
+    assert short.returncode == 1 and "at least 10" in short.stderr
+    listed = cact(database.url, "user", "list")
+    assert "ibu.kepala\tadmin\tactive\tIbu Kepala" in listed.stdout
+    with database.transaction(write=False) as session:
+        assert session.scalar(select(User.password_hash)).startswith("$argon2id$")
+        actions = [e.action for e in session.scalars(select(audit.AuditEvent))]
+    assert actions == ["user.create"]
+
+
+def test_cli_stops_on_invalid_settings_with_a_clear_message(database):
+    result = cact(database.url, "db", "status", extra_env={"CACT_LANGUAGE": "fr"})
+    assert result.returncode == 2
+    assert "CACT_LANGUAGE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_refuses_an_unmigrated_database(tmp_path):
+    url = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    result = cact(url, "user", "list")
+    assert result.returncode == 1 and "cact db upgrade" in result.stderr
+    assert cact(url, "db", "upgrade").returncode == 0
+    assert cact(url, "db", "status").returncode == 0

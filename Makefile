@@ -7,11 +7,12 @@ PORT   ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: run serve test install install-test migrate demo clean help
+.PHONY: run test bench install install-test migrate demo clean help
 
 help:
 	@echo "make run    - install, migrate the SQLite database in var/, load the demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - install the test extras and run the whole test suite"
+	@echo "make bench  - measure the figures recorded in docs/performance.md"
 	@echo "variables   - HOST=0.0.0.0 make run (serve the LAN), PORT=8080, WORKERS=2"
 
 $(BIN)/python:
@@ -46,6 +47,9 @@ run: demo
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install-test
+	$(BIN)/python bench/foundation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-results

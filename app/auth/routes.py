@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -127,7 +127,7 @@ admin_router = APIRouter(prefix="/admin")
 def _users_page(request: Request, db: DbSession, *, status_code: int = 200, **context) -> Response:
     users = db.scalars(select(User).order_by(User.role, User.username))
     defaults = {"form": {"username": "", "full_name": "", "role": "proctor"}, "error": None,
-                "created": None}
+                "created": None, "password_reset": None}
     return render(request, "admin/users.html", status_code=status_code, users=list(users),
                   **{**defaults, **context})
 
@@ -157,3 +157,47 @@ def users_create(
     except service.AccountError as exc:
         return _users_page(request, db, status_code=422, form=form, error=exc.message_key)
     return _users_page(request, db, created=created.username)
+
+
+def _target_user(db: DbSession, user_id: int) -> User:
+    target = db.get(User, user_id)
+    if target is None:
+        raise HTTPException(status_code=404)
+    return target
+
+
+@admin_router.post("/users/{user_id}/active", include_in_schema=False)
+def users_set_active(
+    request: Request,
+    db: DbSession,
+    clock: ClockDep,
+    user: AdminUser,
+    user_id: int,
+    active: Annotated[bool, Form()],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    target = _target_user(db, user_id)
+    try:
+        service.set_active(db, user=target, active=active, actor=user, reason=reason.strip(),
+                           now=clock.now())
+    except service.AccountError as exc:
+        return _users_page(request, db, status_code=422, error=exc.message_key)
+    return redirect(request, "/admin/users")
+
+
+@admin_router.post("/users/{user_id}/password", include_in_schema=False)
+def users_reset_password(
+    request: Request,
+    db: DbSession,
+    clock: ClockDep,
+    user: AdminUser,
+    user_id: int,
+    password: Annotated[str, Form(max_length=1000)],
+) -> Response:
+    target = _target_user(db, user_id)
+    try:
+        service.set_password(db, hasher=request.app.state.password_hasher, user=target,
+                             password=password, actor=f"user:{user.username}", now=clock.now())
+    except service.AccountError as exc:
+        return _users_page(request, db, status_code=422, error=exc.message_key)
+    return _users_page(request, db, password_reset=target.username)

@@ -130,6 +130,23 @@ def set_password(
                  now=now)
 
 
+def set_active(
+    db: Session, *, user: User, active: bool, actor: User, reason: str, now: datetime
+) -> None:
+    """Enable or disable an account (audited). Disabling ends its sessions at once; an admin
+    cannot disable their own account, so the last admin cannot lock everyone out by mistake."""
+    if user.id == actor.id and not active:
+        raise AccountError("error.cannot_disable_self", "you cannot disable your own account")
+    if user.is_active == active:
+        return
+    user.is_active = active
+    if not active:
+        db.execute(delete(WebSession).where(WebSession.user_id == user.id))
+    audit.record(db, actor=f"user:{actor.username}",
+                 action="user.enable" if active else "user.disable",
+                 target=f"user:{user.username}", reason=reason, now=now)
+
+
 def _throttle_keys(username: str, client_addr: str) -> dict[str, str]:
     return {
         "acctip": f"acctip:{username}|{client_addr}",

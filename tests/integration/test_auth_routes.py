@@ -229,3 +229,48 @@ def test_admin_creates_a_proctor_account(client, make_user, database):
     assert "user.create" in audit_actions(database)
     client.cookies.clear()
     assert staff_login(client, "bu.ani", "ruang-lab-2026").headers["location"] == "/proctor"
+
+
+def test_admin_disables_and_reenables_an_account(app, client, make_user, database):
+    staff_login(client, "admin", make_user("admin"))
+    proctor_password = make_user("pak.budi", role="proctor")
+    proctor = TestClient(app, client=("10.2.2.2", 1))
+    staff_login(proctor, "pak.budi", proctor_password)
+    assert proctor.get("/proctor").status_code == 200
+    with database.transaction(write=False) as s:
+        proctor_id = s.scalar(select(User.id).where(User.username == "pak.budi"))
+        admin_id = s.scalar(select(User.id).where(User.username == "admin"))
+    token = csrf_from(client.get("/admin/users").text)
+    done = client.post(f"/admin/users/{proctor_id}/active",
+                       data={"csrf_token": token, "active": "false", "reason": "event over"})
+    assert done.status_code == 200 and "nonaktif" in done.text
+    assert proctor.get("/proctor", follow_redirects=False).status_code == 303  # session ended
+    assert staff_login(proctor, "pak.budi", proctor_password).status_code == 401
+    myself = client.post(f"/admin/users/{admin_id}/active",
+                         data={"csrf_token": token, "active": "false"})
+    assert myself.status_code == 422 and "sendiri" in myself.text
+    client.post(f"/admin/users/{proctor_id}/active", data={"csrf_token": token, "active": "true"})
+    assert staff_login(proctor, "pak.budi", proctor_password).status_code == 303
+    actions = audit_actions(database)
+    assert "user.disable" in actions and "user.enable" in actions
+
+
+def test_admin_resets_a_password(app, client, make_user, database):
+    staff_login(client, "admin", make_user("admin"))
+    make_user("pak.budi", role="proctor", password="old-password-1")
+    with database.transaction(write=False) as s:
+        proctor_id = s.scalar(select(User.id).where(User.username == "pak.budi"))
+    token = csrf_from(client.get("/admin/users").text)
+    short = client.post(f"/admin/users/{proctor_id}/password",
+                        data={"csrf_token": token, "password": "short"})
+    assert short.status_code == 422
+    done = client.post(f"/admin/users/{proctor_id}/password",
+                       data={"csrf_token": token, "password": "new-password-22"})
+    assert done.status_code == 200 and 'data-testid="password-reset"' in done.text
+    other = TestClient(app)
+    assert staff_login(other, "pak.budi", "old-password-1").status_code == 401
+    assert staff_login(other, "pak.budi", "new-password-22").status_code == 303
+    assert client.post("/admin/users/999/password",
+                       data={"csrf_token": token, "password": "new-password-22"}
+                       ).status_code == 404
+    assert "user.set_password" in audit_actions(database)

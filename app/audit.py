@@ -44,32 +44,23 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def content_hash(
-    *,
-    prev_hash: str,
-    id: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    target: str,
-    reason: str,
-    data: dict[str, Any],
-) -> str:
+def content_hash(event: AuditEvent) -> str:
+    """SHA-256(prev_hash || canonical JSON of the row's own content, id included)."""
     body = json.dumps(
         {
-            "id": id,
-            "at": _timestamp(at),
-            "actor": actor,
-            "action": action,
-            "target": target,
-            "reason": reason,
-            "data": data,
+            "id": event.id,
+            "at": _timestamp(event.at),
+            "actor": event.actor,
+            "action": event.action,
+            "target": event.target,
+            "reason": event.reason,
+            "data": event.data,
         },
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    return hashlib.sha256((event.prev_hash + body).encode("utf-8")).hexdigest()
 
 
 def record(
@@ -101,17 +92,8 @@ def record(
         reason=reason,
         data=payload,
         prev_hash=prev_hash,
-        hash=content_hash(
-            prev_hash=prev_hash,
-            id=new_id,
-            at=now,
-            actor=actor,
-            action=action,
-            target=target,
-            reason=reason,
-            data=payload,
-        ),
     )
+    event.hash = content_hash(event)
     db.add(event)
     db.flush()
     return event
@@ -141,17 +123,7 @@ def verify(db: Session) -> VerifyResult:
                 False, checked, expected_prev, event.id,
                 f"row {event.id} does not link to row {event.id - 1} (prev_hash differs)",
             )
-        actual = content_hash(
-            prev_hash=event.prev_hash,
-            id=event.id,
-            at=event.at,
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            reason=event.reason,
-            data=event.data,
-        )
-        if actual != event.hash:
+        if content_hash(event) != event.hash:
             return VerifyResult(
                 False, checked, expected_prev, event.id,
                 f"row {event.id} was altered (content does not match its hash)",

@@ -134,7 +134,7 @@ def user_create(
     """Create an admin or proctor account (password from a prompt or --password-stdin)."""
     from app.auth import service
     from app.auth.models import Role
-    from app.auth.security import password_hasher
+    from app.auth.security import settings_hasher
 
     if role not in {r.value for r in Role}:
         raise fail(f"--role must be admin or proctor, not {role!r}", 2)
@@ -142,8 +142,7 @@ def user_create(
     password = _read_password(password_stdin)
     database = _database()
     _require_current_schema(database)
-    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
-                             settings.argon2_parallelism)
+    hasher = settings_hasher(settings)
     try:
         with database.transaction() as db:
             user = service.create_user(db, hasher=hasher, username=username, password=password,
@@ -165,14 +164,13 @@ def user_set_password(
 
     from app.auth import service
     from app.auth.models import User
-    from app.auth.security import password_hasher
+    from app.auth.security import settings_hasher
 
     settings = get_settings()
     password = _read_password(password_stdin)
     database = _database()
     _require_current_schema(database)
-    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
-                             settings.argon2_parallelism)
+    hasher = settings_hasher(settings)
     try:
         with database.transaction() as db:
             user = db.scalar(select(User).where(User.username == username.strip().lower()))

@@ -27,7 +27,7 @@ from app.auth.security import (
     encrypt_token,
     keyed_digest,
     new_participant_token,
-    password_hasher,
+    settings_hasher,
 )
 from app.bank.models import BankKind, BankVersion, Item, ItemBank, ItemKind, ItemOption
 from app.delivery.models import JobGroup, Participant, ProctorAssignment, RosterEntry, TestSession
@@ -163,8 +163,7 @@ def _ensure_user(db: Session, settings: Settings, spec: tuple[str, str, str], ro
                  now: datetime, report: DemoReport) -> User:
     user = db.scalar(select(User).where(User.username == spec[0]))
     if user is None:
-        hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
-                                 settings.argon2_parallelism)
+        hasher = settings_hasher(settings)
         user = auth_service.create_user(db, hasher=hasher, username=spec[0], password=spec[1],
                                         role=role, full_name=spec[2], actor="demo", now=now)
         report.created.append(f"user {spec[0]}")

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import __version__, dashboard, system
 from app.auth import routes as auth_routes
 from app.auth.deps import Forbidden, LoginRequired, csrf_protect
-from app.auth.security import password_hasher
+from app.auth.security import settings_hasher
 from app.clock import Clock, SystemClock
 from app.db import Database
 from app.settings import Settings, get_settings
@@ -110,9 +110,7 @@ def create_app(
     app.state.secret = settings.resolved_secret()
     app.state.db = db
     app.state.clock = clock or SystemClock()
-    app.state.password_hasher = password_hasher(
-        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
-    )
+    app.state.password_hasher = settings_hasher(settings)
 
     install_filters(settings.timezone)
     app.add_middleware(

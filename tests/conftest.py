@@ -58,26 +58,24 @@ def pytest_sessionfinish(session, exitstatus):
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def create_pg_database(prefix: str = "cact_test") -> str:
-    """Create an empty database and return its URL (the caller drops it)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+def _pg_admin(statement: str) -> None:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(statement))
     finally:
         admin.dispose()
+
+
+def create_pg_database(prefix: str = "cact_test") -> str:
+    """Create an empty database and return its URL (the caller drops it)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
     return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_pg_database(url: str) -> None:
-    name = make_url(url).database
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
+    _pg_admin(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
 
 
 def pg_reachable() -> str | None:
@@ -217,10 +215,9 @@ def make_user(database: Database, settings: Settings, clock: FrozenClock):
     """Create a staff account directly through the service (committed)."""
     from app.auth import service
     from app.auth.models import Role
-    from app.auth.security import password_hasher
+    from app.auth.security import settings_hasher
 
-    hasher = password_hasher(settings.argon2_time_cost, settings.argon2_memory_kib,
-                             settings.argon2_parallelism)
+    hasher = settings_hasher(settings)
 
     def make(username: str, role: str = "admin", password: str = "correct-horse-1") -> str:
         with database.transaction() as session:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 from functools import lru_cache
+from typing import Any
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -22,6 +23,13 @@ TOKEN_LENGTH = 8
 def password_hasher(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHasher:
     return PasswordHasher(
         time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism, type=Type.ID
+    )
+
+
+def settings_hasher(settings: Any) -> PasswordHasher:
+    """The hasher configured by CACT_ARGON2_* settings."""
+    return password_hasher(
+        settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism
     )
 
 

@@ -50,6 +50,7 @@ test: install-test
 
 bench: install-test
 	$(BIN)/python bench/foundation.py
+	$(BIN)/python bench/bank_import.py --items 5000
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-results

@@ -25,8 +25,12 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Database schema: upgrade, downgrade, status.", no_args_is_help=True)
 user_cli = typer.Typer(help="Admin and proctor accounts.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+bank_cli = typer.Typer(help="Item banks: import, export, key corrections.", no_args_is_help=True)
+blueprint_cli = typer.Typer(help="Test blueprints: import, list.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
+cli.add_typer(bank_cli, name="bank")
+cli.add_typer(blueprint_cli, name="blueprint")
 cli.add_typer(audit_cli, name="audit")
 
 
@@ -196,6 +200,190 @@ def user_list() -> None:
         for user in db.scalars(select(User).order_by(User.username)):
             state = "active" if user.is_active else "disabled"
             typer.echo(f"{user.username}\t{user.role.value}\t{state}\t{user.full_name}")
+
+
+# -- banks and blueprints -----------------------------------------------------------------------
+
+
+def _print_problems(problems) -> None:
+    typer.secho(f"Nothing was imported: {len(problems)} problem(s).", fg=typer.colors.RED,
+                err=True)
+    for problem in problems:
+        typer.echo(f"  {problem}", err=True)
+
+
+@bank_cli.command("import")
+def bank_import(
+    path: Annotated[str, typer.Argument(help="Bank file (.yaml/.json/.csv/.xml/.zip) or folder")],
+    code: Annotated[str, typer.Option(help="Bank code (CSV and QTI)")] = "",
+    title: Annotated[str, typer.Option(help="Bank title (CSV and QTI)")] = "",
+    kind: Annotated[str, typer.Option(help="potensi or kompetensi (CSV and QTI)")] = "",
+    construct: Annotated[str, typer.Option(help="Default construct for QTI items")] = "",
+    skip_unsupported: Annotated[bool, typer.Option(
+        "--skip-unsupported", help="Import a QTI package without its unsupported items")] = False,
+) -> None:
+    """Import a bank as a new version; prints bank code and version, or every problem."""
+    from pathlib import Path
+
+    from app.bank.parsed import ImportFailed
+    from app.bank.service import ImportOptions, import_bank, read_path
+
+    if not Path(path).exists():
+        raise fail(f"{path}: no such file or folder")
+    database = _database()
+    _require_current_schema(database)
+    options = ImportOptions(code=code, title=title, kind=kind, default_construct=construct,
+                            skip_unsupported=skip_unsupported)
+    try:
+        with database.transaction() as db:
+            outcome = import_bank(db, read_path(Path(path)), source=Path(path).name,
+                                  options=options, actor="cli", actor_id=None, now=_now())
+    except ImportFailed as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    for skipped in outcome.skipped:
+        typer.secho(f"  skipped: {skipped}", fg=typer.colors.YELLOW)
+    state = "imported" if outcome.created else "unchanged (identical to this version)"
+    typer.echo(f"{outcome.bank_code} version {outcome.version}: {outcome.item_count} items, "
+               f"{state}")
+
+
+@bank_cli.command("export")
+def bank_export(
+    code: str,
+    out: Annotated[str, typer.Option("--out", help="Zip file to write")],
+    version: Annotated[int, typer.Option("--version", help="Version (default: newest)")] = 0,
+) -> None:
+    """Write a bank version as a CACT bank zip (bank.yaml + media/)."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from app.bank.export import export_version_zip
+    from app.bank.models import BankVersion, ItemBank
+
+    database = _database()
+    _require_current_schema(database)
+    with database.transaction(write=False) as db:
+        bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
+        if bank is None:
+            raise fail(f"No bank {code!r}")
+        query = select(BankVersion).where(BankVersion.bank_id == bank.id)
+        query = (query.where(BankVersion.version == version) if version
+                 else query.order_by(BankVersion.version.desc()).limit(1))
+        found = db.scalar(query)
+        if found is None:
+            raise fail(f"Bank {code} has no version {version}")
+        data = export_version_zip(db, found)
+    Path(out).write_bytes(data)
+    typer.echo(f"{code} version {found.version} written to {out}")
+
+
+@bank_cli.command("list")
+def bank_list() -> None:
+    """Banks with their versions and item counts."""
+    from sqlalchemy import func, select
+
+    from app.bank.models import BankVersion, Item, ItemBank
+
+    database = _database()
+    _require_current_schema(database)
+    with database.transaction(write=False) as db:
+        rows = db.execute(
+            select(ItemBank.code, ItemBank.kind, BankVersion.version, BankVersion.frozen,
+                   func.count(Item.id))
+            .join(BankVersion, BankVersion.bank_id == ItemBank.id)
+            .outerjoin(Item, Item.bank_version_id == BankVersion.id)
+            .group_by(ItemBank.code, ItemBank.kind, BankVersion.version, BankVersion.frozen)
+            .order_by(ItemBank.code, BankVersion.version))
+        for code, kind, number, frozen, items in rows:
+            typer.echo(f"{code}\tv{number}\t{kind.value}\t{items} items"
+                       + ("\tfrozen" if frozen else ""))
+
+
+@bank_cli.command("correct-key")
+def bank_correct_key(
+    code: str,
+    item: Annotated[str, typer.Argument(help="Item code")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the key is corrected")],
+    version: Annotated[int, typer.Option("--version")] = 0,
+    key: Annotated[str, typer.Option("--key", help="New key option (single items)")] = "",
+    weights: Annotated[str, typer.Option(
+        "--weights", help="New weights, e.g. A=5,B=3,C=1 (other kinds)")] = "",
+) -> None:
+    """Correct the key or weights of one item, also in a frozen version (audited)."""
+    from decimal import Decimal, InvalidOperation
+
+    from sqlalchemy import select
+
+    from app.bank.models import BankVersion, Item, ItemBank
+    from app.bank.service import correct_key
+
+    parsed = None
+    if weights:
+        try:
+            parsed = {k.strip(): Decimal(v) for k, v in
+                      (pair.split("=", 1) for pair in weights.split(","))}
+        except (ValueError, InvalidOperation):
+            raise fail("--weights must look like A=5,B=3,C=1", 2) from None
+    database = _database()
+    _require_current_schema(database)
+    try:
+        with database.transaction() as db:
+            query = (select(Item).join(BankVersion, BankVersion.id == Item.bank_version_id)
+                     .join(ItemBank, ItemBank.id == BankVersion.bank_id)
+                     .where(ItemBank.code == code, Item.code == item))
+            query = (query.where(BankVersion.version == version) if version
+                     else query.order_by(BankVersion.version.desc()).limit(1))
+            found = db.scalar(query)
+            if found is None:
+                raise fail(f"No item {item} in bank {code}")
+            correction = correct_key(db, item=found, key=key or None, weights=parsed,
+                                     reason=reason, actor="cli", actor_id=None, now=_now())
+            revision = correction.revision
+    except ValueError as exc:
+        raise fail(f"Not corrected: {exc}") from None
+    typer.echo(f"Key of {item} corrected (key revision {revision})")
+
+
+@blueprint_cli.command("import")
+def blueprint_import(path: str) -> None:
+    """Import (create or replace) a blueprint from a cact-blueprint/1 YAML file."""
+    from pathlib import Path
+
+    from app.assembly.service import import_blueprint
+    from app.bank.parsed import ImportFailed
+
+    file = Path(path)
+    if not file.is_file():
+        raise fail(f"{path}: no such file")
+    database = _database()
+    _require_current_schema(database)
+    try:
+        with database.transaction() as db:
+            blueprint = import_blueprint(db, file.read_text(encoding="utf-8"), source=file.name,
+                                         actor="cli", now=_now())
+            summary = f"{blueprint.code}: {len(blueprint.spec['sections'])} sections"
+    except ImportFailed as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    typer.echo(f"Blueprint {summary}")
+
+
+@blueprint_cli.command("list")
+def blueprint_list() -> None:
+    """Blueprints with their sections and item counts."""
+    from sqlalchemy import select
+
+    from app.assembly.models import Blueprint
+
+    database = _database()
+    _require_current_schema(database)
+    with database.transaction(write=False) as db:
+        for bp in db.scalars(select(Blueprint).order_by(Blueprint.code)):
+            sections = bp.spec.get("sections", [])
+            items = sum(p["count"] for s in sections for p in s["picks"])
+            typer.echo(f"{bp.code}\t{bp.name}\t{len(sections)} sections\t{items} items")
 
 
 # -- demo, serve --------------------------------------------------------------------------------

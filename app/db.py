@@ -129,6 +129,8 @@ class Database:
     """The engine plus the two session factories (read, write) of one process."""
 
     def __init__(self, url: str, *, busy_timeout_ms: int = 10000) -> None:
+        import app.models  # noqa: F401 - every table mapped, so foreign keys resolve anywhere
+
         self.url = url
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"

@@ -1,5 +1,6 @@
-"""Demo data for a first look and for training proctors: two accounts, a small potensi bank and
-a kompetensi bank, a half-day blueprint, and an open session DEMO with 36 participants.
+"""Demo data for a first look and for training proctors: two accounts, the sample potensi and
+kompetensi banks and half-day blueprint from itembank/samples, and an open session DEMO with
+36 participants.
 
 Idempotent: every object is looked up by its natural key first, so running it again adds
 nothing and prints the same logins (tokens are decrypted, not regenerated).
@@ -7,19 +8,18 @@ nothing and prints the same logins (tokens are decrypted, not regenerated).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.assembly.models import Blueprint, BlueprintBankVersion
+from app.assembly.models import Blueprint
+from app.assembly.service import blueprint_version_ids, import_blueprint
 from app.auth import service as auth_service
 from app.auth.models import Role, User
 from app.auth.security import (
@@ -29,88 +29,18 @@ from app.auth.security import (
     new_participant_token,
     settings_hasher,
 )
-from app.bank.models import BankKind, BankVersion, Item, ItemBank, ItemKind, ItemOption
+from app.bank.service import ImportOptions, freeze_versions, import_bank, read_path
 from app.delivery.models import JobGroup, Participant, ProctorAssignment, RosterEntry, TestSession
-from app.scoring.standards import COMPETENCIES, load_default_standards
+from app.scoring.standards import load_default_standards
 from app.settings import Settings
 
 DEMO_ADMIN = ("admin", "demo-admin-2026", "Admin Demo")
 DEMO_PROCTOR = ("pengawas", "demo-pengawas-2026", "Pengawas Demo")
 SESSION_CODE = "DEMO"
-BLUEPRINT_CODE = "DEMO-CACT"
+SAMPLES = Path(__file__).resolve().parent.parent / "itembank" / "samples"
+BLUEPRINT_FILE = "cact-setengah-hari.blueprint.yaml"
+BLUEPRINT_CODE = "CACT-SETENGAH-HARI"
 PARTICIPANT_COUNT = 36
-
-# -- item content (Indonesian) ------------------------------------------------------------------
-
-POTENSI_ITEMS = [
-    ("NUM-01", "potensi.numerik", "Jika 3 orang menyelesaikan 12 berkas dalam 2 jam, berapa berkas "
-     "yang diselesaikan 5 orang dalam 3 jam dengan kecepatan yang sama?", ["20", "24", "30", "36"], 2),
-    ("NUM-02", "potensi.numerik", "Anggaran kegiatan Rp 48 juta telah terserap 35%. Berapa sisa "
-     "anggaran?", ["Rp 16,8 juta", "Rp 28,4 juta", "Rp 31,2 juta", "Rp 33,6 juta"], 2),
-    ("NUM-03", "potensi.numerik", "Lanjutkan deret: 2, 6, 12, 20, 30, …", ["40", "42", "44", "46"], 1),
-    ("NUM-04", "potensi.numerik", "Rata-rata nilai 4 pegawai adalah 80. Satu pegawai baru bernilai "
-     "90 bergabung. Berapa rata-rata sekarang?", ["82", "84", "85", "86"], 0),
-    ("NUM-05", "potensi.numerik", "Sebuah layanan melayani 150 warga per hari. Setelah perbaikan "
-     "alur naik 20%. Berapa warga dilayani per hari?", ["170", "175", "180", "190"], 2),
-    ("VER-01", "potensi.verbal", "Sinonim kata <strong>akuntabel</strong> adalah …",
-     ["dapat dipertanggungjawabkan", "dapat dihitung", "mudah diakses", "sesuai anggaran"], 0),
-    ("VER-02", "potensi.verbal", "Antonim kata <strong>sentralisasi</strong> adalah …",
-     ["konsentrasi", "desentralisasi", "integrasi", "koordinasi"], 1),
-    ("VER-03", "potensi.verbal", "PERATURAN : UNDANG-UNDANG = … : …",
-     ["kota : provinsi", "pasal : ayat", "anggota : ketua", "desa : dusun"], 0),
-    ("VER-04", "potensi.verbal", "Semua pegawai yang disiplin mendapat penghargaan. Sebagian "
-     "pegawai bagian umum disiplin. Kesimpulan yang tepat adalah …",
-     ["Semua pegawai bagian umum mendapat penghargaan",
-      "Sebagian pegawai bagian umum mendapat penghargaan",
-      "Tidak ada pegawai bagian umum yang mendapat penghargaan",
-      "Pegawai yang mendapat penghargaan pasti dari bagian umum"], 1),
-    ("VER-05", "potensi.verbal", "Kata baku yang tepat adalah …",
-     ["analisa", "apotik", "kualitas", "resiko"], 2),
-]
-
-# One situational-judgement item per competency; options carry weights 1-5.
-KOMPETENSI_ITEMS = [
-    ("integritas", "Rekan kerja meminta Anda menandatangani daftar hadir rapat yang tidak ia "
-     "ikuti agar uang transportnya cair. Apa yang Anda lakukan?",
-     [("Menolak dan menjelaskan bahwa daftar hadir harus sesuai kenyataan", 5),
-      ("Menolak tanpa penjelasan", 3), ("Menandatangani karena hanya sekali", 1),
-      ("Meminta atasan yang memutuskan", 2)]),
-    ("kerjasama", "Tim Anda harus menyelesaikan laporan bersama, tetapi satu anggota tertinggal. "
-     "Apa yang Anda lakukan?",
-     [("Mengerjakan bagiannya sendiri diam-diam", 2),
-      ("Mengajaknya berdiskusi dan membagi ulang tugas bersama tim", 5),
-      ("Melaporkannya kepada atasan", 3), ("Membiarkan karena bukan tanggung jawab Anda", 1)]),
-    ("komunikasi", "Warga salah paham atas informasi persyaratan layanan yang Anda sampaikan. "
-     "Apa yang Anda lakukan?",
-     [("Menjelaskan ulang dengan bahasa sederhana dan memastikan ia mengerti", 5),
-      ("Memberikan brosur saja", 3), ("Meminta ia membaca pengumuman", 2),
-      ("Menyampaikan bahwa informasi sudah jelas", 1)]),
-    ("orientasi_hasil", "Target penyelesaian izin bulan ini terancam tidak tercapai. Apa yang "
-     "Anda lakukan?",
-     [("Menunggu arahan atasan", 2), ("Menganalisis hambatan dan menyusun langkah percepatan", 5),
-      ("Lembur sendiri tanpa perubahan cara kerja", 3), ("Menerima bahwa target terlalu tinggi", 1)]),
-    ("pelayanan_publik", "Seorang warga lanjut usia datang saat loket hampir tutup. Apa yang "
-     "Anda lakukan?",
-     [("Memintanya kembali besok", 2), ("Melayaninya sampai selesai sesuai prosedur", 5),
-      ("Memberikan nomor antrean untuk besok pagi", 3), ("Menutup loket tepat waktu", 1)]),
-    ("pengembangan_diri", "Unit Anda mulai memakai aplikasi baru yang belum Anda kuasai. Apa "
-     "yang Anda lakukan?",
-     [("Mempelajarinya dan membantu rekan yang kesulitan", 5),
-      ("Menunggu pelatihan resmi", 2), ("Meminta rekan mengerjakan bagian Anda", 1),
-      ("Mempelajari seperlunya", 3)]),
-    ("mengelola_perubahan", "Prosedur kerja diubah mendadak oleh pimpinan. Apa yang Anda "
-     "lakukan?",
-     [("Tetap memakai prosedur lama", 1), ("Menyesuaikan diri dan membantu tim memahami perubahan", 5),
-      ("Mengikuti sambil mengeluh", 2), ("Mengikuti perubahan untuk pekerjaan sendiri", 3)]),
-    ("pengambilan_keputusan", "Dua permohonan mendesak datang bersamaan dan sumber daya hanya "
-     "cukup untuk satu. Apa yang Anda lakukan?",
-     [("Memilih yang datang lebih dulu", 2), ("Menimbang dampak, aturan, dan risiko, lalu memutuskan", 5),
-      ("Menyerahkan kepada atasan", 3), ("Menunda keduanya", 1)]),
-    ("perekat_bangsa", "Dalam tim Anda ada pegawai dari berbagai suku dan agama yang berselisih "
-     "soal jadwal kegiatan. Apa yang Anda lakukan?",
-     [("Memfasilitasi kesepakatan yang menghormati semua pihak", 5),
-      ("Mengikuti suara terbanyak", 3), ("Menghindari masalah", 1), ("Meminta atasan mengatur", 2)]),
-]
 
 FIRST_NAMES = ["Ahmad", "Siti", "Budi", "Dewi", "Rudi", "Ratna", "Agus", "Nur", "Hendra", "Lestari",
                "Joko", "Wulan", "Yusuf", "Fitri", "Made", "Komang", "Andi", "Rina", "Bayu", "Maria"]
@@ -155,10 +85,6 @@ def _nip(rng: random.Random, index: int) -> str:
     return f"{birth:%Y%m%d}{appointed[0]:04d}{appointed[1]:02d}{sex}{index + 1:03d}"
 
 
-def _checksum(content: object) -> str:
-    return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _ensure_user(db: Session, settings: Settings, spec: tuple[str, str, str], role: Role,
                  now: datetime, report: DemoReport) -> User:
     user = db.scalar(select(User).where(User.username == spec[0]))
@@ -170,50 +96,12 @@ def _ensure_user(db: Session, settings: Settings, spec: tuple[str, str, str], ro
     return user
 
 
-def _ensure_bank(db: Session, code: str, title: str, kind: BankKind, items: list[dict],
-                 rules: dict, now: datetime, report: DemoReport) -> BankVersion:
-    bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
-    if bank is None:
-        bank = ItemBank(code=code, title=title, kind=kind, created_at=now)
-        db.add(bank)
-        db.flush()
-    version = db.scalar(select(BankVersion).where(BankVersion.bank_id == bank.id)
-                        .order_by(BankVersion.version))
-    if version is not None:
-        return version
-    version = BankVersion(bank_id=bank.id, version=1, checksum=_checksum([items, rules]),
-                          frozen=True, scoring_rules=rules, source_filename="demo",
-                          created_at=now)
-    db.add(version)
-    db.flush()
-    for spec in items:
-        item = Item(bank_version_id=version.id, code=spec["code"], kind=spec["kind"],
-                    construct=spec["construct"], level=None, stem=spec["stem"], media=[],
-                    scoring={}, tags=["demo"], meta={})
-        db.add(item)
-        db.flush()
-        for pos, (text, is_key, weight) in enumerate(spec["options"]):
-            db.add(ItemOption(item_id=item.id, position=pos, label="ABCDE"[pos], content=text,
-                              is_key=is_key, weight=weight))
-    report.created.append(f"bank {code} ({len(items)} items)")
-    return version
-
-
-def _potensi_items() -> list[dict]:
-    return [
-        {"code": code, "kind": ItemKind.single, "construct": construct, "stem": stem,
-         "options": [(text, i == key, None) for i, text in enumerate(options)]}
-        for code, construct, stem, options, key in POTENSI_ITEMS
-    ]
-
-
-def _kompetensi_items() -> list[dict]:
-    return [
-        {"code": f"SJT-{competency.upper()[:12]}", "kind": ItemKind.weighted,
-         "construct": f"kompetensi.{competency}", "stem": stem,
-         "options": [(text, False, Decimal(weight)) for text, weight in options]}
-        for competency, stem, options in KOMPETENSI_ITEMS
-    ]
+def _ensure_bank(db: Session, folder: str, now: datetime, report: DemoReport) -> int:
+    outcome = import_bank(db, read_path(SAMPLES / folder), source=f"itembank/samples/{folder}",
+                          options=ImportOptions(), actor="demo", actor_id=None, now=now)
+    if outcome.created:
+        report.created.append(f"bank {outcome.bank_code} ({outcome.item_count} items)")
+    return outcome.version_id
 
 
 def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
@@ -223,34 +111,13 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
     _ensure_user(db, settings, DEMO_ADMIN, Role.admin, now, report)
     proctor = _ensure_user(db, settings, DEMO_PROCTOR, Role.proctor, now, report)
 
-    pot = _ensure_bank(db, "DEMO-POTENSI", "Potensi (contoh)", BankKind.potensi, _potensi_items(),
-                       {"points": {"single": {"correct": 5, "wrong": 0}}}, now, report)
-    kom = _ensure_bank(db, "DEMO-KOMPETENSI", "Kompetensi manajerial dan sosial kultural (contoh)",
-                       BankKind.kompetensi, _kompetensi_items(),
-                       {"cut_scores": {f"kompetensi.{c}": [1, 2, 3, 4, 5] for c in COMPETENCIES}},
-                       now, report)
-
+    _ensure_bank(db, "potensi", now, report)
+    _ensure_bank(db, "kompetensi", now, report)
     blueprint = db.scalar(select(Blueprint).where(Blueprint.code == BLUEPRINT_CODE))
     if blueprint is None:
-        spec = {"sections": [
-            {"title": "Potensi", "instructions": "Pilih satu jawaban yang paling tepat.",
-             "time_limit_s": 15 * 60, "shuffle_items": True, "shuffle_options": True,
-             "allow_back": True,
-             "picks": [{"bank_version_id": pot.id, "construct": "potensi.numerik", "count": 5},
-                       {"bank_version_id": pot.id, "construct": "potensi.verbal", "count": 5}]},
-            {"title": "Kompetensi", "instructions": "Pilih tindakan yang paling mungkin Anda "
-             "lakukan dalam situasi tersebut.", "time_limit_s": 20 * 60, "shuffle_items": True,
-             "shuffle_options": True, "allow_back": True,
-             "picks": [{"bank_version_id": kom.id, "construct": f"kompetensi.{c}", "count": 1}
-                       for c in COMPETENCIES]},
-        ]}
-        blueprint = Blueprint(code=BLUEPRINT_CODE, name="CACT setengah hari (contoh)",
-                              description="Potensi dan kompetensi, 35 menit.", time_limit_s=None,
-                              spec=spec, created_at=now)
-        db.add(blueprint)
-        db.flush()
-        db.add_all([BlueprintBankVersion(blueprint_id=blueprint.id, bank_version_id=v.id)
-                    for v in (pot, kom)])
+        path = SAMPLES / BLUEPRINT_FILE
+        blueprint = import_blueprint(db, path.read_text(encoding="utf-8"), source=path.name,
+                                     actor="demo", now=now)
         report.created.append(f"blueprint {BLUEPRINT_CODE}")
 
     session = db.scalar(select(TestSession).where(TestSession.code == SESSION_CODE))
@@ -266,6 +133,7 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
         db.add(session)
         db.flush()
         db.add(ProctorAssignment(session_id=session.id, user_id=proctor.id))
+        freeze_versions(db, blueprint_version_ids(db, blueprint.id))
         report.created.append(f"session {SESSION_CODE}")
 
     rng = random.Random(20261102)  # fixed: the same demo people on every machine

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, dashboard, system
+from app.assembly import routes as assembly_routes
 from app.auth import routes as auth_routes
+from app.bank import routes as bank_routes
+from app.delivery import api as taker_api
+from app.delivery import taker_routes
+from app.delivery.attempts import TakerError
+from app.delivery.deps import TakerLoginRequired
 from app.auth.deps import Forbidden, LoginRequired, csrf_protect
 from app.auth.security import settings_hasher
 from app.clock import Clock, SystemClock
@@ -30,6 +41,8 @@ from app.web import (
 )
 
 
+logger = logging.getLogger("cact")
+
 # Every router the app serves. Tests walk this list to check each route's access rule, so a
 # route can only be added through it.
 ROUTERS: tuple[APIRouter, ...] = (
@@ -37,6 +50,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth_routes.router,
     auth_routes.admin_router,
     dashboard.router,
+    bank_routes.router,
+    assembly_routes.router,
+    taker_api.router,
+    taker_routes.router,
 )
 
 
@@ -63,6 +80,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         return render(request, "errors/error.html", status_code=403,
                       title_key="error.forbidden_title", message_key="error.forbidden")
 
+    @app.exception_handler(TakerError)
+    async def _taker(request: Request, exc: TakerError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        if _wants_json(request) or request.url.path.startswith(("/ujian/jawaban",
+                                                                 "/ujian/status")):
+            return JSONResponse({"detail": exc.detail, "code": exc.key},
+                                status_code=exc.status, headers=headers)
+        return render(request, "errors/error.html", status_code=exc.status, headers=headers,
+                      title_key="taker.error_title", message_key=exc.key)
+
+    @app.exception_handler(TakerLoginRequired)
+    async def _taker_login(request: Request, _exc: TakerLoginRequired) -> Response:
+        return redirect(request, "/")
+
     @app.exception_handler(CSRFError)
     async def _csrf(request: Request, _exc: CSRFError) -> Response:
         return render(request, "errors/error.html", status_code=403,
@@ -80,9 +111,33 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         if _wants_json(request):
-            return JSONResponse({"detail": exc.errors()}, status_code=422)
+            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
         return render(request, "errors/error.html", status_code=422,
                       title_key="error.invalid_title", message_key="error.invalid")
+
+
+def _sweep_once(app: FastAPI) -> int:
+    from app.delivery.attempts import any_due, sweep
+
+    now = app.state.clock.now()
+    with app.state.db.transaction(write=False) as session:
+        if not any_due(session, now=now):
+            return 0
+    with app.state.db.transaction() as session:
+        return sweep(session, now=now)
+
+
+async def _sweeper(app: FastAPI) -> None:
+    """Closes attempts whose time ran out even when no browser asks (every worker runs one;
+    the updates are idempotent, so several workers do no harm)."""
+    while True:
+        await asyncio.sleep(app.state.settings.sweep_interval_s)
+        try:
+            closed = await run_in_threadpool(_sweep_once, app)
+            if closed:
+                logger.info("sweeper closed %d attempt(s)", closed)
+        except Exception:  # noqa: BLE001 - a busy or unreachable database must not kill it
+            logger.exception("sweeper run failed; trying again")
 
 
 def create_app(
@@ -92,8 +147,12 @@ def create_app(
     db = database or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_sweeper(app))
         yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         if database is None:
             db.dispose()
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=19456)
     argon2_parallelism: int = Field(default=1, ge=1, le=8)
     sqlite_busy_timeout_ms: int = Field(default=10000, ge=100)
+    # Saves that were in flight when a deadline passed are still accepted this long after it.
+    save_grace_s: int = Field(default=15, ge=0, le=300)
+    # How often each worker closes attempts whose time ran out (takers whose browser is gone).
+    sweep_interval_s: int = Field(default=10, ge=1, le=600)
     # Addresses whose X-Forwarded-* headers are trusted (the nginx in front of the workers).
     forwarded_allow_ips: str = "127.0.0.1"
 

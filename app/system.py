@@ -1,16 +1,14 @@
-"""Deployment endpoints: health check, the landing page, and the API documentation page served
+"""Deployment endpoints: health check and the API documentation page served
 with vendored Swagger UI (no CDN, no inline script)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import __version__
-from app.auth.deps import OptionalStaff
-from app.auth.models import Role
-from app.web import redirect, render, templates
+from app.web import templates
 
 router = APIRouter()
 
@@ -26,13 +24,6 @@ def healthz(request: Request) -> JSONResponse:
             status_code=503,
         )
     return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
-
-
-@router.get("/", include_in_schema=False)
-def home(request: Request, user: OptionalStaff) -> Response:
-    if user is not None:
-        return redirect(request, "/admin" if user.role == Role.admin else "/proctor")
-    return render(request, "home.html")
 
 
 @router.get("/docs", include_in_schema=False)

@@ -4,6 +4,8 @@ the security headers every response carries."""
 from __future__ import annotations
 
 import json
+import re
+from decimal import Decimal
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
@@ -54,8 +56,15 @@ SECURITY_HEADERS = [
 
 @lru_cache
 def messages(lang: str) -> dict[str, str]:
-    with (LOCALES_DIR / f"{lang}.json").open(encoding="utf-8") as fh:
-        return json.load(fh)
+    """{lang}.json plus every {lang}.<area>.json (one file per feature area keeps edits apart)."""
+    merged: dict[str, str] = {}
+    for path in [LOCALES_DIR / f"{lang}.json", *sorted(LOCALES_DIR.glob(f"{lang}.*.json"))]:
+        with path.open(encoding="utf-8") as fh:
+            for key, value in json.load(fh).items():
+                if key in merged:
+                    raise ValueError(f"{path.name}: message {key!r} is defined twice")
+                merged[key] = value
+    return merged
 
 
 def translate(lang: str, key: str, **params: Any) -> str:
@@ -116,6 +125,29 @@ def install_filters(timezone: str) -> None:
         return value.astimezone(zone).strftime(fmt) if value else ""
 
     templates.env.filters["local"] = local
+
+
+_MEDIA_SRC = re.compile(r'src="media/')
+
+
+def _media(html: str, version_id: int, prefix: str = "/media/") -> str:
+    """Item HTML refers to its images as media/NAME; the server serves them per version
+    (staff under /media/, takers under /ujian/media/ with their own access check)."""
+    return _MEDIA_SRC.sub(f'src="{prefix}{int(version_id)}/', html)
+
+
+def _number(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")  # 5.000 -> "5", 2.500 -> "2.5"
+    return str(value)
+
+
+templates.env.filters["media"] = _media
+templates.env.filters["number"] = _number
+templates.env.filters["pair"] = lambda value: (value, value)
+templates.env.filters["construct_option"] = lambda row: (row[0], f"{row[0]} ({row[1]})")
 
 
 def is_htmx(request: Request) -> bool:

@@ -172,7 +172,7 @@ def throttle_wait(db: Session, *, username: str, client_addr: str, now: datetime
     return int(wait.total_seconds() + 0.999)
 
 
-def _register_failure(db: Session, *, username: str, client_addr: str, now: datetime) -> None:
+def register_failure(db: Session, *, username: str, client_addr: str, now: datetime) -> None:
     # Forgotten counters are removed here so the table stays as small as the live attack.
     db.execute(delete(LoginThrottle).where(LoginThrottle.window_start < now - FORGET_AFTER))
     keys = _throttle_keys(username, client_addr)
@@ -194,7 +194,7 @@ def _register_failure(db: Session, *, username: str, client_addr: str, now: date
         row.locked_until = now + lock if lock else None
 
 
-def _clear_failures(db: Session, *, username: str, client_addr: str) -> None:
+def clear_failures(db: Session, *, username: str, client_addr: str) -> None:
     keys = _throttle_keys(username, client_addr)
     db.execute(delete(LoginThrottle).where(LoginThrottle.key.in_([keys["acctip"], keys["acct"]])))
 
@@ -222,7 +222,7 @@ def authenticate(
     else:
         ok = verify_password(hasher, user.password_hash, password) and user.is_active
     if not ok:
-        _register_failure(db, username=name, client_addr=client_addr, now=now)
+        register_failure(db, username=name, client_addr=client_addr, now=now)
         audit.record(db, actor=f"addr:{client_addr}", action="auth.login_failed",
                      target=f"user:{name}", now=now,
                      data={"known_user": user is not None})
@@ -231,7 +231,7 @@ def authenticate(
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(hasher, password)
     user.last_login_at = now
-    _clear_failures(db, username=name, client_addr=client_addr)
+    clear_failures(db, username=name, client_addr=client_addr)
     audit.record(db, actor=f"user:{user.username}", action="auth.login", target=f"user:{name}",
                  now=now, data={"addr": client_addr})
     return LoginOutcome(user)

@@ -124,11 +124,13 @@ class Attempt(Base):
     paused_total_s: Mapped[int] = mapped_column(default=0)
     current_section: Mapped[int] = mapped_column(default=0)
     workstation_id: Mapped[str | None] = mapped_column(String(64))  # the seat that may save
-    access_token_hmac: Mapped[str | None] = mapped_column(String(64))
+    access_token_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
     last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     submit_reason: Mapped[str] = mapped_column(String(32), default="")
+
+    __table_args__ = (Index("ix_attempts_session_id_state", "session_id", "state"),)
 
 
 class AttemptSection(Base):

@@ -20,6 +20,23 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
 ]
 ADMIN = ("admin", "e2e-admin-password")
+_ENV: dict = {}
+
+SETUP_EXAMS = """
+import json
+from app.clock import SystemClock
+from app.db import Database
+from app.settings import get_settings
+from tests.factories import make_open_session
+settings = get_settings()
+database = Database(settings.database_url)
+with database.transaction() as db:
+    _, normal = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
+                                  participants=6, code="E2E")
+    _, short = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
+                                 participants=2, code="E2E-SHORT", first=50, section_seconds=6)
+print(json.dumps({"normal": normal, "short": short}))
+"""
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +84,20 @@ def live_server(tmp_path_factory) -> str:
             proc.kill()
             raise RuntimeError((data_dir / "server.log").read_text())
         time.sleep(0.2)
+    _ENV["env"] = env
     yield base
     proc.terminate()
     proc.wait(timeout=10)
     log.close()
+
+
+@pytest.fixture(scope="session")
+def exam_logins(live_server) -> dict[str, list[list[str]]]:
+    """Two open sessions on the live server: E2E (10 + 5 minute sections) and E2E-SHORT
+    (6-second sections, for the clock). Each test takes its own participants."""
+    import json
+
+    result = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=_ENV["env"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

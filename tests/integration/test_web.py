@@ -17,7 +17,11 @@ from tests.conftest import FAST_ARGON2, csrf_from, staff_login
 PUBLIC_ROUTES = {
     ("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("POST", "/lang"),
     ("GET", "/healthz"), ("GET", "/docs"), ("GET", "/openapi.json"),
+    ("POST", "/ujian/masuk"), ("POST", "/ujian/keluar"), ("POST", "/api/v1/taker/login"),
 }
+# Taker routes answer an anonymous browser by sending it to the taker login page ("/"), and
+# the page's own JSON calls with 401, like the API.
+TAKER_JSON = ("/ujian/jawaban/", "/ujian/status")
 
 
 class ScriptAudit(HTMLParser):
@@ -89,9 +93,12 @@ def test_every_route_refuses_anonymous_users_unless_public(app, client):
             path = re.sub(r"\{[^}]+\}", "1", route.path)
             token = csrf_from(client.get("/login").text)
             response = client.request(method, path, data={"csrf_token": token},
-                                      follow_redirects=False)
-            if path.startswith("/api/"):
-                assert response.status_code == 401, (method, path)
+                                      headers={"X-CSRF-Token": token}, follow_redirects=False)
+            if path.startswith("/api/") or path.startswith(TAKER_JSON):
+                assert response.status_code == 401, (method, path, response.status_code)
+            elif path.startswith("/ujian"):
+                assert response.status_code == 303, (method, path, response.status_code)
+                assert response.headers["location"] == "/", (method, path)
             else:
                 assert response.status_code == 303, (method, path, response.status_code)
                 assert response.headers["location"].startswith("/login"), (method, path)

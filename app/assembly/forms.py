@@ -1,0 +1,70 @@
+"""Building one taker's form from a blueprint: which items, in which order, with which option
+order. A pure function of (blueprint spec, the bank versions' items, seed), so the stored seed
+and bank version rebuild exactly the same form at any time (disputes, audits, rescoring).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PoolItem:
+    """What form building needs to know of an item (no content, no key)."""
+
+    id: int
+    bank_version_id: int
+    construct: str
+    level: int | None
+    option_ids: tuple[int, ...]  # in authoring order
+
+
+@dataclass(frozen=True)
+class FormEntry:
+    position: int  # 1-based across the whole form
+    section: int  # 0-based section index
+    item_id: int
+    option_order: tuple[int, ...]
+
+
+class FormError(ValueError):
+    """The bank no longer has enough items for a pick (the blueprint check should prevent it)."""
+
+
+def build_form(spec: dict[str, Any], pool: list[PoolItem], seed: int) -> list[FormEntry]:
+    """Draw each section's picks without replacement, then shuffle items and options as the
+    section says. Levelled picks are drawn before unlevelled ones of the same construct, so a
+    "2 items of numerik at level 3" pick is never starved by a "5 items of numerik" pick."""
+    rng = random.Random(seed)
+    by_key: dict[tuple[int, str], list[PoolItem]] = {}
+    for item in sorted(pool, key=lambda i: i.id):
+        by_key.setdefault((item.bank_version_id, item.construct), []).append(item)
+    used: set[int] = set()
+    entries: list[FormEntry] = []
+    position = 0
+    for index, section in enumerate(spec["sections"]):
+        picks = sorted(section["picks"], key=lambda p: p.get("level") is None)
+        chosen: list[PoolItem] = []
+        for pick in picks:
+            candidates = [i for i in by_key.get((pick["bank_version_id"], pick["construct"]), [])
+                          if i.id not in used
+                          and (pick.get("level") is None or i.level == pick["level"])]
+            if len(candidates) < pick["count"]:
+                raise FormError(f"section {index + 1}: {pick['construct']} needs "
+                                f"{pick['count']} items, {len(candidates)} left")
+            drawn = rng.sample(candidates, pick["count"])
+            used.update(i.id for i in drawn)
+            chosen.extend(drawn)
+        if section.get("shuffle_items", True):
+            rng.shuffle(chosen)
+        else:
+            chosen.sort(key=lambda i: i.id)  # the bank's own order
+        for item in chosen:
+            options = list(item.option_ids)
+            if section.get("shuffle_options", True):
+                rng.shuffle(options)
+            position += 1
+            entries.append(FormEntry(position, index, item.id, tuple(options)))
+    return entries

@@ -1,0 +1,294 @@
+"""Blueprints: reading (YAML file or admin form), checking against the banks, storing.
+
+A blueprint says which items a test form draws: timed sections, each with picks of
+"N items of construct C (optionally at level L) from bank B (version V, default the newest)".
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.assembly.models import Blueprint, BlueprintBankVersion
+from app.bank import yamlio
+from app.bank.models import BankVersion, Item, ItemBank
+from app.bank.parsed import ImportFailed, Problem
+from app.bank.sanitize import clean_html
+from app.delivery.models import TestSession
+
+FORMAT_ID = "cact-blueprint/1"
+CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{1,63}$")
+MAX_MINUTES = 24 * 60
+
+
+@dataclass
+class Pick:
+    bank: str
+    construct: str
+    count: int
+    version: int | None = None
+    level: int | None = None
+    location: str = ""
+    # Resolved against the database:
+    bank_version_id: int | None = None
+    available: int | None = None
+
+
+@dataclass
+class Section:
+    title: str
+    instructions: str = ""
+    time_limit_minutes: int | None = None
+    shuffle_items: bool = True
+    shuffle_options: bool = True
+    allow_back: bool = True
+    picks: list[Pick] = field(default_factory=list)
+    location: str = ""
+
+
+@dataclass
+class BlueprintSpec:
+    code: str
+    name: str
+    description: str = ""
+    time_limit_minutes: int | None = None
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def item_count(self) -> int:
+        return sum(p.count for s in self.sections for p in s.picks)
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value in (None, ""):
+        return None
+    try:
+        number = float(str(value).strip())
+    except ValueError:
+        return None
+    return int(number) if number == int(number) else None
+
+
+def _as_bool(value: Any, default: bool) -> bool:
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "true", "yes", "ya", "on")
+
+
+def parse_blueprint(text: str, *, source: str) -> tuple[BlueprintSpec | None, list[Problem]]:
+    """Read a cact-blueprint/1 YAML document (structure only; see check_blueprint)."""
+    problems: list[Problem] = []
+
+    def problem(line: int, message: str) -> None:
+        problems.append(Problem(source, f"line {line}" if line else "", "", message))
+
+    try:
+        doc = yamlio.load(text)
+    except yamlio.YamlError as exc:
+        problem(exc.line, f"not valid YAML: {exc}")
+        return None, problems
+    if not isinstance(doc, dict):
+        problem(1, "a blueprint is a mapping with format, code, name and sections")
+        return None, problems
+    if doc.get("format") != FORMAT_ID:
+        problem(doc.line, f"'format' must be '{FORMAT_ID}'")
+    spec = BlueprintSpec(code=str(doc.get("code") or ""), name=str(doc.get("name") or ""),
+                         description=str(doc.get("description") or ""),
+                         time_limit_minutes=_as_int(doc.get("time_limit_minutes")))
+    sections = doc.get("sections")
+    if not isinstance(sections, list):
+        problem(doc.line, "'sections' must be a list")
+        sections = []
+    for node in sections:
+        if not isinstance(node, dict):
+            problem(yamlio.line_of(sections), "each section must be a mapping")
+            continue
+        section = Section(
+            title=str(node.get("title") or ""),
+            instructions=str(node.get("instructions") or ""),
+            time_limit_minutes=_as_int(node.get("time_limit_minutes")),
+            shuffle_items=_as_bool(node.get("shuffle_items"), True),
+            shuffle_options=_as_bool(node.get("shuffle_options"), True),
+            allow_back=_as_bool(node.get("allow_back"), True),
+            location=f"line {node.line}",
+        )
+        for pick in node.get("picks") or []:
+            if not isinstance(pick, dict):
+                problem(node.line, "each pick must be a mapping {bank, construct, count}")
+                continue
+            count = _as_int(pick.get("count"))
+            section.picks.append(Pick(
+                bank=str(pick.get("bank") or ""), construct=str(pick.get("construct") or ""),
+                count=count if count is not None else -1, version=_as_int(pick.get("version")),
+                level=_as_int(pick.get("level")), location=f"line {pick.line}"))
+        spec.sections.append(section)
+    return spec, problems
+
+
+def available_items(db: Session, version_id: int) -> Counter[tuple[str, int | None]]:
+    """How many items a version has per (construct, level)."""
+    rows = db.execute(select(Item.construct, Item.level, func.count())
+                      .where(Item.bank_version_id == version_id)
+                      .group_by(Item.construct, Item.level))
+    return Counter({(construct, level): n for construct, level, n in rows})
+
+
+def check_blueprint(db: Session, spec: BlueprintSpec, *, source: str) -> list[Problem]:
+    """Resolve banks and versions (filling in each pick's version id and availability) and
+    report every problem, including picks that ask for more items than the bank has."""
+    problems: list[Problem] = []
+
+    def problem(location: str, message: str) -> None:
+        problems.append(Problem(source, location, "", message))
+
+    if not CODE_RE.match(spec.code):
+        problem("", f"blueprint code {spec.code!r} must be 2-64 characters of A-Z, 0-9, '.', "
+                "'-', '_' (e.g. CACT-2026)")
+    if not spec.name.strip():
+        problem("", "the blueprint needs a name")
+    for minutes, where in [(spec.time_limit_minutes, "the whole test")] + [
+            (s.time_limit_minutes, f"section '{s.title}'") for s in spec.sections]:
+        if minutes is not None and not 1 <= minutes <= MAX_MINUTES:
+            problem("", f"time limit of {where} must be 1 to {MAX_MINUTES} minutes")
+    if not spec.sections:
+        problem("", "a blueprint needs at least one section")
+    demand: Counter[tuple[int, str, int | None]] = Counter()
+    counts_cache: dict[int, Counter[tuple[str, int | None]]] = {}
+    for number, section in enumerate(spec.sections, 1):
+        if not section.title.strip():
+            problem(section.location, f"section {number} needs a title")
+        if not section.picks:
+            problem(section.location, f"section '{section.title}' draws no items; add a pick")
+        for pick in section.picks:
+            where = pick.location or f"section '{section.title}'"
+            if not pick.bank or not pick.construct:
+                problem(where, f"section '{section.title}': choose a bank and a construct for "
+                        "every row (or remove the empty row)")
+                continue
+            if pick.count < 1:
+                problem(where, f"pick of {pick.construct or '?'}: count must be a whole number "
+                        "of at least 1")
+                continue
+            if pick.level is not None and not 1 <= pick.level <= 5:
+                problem(where, f"pick of {pick.construct}: level must be 1-5")
+            bank = db.scalar(select(ItemBank).where(ItemBank.code == pick.bank))
+            if bank is None:
+                problem(where, f"bank {pick.bank!r} does not exist; import it first")
+                continue
+            query = select(BankVersion).where(BankVersion.bank_id == bank.id)
+            query = (query.where(BankVersion.version == pick.version) if pick.version
+                     else query.order_by(BankVersion.version.desc()).limit(1))
+            version = db.scalar(query)
+            if version is None:
+                problem(where, f"bank {pick.bank} has no version {pick.version}")
+                continue
+            pick.version, pick.bank_version_id = version.version, version.id
+            counts = counts_cache.setdefault(version.id, available_items(db, version.id))
+            pick.available = sum(n for (construct, level), n in counts.items()
+                                 if construct == pick.construct
+                                 and (pick.level is None or level == pick.level))
+            demand[(version.id, pick.construct, pick.level)] += pick.count
+            if pick.available == 0:
+                problem(where, f"bank {pick.bank} v{version.version} has no items of "
+                        f"{pick.construct}" + (f" at level {pick.level}" if pick.level else ""))
+    per_construct: Counter[tuple[int, str]] = Counter()
+    for (version_id, construct, level), wanted in demand.items():
+        per_construct[(version_id, construct)] += wanted
+        have = counts_cache[version_id][(construct, level)]
+        if level is not None and wanted > have:
+            problem("", f"the picks ask for {wanted} items of {construct} at level {level} but "
+                    f"the bank version has only {have}; lower the count")
+    for (version_id, construct), wanted in per_construct.items():
+        pool = sum(n for (c, _), n in counts_cache[version_id].items() if c == construct)
+        if wanted > pool:
+            problem("", f"the picks ask for {wanted} items of {construct} but the bank version "
+                    f"has only {pool}; lower the count")
+    return problems
+
+
+def spec_to_json(spec: BlueprintSpec) -> dict[str, Any]:
+    return {"sections": [
+        {"title": s.title, "instructions": clean_html(s.instructions),
+         "time_limit_s": s.time_limit_minutes * 60 if s.time_limit_minutes else None,
+         "shuffle_items": s.shuffle_items, "shuffle_options": s.shuffle_options,
+         "allow_back": s.allow_back,
+         "picks": [{"bank": p.bank, "version": p.version, "bank_version_id": p.bank_version_id,
+                    "construct": p.construct, "level": p.level, "count": p.count}
+                   for p in s.picks]}
+        for s in spec.sections]}
+
+
+def spec_from_model(blueprint: Blueprint) -> BlueprintSpec:
+    """The stored blueprint as an editable spec (for the editor and YAML export)."""
+    return BlueprintSpec(
+        code=blueprint.code, name=blueprint.name, description=blueprint.description,
+        time_limit_minutes=blueprint.time_limit_s // 60 if blueprint.time_limit_s else None,
+        sections=[Section(
+            title=s["title"], instructions=s.get("instructions", ""),
+            time_limit_minutes=s["time_limit_s"] // 60 if s.get("time_limit_s") else None,
+            shuffle_items=s.get("shuffle_items", True),
+            shuffle_options=s.get("shuffle_options", True), allow_back=s.get("allow_back", True),
+            picks=[Pick(bank=p["bank"], construct=p["construct"], count=p["count"],
+                        version=p.get("version"), level=p.get("level"),
+                        bank_version_id=p.get("bank_version_id")) for p in s["picks"]])
+            for s in blueprint.spec.get("sections", [])])
+
+
+def save_blueprint(db: Session, spec: BlueprintSpec, *, source: str, actor: str,
+                   now: datetime) -> Blueprint:
+    """Check and store (create or replace) a blueprint. Raises ImportFailed with every problem.
+    A blueprint that a session uses cannot be replaced: give the new one another code."""
+    problems = check_blueprint(db, spec, source=source)
+    existing = db.scalar(select(Blueprint).where(Blueprint.code == spec.code))
+    if existing is not None:
+        used = db.scalar(select(TestSession.code).where(TestSession.blueprint_id == existing.id)
+                         .limit(1))
+        if used:
+            problems.append(Problem(source, "", "", f"blueprint {spec.code} is used by session "
+                                    f"{used} and cannot change; save it under a new code"))
+    if problems:
+        raise ImportFailed(problems)
+    blueprint = existing or Blueprint(code=spec.code, created_at=now, spec={})
+    blueprint.name = spec.name.strip()
+    blueprint.description = spec.description.strip()
+    blueprint.time_limit_s = spec.time_limit_minutes * 60 if spec.time_limit_minutes else None
+    blueprint.spec = spec_to_json(spec)
+    if existing is None:
+        db.add(blueprint)
+    db.flush()
+    version_ids = sorted({p.bank_version_id for s in spec.sections for p in s.picks
+                          if p.bank_version_id})
+    for link in db.scalars(select(BlueprintBankVersion)
+                           .where(BlueprintBankVersion.blueprint_id == blueprint.id)):
+        db.delete(link)
+    db.flush()
+    db.add_all([BlueprintBankVersion(blueprint_id=blueprint.id, bank_version_id=v)
+                for v in version_ids])
+    audit.record(db, actor=actor, action="blueprint.replace" if existing else "blueprint.create",
+                 target=f"blueprint:{spec.code}", now=now,
+                 data={"items": spec.item_count, "sections": len(spec.sections),
+                       "bank_versions": version_ids})
+    db.flush()
+    return blueprint
+
+
+def import_blueprint(db: Session, text: str, *, source: str, actor: str, now: datetime
+                     ) -> Blueprint:
+    spec, problems = parse_blueprint(text, source=source)
+    if problems or spec is None:
+        raise ImportFailed(problems)
+    return save_blueprint(db, spec, source=source, actor=actor, now=now)
+
+
+def blueprint_version_ids(db: Session, blueprint_id: int) -> list[int]:
+    return list(db.scalars(select(BlueprintBankVersion.bank_version_id)
+                           .where(BlueprintBankVersion.blueprint_id == blueprint_id)))

@@ -1,0 +1,303 @@
+"""Readers for the CACT bank file (YAML/JSON) and the simple CSV format.
+
+They turn a file into a ParsedBank and report structural problems (wrong types, unknown or
+missing fields) with their line or row; the rules shared by every format (keys, weights,
+constructs, media, sanitizing) are checked afterwards by app.bank.validate.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from app.bank import yamlio
+from app.bank.parsed import ParsedBank, ParsedItem, ParsedOption, Problem
+
+FORMAT_ID = "cact-itembank/1"
+BANK_FIELDS = {"code", "title", "kind"}
+TOP_FIELDS = {"format", "bank", "constructs", "scoring", "items"}
+ITEM_FIELDS = {"code", "kind", "construct", "level", "stem", "irt", "tags", "reverse",
+               "scoring", "options", "meta"}
+OPTION_FIELDS = {"id", "text", "key", "weight", "points", "level"}
+LETTERS = "abcdefghij"
+
+
+class _Reader:
+    """Collects problems for one file while walking its parsed YAML."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def problem(self, line: int, item: str, message: str) -> None:
+        self.problems.append(Problem(self.source, f"line {line}" if line else "", item, message))
+
+    def check_fields(self, mapping: dict, allowed: set[str], line: int, item: str, what: str
+                     ) -> None:
+        for key, dup_line in getattr(mapping, "duplicates", []):
+            self.problem(dup_line, item, f"'{key}' is given twice in this {what}; keep one")
+        for key in mapping:
+            if key not in allowed:
+                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else \
+                    f"; allowed: {', '.join(sorted(allowed))}"
+                self.problem(line, item, f"unknown field '{key}' in {what}{hint}")
+
+    def number(self, value: Any, line: int, item: str, field: str) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            self.problem(line, item, f"'{field}' must be a number, not {value!r}")
+            return None
+        try:
+            number = Decimal(str(value).strip().replace(",", "."))
+        except InvalidOperation:
+            self.problem(line, item, f"'{field}' must be a number, not {value!r}")
+            return None
+        if not number.is_finite():
+            self.problem(line, item, f"'{field}' must be a finite number")
+            return None
+        return number
+
+    def integer(self, value: Any, line: int, item: str, field: str) -> int | None:
+        number = self.number(value, line, item, field)
+        if number is None:
+            return None
+        if number != number.to_integral_value():
+            self.problem(line, item, f"'{field}' must be a whole number, not {value!r}")
+            return None
+        return int(number)
+
+    def text(self, value: Any, line: int, item: str, field: str, required: bool = True) -> str:
+        if value is None:
+            if required:
+                self.problem(line, item, f"'{field}' is missing")
+            return ""
+        if isinstance(value, bool | dict | list):
+            self.problem(line, item, f"'{field}' must be text")
+            return ""
+        return str(value)
+
+
+def parse_bank_file(text: str, *, source: str) -> tuple[ParsedBank | None, list[Problem]]:
+    """Read a CACT bank file (YAML or JSON)."""
+    reader = _Reader(source)
+    try:
+        doc = yamlio.load(text)
+    except yamlio.YamlError as exc:
+        reader.problem(exc.line, "", f"not valid YAML/JSON: {exc}; check indentation and quotes")
+        return None, reader.problems
+    if not isinstance(doc, dict):
+        reader.problem(1, "", "the file must be a mapping with 'format', 'bank' and 'items'")
+        return None, reader.problems
+    reader.check_fields(doc, TOP_FIELDS, doc.line, "", "the bank file")
+    if doc.get("format") != FORMAT_ID:
+        reader.problem(doc.line, "", f"'format' must be '{FORMAT_ID}' (found "
+                       f"{doc.get('format')!r}); see docs/itembank-format.md")
+    bank = doc.get("bank")
+    if not isinstance(bank, dict):
+        reader.problem(doc.line, "", "'bank' with code, title and kind is missing")
+        bank = yamlio.LineDict()
+    reader.check_fields(bank, BANK_FIELDS, yamlio.line_of(bank, doc.line), "", "'bank'")
+    bank_line = yamlio.line_of(bank, doc.line)
+    constructs = doc.get("constructs") or {}
+    if not isinstance(constructs, dict):
+        reader.problem(doc.line, "", "'constructs' must map construct codes to names")
+        constructs = {}
+    scoring = doc.get("scoring") or {}
+    if not isinstance(scoring, dict):
+        reader.problem(doc.line, "", "'scoring' must be a mapping (points, levels)")
+        scoring = {}
+    items_node = doc.get("items")
+    if not isinstance(items_node, list) or not items_node:
+        reader.problem(doc.line, "", "'items' must be a non-empty list of items")
+        items_node = []
+    items = [_parse_item(reader, node, index) for index, node in enumerate(items_node, 1)]
+    parsed = ParsedBank(
+        code=reader.text(bank.get("code"), bank_line, "", "bank.code"),
+        title=reader.text(bank.get("title"), bank_line, "", "bank.title"),
+        kind=reader.text(bank.get("kind"), bank_line, "", "bank.kind"),
+        items=[item for item in items if item is not None],
+        scoring_rules=_plain(scoring),
+        extra_constructs={str(k): str(v) for k, v in constructs.items()},
+        source_filename=source,
+    )
+    return parsed, reader.problems
+
+
+def _plain(value: Any) -> Any:
+    """LineDict/LineList to plain JSON-able values."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
+    if not isinstance(node, dict):
+        reader.problem(0, f"#{index}", f"item #{index} must be a mapping with code, kind, ...")
+        return None
+    line = node.line
+    code = reader.text(node.get("code"), line, f"#{index}", "code") or f"#{index}"
+    reader.check_fields(node, ITEM_FIELDS, line, code, "an item")
+    options_node = node.get("options")
+    options: list[ParsedOption] = []
+    if not isinstance(options_node, list):
+        reader.problem(line, code, "'options' must be a list of {id, text, ...}")
+        options_node = []
+    for pos, opt in enumerate(options_node, 1):
+        if not isinstance(opt, dict):
+            reader.problem(yamlio.line_of(options_node, line), code,
+                           f"option {pos} must be a mapping with id and text")
+            continue
+        oline = opt.line
+        reader.check_fields(opt, OPTION_FIELDS, oline, code, "an option")
+        key = opt.get("key", False)
+        if not isinstance(key, bool):
+            reader.problem(oline, code, f"'key' must be true or false, not {key!r}")
+            key = False
+        weight_value = opt.get("points") if "points" in opt else opt.get("weight")
+        options.append(ParsedOption(
+            ident=reader.text(opt.get("id"), oline, code, "option id"),
+            content=reader.text(opt.get("text"), oline, code, "option text"),
+            is_key=key,
+            weight=reader.number(weight_value, oline, code, "weight"),
+            level=reader.integer(opt.get("level"), oline, code, "level"),
+            location=f"line {oline}",
+        ))
+    irt_node = node.get("irt")
+    irt = None
+    if irt_node is not None:
+        if isinstance(irt_node, dict):
+            reader.check_fields(irt_node, {"a", "b", "c"}, line, code, "'irt'")
+            irt = {k: float(v) for k in ("a", "b", "c")
+                   if (v := reader.number(irt_node.get(k), line, code, f"irt.{k}")) is not None}
+        else:
+            reader.problem(line, code, "'irt' must be a mapping like {a: 1.2, b: 0.3, c: 0.2}")
+    scoring: dict[str, Any] = {}
+    item_scoring = node.get("scoring")
+    if item_scoring is not None:
+        if isinstance(item_scoring, dict):
+            reader.check_fields(item_scoring, {"min", "max"}, line, code, "item 'scoring'")
+            for bound in ("min", "max"):
+                value = reader.number(item_scoring.get(bound), line, code, f"scoring.{bound}")
+                if value is not None:
+                    scoring[bound] = float(value)
+        else:
+            reader.problem(line, code, "item 'scoring' must be {min: .., max: ..}")
+    reverse = node.get("reverse", False)
+    if not isinstance(reverse, bool):
+        reader.problem(line, code, f"'reverse' must be true or false, not {reverse!r}")
+    elif reverse:
+        scoring["reverse"] = True
+    tags = node.get("tags") or []
+    if not isinstance(tags, list):
+        reader.problem(line, code, "'tags' must be a list")
+        tags = []
+    return ParsedItem(
+        code=code,
+        kind=reader.text(node.get("kind"), line, code, "kind"),
+        construct=reader.text(node.get("construct"), line, code, "construct"),
+        stem=reader.text(node.get("stem"), line, code, "stem"),
+        options=options,
+        level=reader.integer(node.get("level"), line, code, "level"),
+        irt=irt,
+        scoring=scoring,
+        tags=[str(t) for t in tags],
+        meta=_plain(node.get("meta") or {}),
+        location=f"line {line}",
+        source=reader.source,
+    )
+
+
+# -- CSV ----------------------------------------------------------------------------------------
+
+CSV_REQUIRED = ("code", "kind", "construct", "stem")
+
+
+def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
+              ) -> tuple[ParsedBank | None, list[Problem]]:
+    """Read the simple one-row-per-item CSV (single and weighted items)."""
+    problems: list[Problem] = []
+
+    def problem(row: int, column: str, item: str, message: str) -> None:
+        location = f"row {row}" + (f", column {column}" if column else "")
+        problems.append(Problem(source, location, item, message))
+
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        problem(1, "", "", f"not UTF-8 text (byte {exc.start}); save the CSV as 'CSV UTF-8'")
+        return None, problems
+    sample = text[:4096]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    reader.fieldnames = header
+    missing = [c for c in CSV_REQUIRED if c not in header]
+    if missing:
+        problem(1, "", "", f"missing column(s) {', '.join(missing)}; the header must name at "
+                "least code, kind, construct, stem, option_a, option_b")
+        return None, problems
+    items: list[ParsedItem] = []
+    for row_number, row in enumerate(reader, start=2):
+        row = {k: (v or "").strip() for k, v in row.items() if k}
+        if not any(row.values()):
+            continue
+        item_code = row.get("code") or f"row {row_number}"
+        kind_value = row.get("kind", "").lower()
+        if kind_value not in ("single", "weighted"):
+            problem(row_number, "kind", item_code,
+                    f"kind must be 'single' or 'weighted' in CSV (found {kind_value!r})")
+        options: list[ParsedOption] = []
+        key_letter = row.get("key", "").strip().lower()
+        for letter in LETTERS:
+            content = row.get(f"option_{letter}", "")
+            if not content:
+                continue
+            weight = None
+            raw_weight = row.get(f"weight_{letter}", "")
+            if raw_weight:
+                try:
+                    weight = Decimal(raw_weight.replace(",", "."))
+                except InvalidOperation:
+                    problem(row_number, f"weight_{letter}", item_code,
+                            f"weight must be a number, not {raw_weight!r}")
+            options.append(ParsedOption(ident=letter.upper(), content=content,
+                                        is_key=(letter == key_letter), weight=weight))
+        if key_letter and key_letter not in {o.ident.lower() for o in options}:
+            problem(row_number, "key", item_code,
+                    f"key {key_letter.upper()!r} names no filled option column")
+        level = None
+        if row.get("level"):
+            try:
+                level = int(row["level"])
+            except ValueError:
+                problem(row_number, "level", item_code, f"level must be 1-5, not {row['level']!r}")
+        stem = row.get("stem", "")
+        if stem and "<" not in stem:
+            stem = f"<p>{_escape(stem)}</p>"
+        if row.get("image"):
+            stem += f'<p><img src="media/{_escape(row["image"])}" alt=""></p>'
+        items.append(ParsedItem(
+            code=item_code, kind=kind_value, construct=row.get("construct", ""), stem=stem,
+            options=options, level=level,
+            tags=[t.strip() for t in row.get("tags", "").split(";") if t.strip()],
+            location=f"row {row_number}", source=source,
+        ))
+    if not items and not problems:
+        problem(2, "", "", "the CSV has a header but no item rows")
+    return ParsedBank(code=code, title=title, kind=kind, items=items,
+                      source_filename=source), problems
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace(
+        '"', "&quot;")

@@ -1,0 +1,226 @@
+"""Admin pages for item banks: list and upload, version history, item browser with a preview
+exactly as a test taker sees it (and with the key, for admins), export, key corrections, and
+the media endpoint that serves bank images from the database."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.auth.deps import AdminUser, ClockDep, StaffUser
+from app.bank import service
+from app.bank.archive import MAX_UPLOAD_BYTES
+from app.bank.constructs import KNOWN_CONSTRUCTS
+from app.bank.export import export_version_zip
+from app.bank.models import (
+    BankMedia,
+    BankVersion,
+    Item,
+    ItemBank,
+    ItemKind,
+    ItemOption,
+    KeyCorrection,
+)
+from app.bank.parsed import ImportFailed, Problem
+from app.db import DbSession
+from app.web import render
+
+router = APIRouter()
+PAGE_SIZE = 50
+
+
+def bank_rows(db: Session) -> list[dict]:
+    latest = (select(BankVersion.bank_id, func.max(BankVersion.version).label("v"))
+              .group_by(BankVersion.bank_id).subquery())
+    rows = db.execute(
+        select(ItemBank, BankVersion, func.count(Item.id))
+        .join(latest, latest.c.bank_id == ItemBank.id)
+        .join(BankVersion, (BankVersion.bank_id == ItemBank.id)
+              & (BankVersion.version == latest.c.v))
+        .outerjoin(Item, Item.bank_version_id == BankVersion.id)
+        .group_by(ItemBank.id, BankVersion.id)
+        .order_by(ItemBank.code))
+    return [{"bank": bank, "version": version, "item_count": count}
+            for bank, version, count in rows]
+
+
+def _bank_page(request: Request, db: Session, *, status_code: int = 200, **context) -> Response:
+    defaults = {"result": None, "problems": [], "form": {}}
+    return render(request, "bank/banks.html", fragment="bank/_upload_result.html",
+                  status_code=status_code, banks=bank_rows(db),
+                  constructs=sorted(KNOWN_CONSTRUCTS), **{**defaults, **context})
+
+
+@router.get("/admin/banks", include_in_schema=False)
+def banks_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+    return _bank_page(request, db)
+
+
+@router.post("/admin/banks/upload", include_in_schema=False)
+async def banks_upload(
+    request: Request,
+    db: DbSession,
+    clock: ClockDep,
+    user: AdminUser,
+    file: Annotated[UploadFile, File()],
+    code: Annotated[str, Form(max_length=64)] = "",
+    title: Annotated[str, Form(max_length=200)] = "",
+    kind: Annotated[str, Form(max_length=20)] = "",
+    default_construct: Annotated[str, Form(max_length=100)] = "",
+    skip_unsupported: Annotated[bool, Form()] = False,
+) -> Response:
+    form = {"code": code, "title": title, "kind": kind, "construct": default_construct}
+    name = (file.filename or "upload").rsplit("/", 1)[-1][:200]
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    if len(data) > MAX_UPLOAD_BYTES:
+        problems = [Problem(name, "", "", f"the file is larger than "
+                            f"{MAX_UPLOAD_BYTES // 1_048_576} MB; split the bank")]
+        return _bank_page(request, db, status_code=422, problems=problems, form=form)
+    options = service.ImportOptions(code=code.strip().upper(), title=title.strip(),
+                                    kind=kind.strip(), default_construct=default_construct.strip(),
+                                    skip_unsupported=skip_unsupported)
+    try:
+        outcome = service.import_bank(db, {name: data}, source=name, options=options,
+                                      actor=f"user:{user.username}", actor_id=user.id,
+                                      now=clock.now())
+    except ImportFailed as exc:
+        return _bank_page(request, db, status_code=422, problems=exc.problems, form=form)
+    return _bank_page(request, db, result=outcome, form={})
+
+
+def _bank_or_404(db: Session, code: str) -> ItemBank:
+    bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
+    if bank is None:
+        raise HTTPException(status_code=404)
+    return bank
+
+
+def _version_or_404(db: Session, bank: ItemBank, number: int) -> BankVersion:
+    version = db.scalar(select(BankVersion).where(BankVersion.bank_id == bank.id,
+                                                  BankVersion.version == number))
+    if version is None:
+        raise HTTPException(status_code=404)
+    return version
+
+
+@router.get("/admin/banks/{code}", include_in_schema=False)
+def bank_versions(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+    bank = _bank_or_404(db, code)
+    rows = db.execute(
+        select(BankVersion, func.count(Item.id))
+        .outerjoin(Item, Item.bank_version_id == BankVersion.id)
+        .where(BankVersion.bank_id == bank.id)
+        .group_by(BankVersion.id).order_by(BankVersion.version.desc()))
+    return render(request, "bank/versions.html", bank=bank,
+                  versions=[{"version": v, "item_count": n} for v, n in rows])
+
+
+@router.get("/admin/banks/{code}/v/{number}", include_in_schema=False)
+def bank_items(
+    request: Request, code: str, number: int, db: DbSession, user: AdminUser,
+    construct: str = "", kind: str = "", level: str = "", page: int = 1,
+) -> Response:
+    bank = _bank_or_404(db, code)
+    version = _version_or_404(db, bank, number)
+    query = select(Item).where(Item.bank_version_id == version.id)
+    if construct:
+        query = query.where(Item.construct == construct)
+    if kind in {k.value for k in ItemKind}:
+        query = query.where(Item.kind == ItemKind(kind))
+    if level.isdigit():
+        query = query.where(Item.level == int(level))
+    total = db.scalar(select(func.count()).select_from(query.subquery()))
+    page = max(1, page)
+    items = list(db.scalars(query.order_by(Item.id).offset((page - 1) * PAGE_SIZE)
+                            .limit(PAGE_SIZE)))
+    constructs = db.execute(select(Item.construct, func.count()).where(
+        Item.bank_version_id == version.id).group_by(Item.construct).order_by(Item.construct))
+    return render(request, "bank/items.html", fragment="bank/_item_rows.html", bank=bank,
+                  version=version, items=items, total=total, page=page,
+                  pages=max(1, -(-total // PAGE_SIZE)), constructs=list(constructs),
+                  filters={"construct": construct, "kind": kind, "level": level})
+
+
+@router.get("/admin/banks/{code}/v/{number}/export", include_in_schema=False)
+def bank_export(code: str, number: int, db: DbSession, user: AdminUser) -> Response:
+    bank = _bank_or_404(db, code)
+    version = _version_or_404(db, bank, number)
+    data = export_version_zip(db, version)
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{bank.code}-v{version.version}.zip"'})
+
+
+def _item_context(db: Session, item_id: int) -> dict:
+    item = db.get(Item, item_id)
+    if item is None:
+        raise HTTPException(status_code=404)
+    version = db.get(BankVersion, item.bank_version_id)
+    options = list(db.scalars(select(ItemOption).where(ItemOption.item_id == item.id)
+                              .order_by(ItemOption.position)))
+    corrections = list(db.scalars(select(KeyCorrection).where(KeyCorrection.item_id == item.id)
+                                  .order_by(KeyCorrection.revision)))
+    return {"item": item, "version": version, "bank": db.get(ItemBank, version.bank_id),
+            "options": options, "corrections": corrections}
+
+
+@router.get("/admin/items/{item_id}", include_in_schema=False)
+def item_page(request: Request, item_id: int, db: DbSession, user: AdminUser,
+              key: bool = False) -> Response:
+    return render(request, "bank/item.html", show_key=key, error=None, corrected=False,
+                  **_item_context(db, item_id))
+
+
+@router.post("/admin/items/{item_id}/key", include_in_schema=False)
+async def item_correct_key(request: Request, item_id: int, db: DbSession, clock: ClockDep,
+                           user: AdminUser) -> Response:
+    context = _item_context(db, item_id)
+    form = await request.form()
+    reason = str(form.get("reason", ""))[:2000]
+    item = context["item"]
+    try:
+        if item.kind == ItemKind.single:
+            service.correct_key(db, item=item, key=str(form.get("key", "")), reason=reason,
+                                actor=f"user:{user.username}", actor_id=user.id, now=clock.now())
+        else:
+            weights = {o.label: Decimal(str(form.get(f"weight_{o.label}", "")).replace(",", "."))
+                       for o in context["options"]}
+            service.correct_key(db, item=item, weights=weights, reason=reason,
+                                actor=f"user:{user.username}", actor_id=user.id, now=clock.now())
+    except (ValueError, InvalidOperation) as exc:
+        return render(request, "bank/item.html", status_code=422, show_key=True,
+                      error=str(exc) or "invalid number", corrected=False, **context)
+    return render(request, "bank/item.html", show_key=True, error=None, corrected=True,
+                  **_item_context(db, item_id))
+
+
+def media_response(db: Session, version_id: int, name: str) -> Response:
+    media = db.scalar(select(BankMedia).where(BankMedia.bank_version_id == version_id,
+                                              BankMedia.name == name))
+    if media is None:
+        raise HTTPException(status_code=404)
+    # An SVG opened directly must not run anything, whatever was missed on import.
+    return Response(media.data, media_type=media.mime_type, headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+        "Cache-Control": "private, max-age=3600",
+        "ETag": f'"{media.sha256}"',
+    })
+
+
+@router.get("/media/{version_id}/{name}", include_in_schema=False)
+def bank_media(version_id: int, name: str, db: DbSession, user: StaffUser) -> Response:
+    return media_response(db, version_id, name)
+
+
+FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "itembank-format.md"
+
+
+@router.get("/admin/help/itembank-format", include_in_schema=False)
+def format_help(request: Request, user: AdminUser) -> Response:
+    """The format guide, for admins who only have the browser."""
+    return render(request, "bank/help.html", text=FORMAT_DOC.read_text(encoding="utf-8"))

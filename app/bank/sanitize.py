@@ -1,0 +1,87 @@
+"""HTML of imported items: what may reach a test taker's browser.
+
+Item text comes from outside (authors, other tools, QTI exports), so it is cleaned with nh3
+(the ammonia sanitizer) on import, before it is ever stored: a small formatting vocabulary,
+no scripts, styles, event handlers, links or forms, and images only from the bank's own media
+(``media/NAME``), which the server serves itself.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import nh3
+
+ALLOWED_TAGS = {
+    "p", "br", "strong", "b", "em", "i", "u", "sub", "sup", "small", "ul", "ol", "li",
+    "table", "thead", "tbody", "tr", "th", "td", "caption", "img", "span", "div",
+    "blockquote", "code", "pre", "hr",
+}
+ALLOWED_ATTRIBUTES = {
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"},
+    "th": {"colspan", "rowspan", "scope"},
+}
+MEDIA_SRC = re.compile(r"^media/([A-Za-z0-9][A-Za-z0-9._-]{0,200})$")
+MEDIA_TYPES = {
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+}
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    if tag == "img" and attribute == "src":
+        return value if MEDIA_SRC.match(value) else None
+    if attribute in ("width", "height", "colspan", "rowspan"):
+        return value if value.isdigit() and len(value) <= 4 else None
+    return value
+
+
+def clean_html(html: str) -> str:
+    """The sanitized fragment (idempotent: cleaning clean HTML changes nothing)."""
+    return nh3.clean(
+        html,
+        tags=ALLOWED_TAGS,
+        clean_content_tags={"script", "style", "iframe", "object", "embed", "template"},
+        attributes=ALLOWED_ATTRIBUTES,
+        attribute_filter=_keep_attribute,
+        url_schemes=set(),
+        strip_comments=True,
+        link_rel=None,
+    ).strip()
+
+
+class _ImageSources(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.sources.append(dict(attrs).get("src") or "")
+
+
+def image_sources(html: str) -> list[str]:
+    """Every <img src> of a fragment, before cleaning (to report bad ones precisely)."""
+    if "<img" not in html.lower():
+        return []  # most fragments: skip the (slow) HTML parser
+    parser = _ImageSources()
+    parser.feed(html)
+    return parser.sources
+
+
+_CLEAN_MEDIA = re.compile(r'<img[^>]*?\ssrc="media/([^"]+)"')
+
+
+def media_names(clean: str) -> set[str]:
+    """The bank images a *sanitized* fragment shows (nh3 writes src="..." predictably)."""
+    return set(_CLEAN_MEDIA.findall(clean)) if "<img" in clean else set()
+
+
+def visible_text(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html).strip()

@@ -1,0 +1,378 @@
+"""Item bank operations: import (any format, all-or-nothing, versioned), export, freezing and
+audited key corrections."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from sqlalchemy import event, func, insert, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.bank import formats
+from app.bank.archive import MAX_UPLOAD_BYTES, is_zip, unpack_zip
+from app.bank.models import (
+    BankKind,
+    BankMedia,
+    BankVersion,
+    Item,
+    ItemBank,
+    ItemKind,
+    ItemOption,
+    KeyCorrection,
+)
+from app.bank.parsed import ImportFailed, ParsedBank, Problem
+from app.bank.sanitize import MEDIA_TYPES, media_names
+from app.bank.validate import validate_bank
+
+BANK_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+@dataclass
+class ImportOptions:
+    """What the upload form or CLI adds to formats that do not carry it (CSV, QTI)."""
+
+    code: str = ""
+    title: str = ""
+    kind: str = ""
+    default_construct: str = ""
+    skip_unsupported: bool = False
+
+
+@dataclass
+class ImportOutcome:
+    bank_code: str
+    version: int
+    version_id: int
+    created: bool  # False: identical content was already stored as this version
+    item_count: int
+    skipped: list[Problem] = field(default_factory=list)
+
+
+class FrozenVersionError(RuntimeError):
+    """A change to the items of a bank version that a session has used."""
+
+
+def read_path(path: Path) -> dict[str, bytes]:
+    """A file as {name: bytes}, or a folder as {relative path: bytes} (read like a zip)."""
+    if path.is_dir():
+        return {p.relative_to(path).as_posix(): p.read_bytes()
+                for p in sorted(path.rglob("*")) if p.is_file()}
+    return {path.name: path.read_bytes()}
+
+
+# -- reading uploads ----------------------------------------------------------------------------
+
+
+def parse_upload(files: dict[str, bytes], *, source: str, options: ImportOptions
+                 ) -> tuple[ParsedBank | None, list[Problem]]:
+    """Detect the format of an upload and read it. ``files`` is one uploaded file
+    ({name: bytes}) or the entries of a folder (CLI)."""
+    if len(files) == 1:
+        (name, data), = files.items()
+        if len(data) > MAX_UPLOAD_BYTES:
+            return None, [Problem(source, "", "", f"the file is larger than "
+                                  f"{MAX_UPLOAD_BYTES // 1_048_576} MB")]
+        if is_zip(data):
+            unpacked = unpack_zip(data, source=source)
+            if unpacked.problems:
+                return None, unpacked.problems
+            return _parse_files(_strip_common_folder(unpacked.files), source=source,
+                                options=options)
+    return _parse_files(files, source=source, options=options)
+
+
+def _strip_common_folder(files: dict[str, bytes]) -> dict[str, bytes]:
+    """Zips made by "compress folder" put everything under one top folder: look inside it."""
+    tops = {name.split("/", 1)[0] for name in files}
+    if len(tops) == 1 and all("/" in name for name in files):
+        return {name.split("/", 1)[1]: data for name, data in files.items()}
+    return files
+
+
+def _media_of(files: dict[str, bytes]) -> dict[str, bytes]:
+    return {name.split("/", 1)[1]: data for name, data in files.items()
+            if name.startswith("media/") and "/" not in name[6:] and name[6:]}
+
+
+def _parse_files(files: dict[str, bytes], *, source: str, options: ImportOptions
+                 ) -> tuple[ParsedBank | None, list[Problem]]:
+    top = {name: data for name, data in files.items() if "/" not in name}
+    suffixes = {PurePosixPath(name).suffix.lower() for name in top}
+    if "imsmanifest.xml" in top or (len(files) == 1 and suffixes == {".xml"}):
+        return _parse_qti(files, source=source, options=options)
+    bank_files = [n for n in top if n.lower().endswith(BANK_FILE_SUFFIXES)]
+    csv_files = [n for n in top if n.lower().endswith(".csv")]
+    if len(bank_files) + len(csv_files) != 1:
+        found = ", ".join(sorted(top)) or "nothing"
+        return None, [Problem(source, "", "", "expected exactly one bank file (.yaml, .yml, "
+                              f".json or .csv) at the top of the upload; found {found}")]
+    if bank_files:
+        name = bank_files[0]
+        label = name if len(files) == 1 and name == source else f"{source}:{name}"
+        try:
+            text = files[name].decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return None, [Problem(label, "", "", "the bank file is not UTF-8 text")]
+        bank, problems = formats.parse_bank_file(text, source=label)
+    else:
+        name = csv_files[0]
+        label = name if len(files) == 1 and name == source else f"{source}:{name}"
+        bank, problems = formats.parse_csv(files[name], source=label, code=options.code,
+                                           title=options.title, kind=options.kind)
+        problems += _missing_options(options, label)
+    if bank is not None:
+        bank.media = _media_of(files)
+        bank.source_filename = source
+    return bank, problems
+
+
+def _missing_options(options: ImportOptions, label: str) -> list[Problem]:
+    return [Problem(label, "", "", f"give the bank {what} in the upload form "
+                    f"(CLI: --{what})") for what in ("code", "title", "kind")
+            if not getattr(options, what)]
+
+
+def _parse_qti(files: dict[str, bytes], *, source: str, options: ImportOptions
+               ) -> tuple[ParsedBank | None, list[Problem]]:
+    from app.bank import qti  # only QTI uploads need the XML machinery
+
+    result = qti.parse_qti_files(files, source=source,
+                                 default_construct=options.default_construct or None,
+                                 skip_unsupported=options.skip_unsupported)
+    problems = result.problems + _missing_options(options, source)
+    bank = ParsedBank(code=options.code, title=options.title, kind=options.kind,
+                      items=result.items, media=result.media, source_filename=source,
+                      skipped=result.skipped)
+    return bank, problems
+
+
+# -- storing ------------------------------------------------------------------------------------
+
+
+def _decimal(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def canonical_content(bank: ParsedBank) -> dict[str, Any]:
+    """What a version *is*: equal content gives an equal checksum, whatever the format."""
+    return {
+        "code": bank.code,
+        "title": bank.title,
+        "kind": bank.kind,
+        "scoring_rules": bank.scoring_rules,
+        "constructs": bank.extra_constructs,
+        "media": {name: hashlib.sha256(data).hexdigest() for name, data in bank.media.items()},
+        "items": [
+            {
+                "code": i.code, "kind": i.kind, "construct": i.construct, "level": i.level,
+                "stem": i.stem, "irt": i.irt, "scoring": i.scoring, "tags": i.tags,
+                "meta": i.meta,
+                "options": [[o.ident, o.content, o.is_key, _decimal(o.weight), o.level]
+                            for o in i.options],
+            }
+            for i in bank.items
+        ],
+    }
+
+
+def checksum(bank: ParsedBank) -> str:
+    body = json.dumps(canonical_content(bank), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def import_bank(
+    db: Session,
+    files: dict[str, bytes],
+    *,
+    source: str,
+    options: ImportOptions,
+    actor: str,
+    actor_id: int | None,
+    now: datetime,
+) -> ImportOutcome:
+    """Read, check and store a bank upload as a new version. Raises ImportFailed listing every
+    problem, having changed nothing; an upload identical to a stored version is a no-op."""
+    bank, problems = parse_upload(files, source=source, options=options)
+    if bank is not None:
+        problems += validate_bank(bank)
+    if problems or bank is None:
+        raise ImportFailed(problems)
+    existing = db.scalar(select(ItemBank).where(ItemBank.code == bank.code))
+    if existing is not None and existing.kind.value != bank.kind:
+        raise ImportFailed([Problem(source, "", "", f"bank {bank.code} already exists as a "
+                                    f"{existing.kind.value} bank; use another code")])
+    digest = checksum(bank)
+    if existing is not None:
+        same = db.scalar(select(BankVersion).where(BankVersion.bank_id == existing.id,
+                                                   BankVersion.checksum == digest))
+        if same is not None:
+            return ImportOutcome(bank.code, same.version, same.id, False, len(bank.items),
+                                 bank.skipped)
+    else:
+        existing = ItemBank(code=bank.code, title=bank.title, kind=BankKind(bank.kind),
+                            created_at=now)
+        db.add(existing)
+        db.flush()
+    existing.title = bank.title
+    number = (db.scalar(select(func.max(BankVersion.version))
+                        .where(BankVersion.bank_id == existing.id)) or 0) + 1
+    rules = dict(bank.scoring_rules)
+    if bank.extra_constructs:
+        rules["constructs"] = bank.extra_constructs
+    version = BankVersion(bank_id=existing.id, version=number, checksum=digest, frozen=False,
+                          key_revision=0, scoring_rules=rules, source_filename=source[:255],
+                          created_at=now, created_by=actor_id)
+    db.add(version)
+    db.flush()
+    _store_items(db, version.id, bank)
+    audit.record(db, actor=actor, action="bank.import", target=f"bank:{bank.code}",
+                 now=now, data={"version": number, "items": len(bank.items), "checksum": digest,
+                                "source": source,
+                                "skipped": [str(p) for p in bank.skipped]})
+    return ImportOutcome(bank.code, number, version.id, True, len(bank.items), bank.skipped)
+
+
+def _store_items(db: Session, version_id: int, bank: ParsedBank) -> None:
+    rows = [
+        {"bank_version_id": version_id, "code": i.code, "kind": ItemKind(i.kind),
+         "construct": i.construct, "level": i.level, "stem": i.stem,
+         "media": sorted(_media_names(i)),
+         "irt_a": (i.irt or {}).get("a"), "irt_b": (i.irt or {}).get("b"),
+         "irt_c": (i.irt or {}).get("c"), "scoring": i.scoring, "tags": i.tags,
+         "meta": i.meta}
+        for i in bank.items
+    ]
+    ids = db.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows).all()
+    options = [
+        {"item_id": item_id, "position": pos, "label": o.ident[:16], "content": o.content,
+         "is_key": o.is_key, "weight": o.weight, "level": o.level}
+        for item_id, parsed in zip(ids, bank.items, strict=True)
+        for pos, o in enumerate(parsed.options)
+    ]
+    if options:
+        db.execute(insert(ItemOption), options)
+    for name, data in sorted(bank.media.items()):
+        suffix = "." + name.rsplit(".", 1)[-1].lower()
+        db.add(BankMedia(bank_version_id=version_id, name=name, mime_type=MEDIA_TYPES[suffix],
+                         sha256=hashlib.sha256(data).hexdigest(), data=data))
+    db.flush()
+
+
+def _media_names(item: Any) -> set[str]:
+    return media_names(item.stem + "".join(o.content for o in item.options))
+
+
+# -- frozen versions ----------------------------------------------------------------------------
+
+
+def freeze_versions(db: Session, version_ids: list[int]) -> None:
+    """Mark versions as used by a session: their items can no longer change."""
+    for version in db.scalars(select(BankVersion).where(BankVersion.id.in_(version_ids))):
+        version.frozen = True
+
+
+_KEY_FIELDS = {"is_key", "weight"}
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_frozen_versions(session: Session, _ctx: Any, _instances: Any) -> None:
+    """The database-side promise behind "a frozen version never changes": any flush that
+    touches items, options or media of a frozen version fails, except the key fields changed
+    by correct_key()."""
+    touched = [o for o in list(session.new) + list(session.dirty) + list(session.deleted)
+               if isinstance(o, Item | ItemOption | BankMedia)]
+    if not touched:
+        return
+    in_correction = session.info.get("key_correction", False)
+    with session.no_autoflush:
+        for obj in touched:
+            if isinstance(obj, ItemOption):
+                item = session.get(Item, obj.item_id)
+                version_id = item.bank_version_id if item else None
+            else:
+                version_id = obj.bank_version_id
+            version = session.get(BankVersion, version_id) if version_id else None
+            if version is None or not version.frozen:
+                continue
+            if in_correction and isinstance(obj, ItemOption) and obj in session.dirty:
+                from sqlalchemy import inspect as sa_inspect
+
+                changed = {a.key for a in sa_inspect(obj).attrs if a.history.has_changes()}
+                if changed <= _KEY_FIELDS:
+                    continue
+            raise FrozenVersionError(
+                f"bank version {version.id} is frozen (used by a session); import a new "
+                "version or make an audited key correction"
+            )
+
+
+# -- key corrections ----------------------------------------------------------------------------
+
+
+def current_key(item: Item, options: list[ItemOption]) -> dict[str, Any]:
+    if item.kind == ItemKind.single:
+        return {"key": next((o.label for o in options if o.is_key), None)}
+    return {"weights": {o.label: _decimal(o.weight) for o in options}}
+
+
+def correct_key(
+    db: Session,
+    *,
+    item: Item,
+    key: str | None = None,
+    weights: dict[str, Decimal] | None = None,
+    reason: str,
+    actor: str,
+    actor_id: int | None,
+    now: datetime,
+) -> KeyCorrection:
+    """Change the key (single) or the weights (other kinds) of one item, also in a frozen
+    version. Records who, when, why, old and new key, and raises the version's key revision so
+    scoring knows which results to redo."""
+    if not reason.strip():
+        raise ValueError("a key correction needs a reason")
+    options = list(db.scalars(select(ItemOption).where(ItemOption.item_id == item.id)
+                              .order_by(ItemOption.position)))
+    labels = {o.label for o in options}
+    old = current_key(item, options)
+    if item.kind == ItemKind.single:
+        if key not in labels:
+            raise ValueError(f"option {key!r} does not exist; choose one of {sorted(labels)}")
+        if old["key"] == key:
+            raise ValueError("that is already the key")
+    else:
+        if not weights or set(weights) != labels:
+            raise ValueError(f"give a weight for every option: {sorted(labels)}")
+        if any(w < 0 for w in weights.values()) and item.kind != ItemKind.multiple:
+            raise ValueError("weights cannot be negative")
+    version = db.get(BankVersion, item.bank_version_id)
+    session_info = db.info
+    session_info["key_correction"] = True
+    try:
+        for option in options:
+            if item.kind == ItemKind.single:
+                option.is_key = option.label == key
+            else:
+                option.weight = weights[option.label]
+        version.key_revision += 1
+        db.flush()
+    finally:
+        session_info.pop("key_correction", None)
+    new = current_key(item, options)
+    correction = KeyCorrection(item_id=item.id, revision=version.key_revision, old_key=old,
+                               new_key=new, reason=reason.strip(), corrected_by=actor_id,
+                               corrected_at=now)
+    db.add(correction)
+    bank = db.get(ItemBank, version.bank_id)
+    audit.record(db, actor=actor, action="bank.key_correction",
+                 target=f"item:{bank.code}/v{version.version}/{item.code}", reason=reason.strip(),
+                 now=now, data={"old": old, "new": new, "key_revision": version.key_revision})
+    db.flush()
+    return correction

@@ -1,0 +1,418 @@
+"""A test taker's attempt: login and seat, form, server-owned clock, durable autosave, submit.
+
+Time: every deadline is an absolute UTC timestamp in the database (attempt-wide and per
+section). Pauses and extra time move those timestamps; the page only displays what is left.
+Sections open one after another; a section whose time is up closes and the next one opens at
+that moment, whether or not a browser is there (``refresh``, also run by the sweeper).
+
+Saves: each carries a per-attempt sequence number from the page. The answer row is replaced
+only by a higher seq (one INSERT .. ON CONFLICT DO UPDATE .. WHERE seq < new seq), so a
+duplicated, retried or reordered save can never regress an answer; every accepted change is
+also appended to answer_events. The caller's transaction commits before the acknowledgement.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.assembly.forms import PoolItem, build_form
+from app.assembly.models import Blueprint
+from app.auth import service as auth_service
+from app.auth.security import (
+    constant_time_equal,
+    keyed_digest,
+    normalize_participant_token,
+    random_token,
+)
+from app.bank.models import Item, ItemKind, ItemOption
+from app.delivery.models import (
+    Answer,
+    AnswerEvent,
+    Attempt,
+    AttemptItem,
+    AttemptSection,
+    AttemptState,
+    Participant,
+    RosterEntry,
+    SessionState,
+    TestSession,
+)
+
+LIVE_STATES = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
+DONE_STATES = (AttemptState.submitted, AttemptState.expired)
+TOKEN_PURPOSE = "participant-token"
+ACCESS_PURPOSE = "attempt-access"
+
+
+class TakerError(Exception):
+    """A refused taker request. ``status`` is the HTTP status the API answers with, ``key`` a
+    locale key for the page, ``detail`` an English explanation for API clients."""
+
+    def __init__(self, status: int, key: str, detail: str, retry_after: int = 0) -> None:
+        super().__init__(detail)
+        self.status, self.key, self.detail, self.retry_after = status, key, detail, retry_after
+
+
+@dataclass
+class LoginResult:
+    attempt: Attempt
+    session: TestSession
+    participant: Participant
+    access_token: str
+
+
+# -- login --------------------------------------------------------------------------------------
+
+
+def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: str,
+          secret: str, now: datetime) -> LoginResult:
+    """NIP + token -> the attempt of the participant's open session, bound to this seat."""
+    nip = "".join(ch for ch in nip if ch.isdigit())[:18]
+    throttle_name = f"nip:{nip}"
+    wait = auth_service.throttle_wait(db, username=throttle_name, client_addr=client_addr, now=now)
+    if wait:
+        audit.record(db, actor=f"addr:{client_addr}", action="taker.login_throttled",
+                     target=f"nip:{nip}", now=now, data={"retry_after_s": wait})
+        raise TakerError(429, "taker.error_throttled", "too many failed logins", wait)
+    digest = keyed_digest(secret, TOKEN_PURPOSE, normalize_participant_token(token))
+    rows = db.execute(
+        select(RosterEntry, TestSession, Participant)
+        .join(TestSession, TestSession.id == RosterEntry.session_id)
+        .join(Participant, Participant.id == RosterEntry.participant_id)
+        .where(Participant.nip == nip)
+        .order_by(TestSession.starts_at.desc())).all()
+    match = next((r for r in rows if constant_time_equal(r[0].token_hmac, digest)), None)
+    if match is None:
+        auth_service.register_failure(db, username=throttle_name, client_addr=client_addr,
+                                      now=now)
+        audit.record(db, actor=f"addr:{client_addr}", action="taker.login_failed",
+                     target=f"nip:{nip}", now=now)
+        raise TakerError(401, "taker.error_credentials", "wrong NIP or token")
+    entry, session, participant = match
+    if session.state not in (SessionState.open, SessionState.paused):
+        raise TakerError(403, "taker.error_session_" + session.state.value,
+                         f"session {session.code} is {session.state.value}, not open")
+    attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
+    if attempt is None:
+        attempt = Attempt(roster_entry_id=entry.id, session_id=session.id,
+                          seed=secrets.randbits(62), state=AttemptState.not_started,
+                          workstation_id=workstation, last_seen_at=now)
+        db.add(attempt)
+        db.flush()
+        _build_attempt_form(db, attempt, session)
+    elif attempt.state in LIVE_STATES and attempt.workstation_id not in (None, workstation):
+        audit.record(db, actor=f"taker:{nip}", action="taker.login_refused_seat",
+                     target=f"attempt:{attempt.id}", now=now,
+                     data={"seat": workstation, "held_by": attempt.workstation_id})
+        raise TakerError(409, "taker.error_seat",
+                         "this attempt is active on another computer; ask the proctor to unlock")
+    auth_service.clear_failures(db, username=throttle_name, client_addr=client_addr)
+    access = random_token(32)
+    attempt.access_token_hmac = keyed_digest(secret, ACCESS_PURPOSE, access)
+    if attempt.state in LIVE_STATES:
+        attempt.workstation_id = workstation
+    attempt.last_seen_at = now
+    audit.record(db, actor=f"taker:{nip}", action="taker.login", target=f"attempt:{attempt.id}",
+                 now=now, data={"seat": workstation, "addr": client_addr})
+    return LoginResult(attempt, session, participant, access)
+
+
+def attempt_for_access_token(db: Session, *, token: str, secret: str) -> Attempt | None:
+    if not token:
+        return None
+    return db.scalar(select(Attempt).where(
+        Attempt.access_token_hmac == keyed_digest(secret, ACCESS_PURPOSE, token)))
+
+
+def _build_attempt_form(db: Session, attempt: Attempt, session: TestSession) -> None:
+    blueprint = db.get(Blueprint, session.blueprint_id)
+    spec = blueprint.spec
+    version_ids = {p["bank_version_id"] for s in spec["sections"] for p in s["picks"]}
+    options: dict[int, list[int]] = {}
+    for item_id, option_id in db.execute(
+            select(ItemOption.item_id, ItemOption.id).join(Item, Item.id == ItemOption.item_id)
+            .where(Item.bank_version_id.in_(version_ids))
+            .order_by(ItemOption.item_id, ItemOption.position)):
+        options.setdefault(item_id, []).append(option_id)
+    pool = [PoolItem(i, v, c, lv, tuple(options.get(i, ())))
+            for i, v, c, lv in db.execute(select(Item.id, Item.bank_version_id, Item.construct,
+                                                 Item.level)
+                                          .where(Item.bank_version_id.in_(version_ids)))]
+    entries = build_form(spec, pool, attempt.seed)
+    db.add_all(AttemptItem(attempt_id=attempt.id, item_id=e.item_id, position=e.position,
+                           section=e.section, option_order=list(e.option_order))
+               for e in entries)
+    db.add_all(AttemptSection(attempt_id=attempt.id, section=i)
+               for i in range(len(spec["sections"])))
+    db.flush()
+
+
+# -- the clock ----------------------------------------------------------------------------------
+
+
+def _sections(db: Session, attempt: Attempt) -> list[AttemptSection]:
+    return list(db.scalars(select(AttemptSection).where(AttemptSection.attempt_id == attempt.id)
+                           .order_by(AttemptSection.section)))
+
+
+def _spec(db: Session, attempt: Attempt) -> dict[str, Any]:
+    session = db.get(TestSession, attempt.session_id)
+    blueprint = db.get(Blueprint, session.blueprint_id)
+    return {"blueprint": blueprint, "sections": blueprint.spec["sections"]}
+
+
+def effective_deadline(attempt: Attempt, section: AttemptSection | None) -> datetime | None:
+    candidates = [d for d in (attempt.deadline_at, section.deadline_at if section else None) if d]
+    return min(candidates) if candidates else None
+
+
+def remaining_seconds(attempt: Attempt, section: AttemptSection | None, now: datetime
+                      ) -> int | None:
+    deadline = effective_deadline(attempt, section)
+    if deadline is None:
+        return None
+    reference = attempt.paused_at or now
+    return max(0, int((deadline - reference).total_seconds() + 0.999))
+
+
+def _open_section(section: AttemptSection, limit_s: int | None, at: datetime) -> None:
+    section.started_at = at
+    section.deadline_at = at + timedelta(seconds=limit_s) if limit_s else None
+
+
+def start(db: Session, *, attempt: Attempt, now: datetime) -> None:
+    """Leave the instructions: the first section's clock (and the whole test's) starts now."""
+    if attempt.state != AttemptState.not_started:
+        return
+    spec = _spec(db, attempt)
+    attempt.state = AttemptState.active
+    attempt.started_at = now
+    attempt.current_section = 0
+    if spec["blueprint"].time_limit_s:
+        attempt.deadline_at = now + timedelta(seconds=spec["blueprint"].time_limit_s
+                                              + attempt.extra_time_s)
+    sections = _sections(db, attempt)
+    _open_section(sections[0], spec["sections"][0].get("time_limit_s"), now)
+    if sections[0].deadline_at and attempt.extra_time_s:
+        sections[0].deadline_at += timedelta(seconds=attempt.extra_time_s)
+    db.flush()
+
+
+def refresh(db: Session, *, attempt: Attempt, now: datetime) -> None:
+    """Apply what the clock says: close sections and the attempt whose time is up."""
+    if attempt.state != AttemptState.active:
+        return
+    spec = _spec(db, attempt)
+    sections = _sections(db, attempt)
+    while attempt.state == AttemptState.active:
+        current = sections[attempt.current_section]
+        if attempt.deadline_at and now >= attempt.deadline_at:
+            _finish(db, attempt, current, at=attempt.deadline_at, state=AttemptState.expired,
+                    reason="time")
+            return
+        if current.deadline_at and now >= current.deadline_at:
+            if attempt.current_section + 1 < len(sections):
+                _advance(attempt, sections, spec["sections"], at=current.deadline_at)
+                continue
+            _finish(db, attempt, current, at=current.deadline_at, state=AttemptState.expired,
+                    reason="time")
+        return
+
+
+def _advance(attempt: Attempt, sections: list[AttemptSection], spec_sections: list[dict],
+             *, at: datetime) -> None:
+    sections[attempt.current_section].ended_at = at
+    attempt.current_section += 1
+    _open_section(sections[attempt.current_section],
+                  spec_sections[attempt.current_section].get("time_limit_s"), at)
+
+
+def _finish(db: Session, attempt: Attempt, current: AttemptSection, *, at: datetime,
+            state: AttemptState, reason: str) -> None:
+    current.ended_at = current.ended_at or at
+    attempt.state = state
+    attempt.submitted_at = at
+    attempt.submit_reason = reason
+    attempt.paused_at = None
+    db.flush()
+
+
+def next_section(db: Session, *, attempt: Attempt, now: datetime) -> None:
+    """End the current section early and open the next (whose clock starts now)."""
+    refresh(db, attempt=attempt, now=now)
+    _require_live(attempt)
+    sections = _sections(db, attempt)
+    if attempt.current_section + 1 >= len(sections):
+        raise TakerError(409, "taker.error_last_section", "this is the last section")
+    _advance(attempt, sections, _spec(db, attempt)["sections"], at=now)
+    db.flush()
+
+
+def _require_live(attempt: Attempt) -> None:
+    if attempt.state in DONE_STATES:
+        raise TakerError(409, "taker.error_closed", "the attempt is already closed")
+    if attempt.state == AttemptState.paused:
+        raise TakerError(409, "taker.error_paused", "the attempt is paused by the proctor")
+    if attempt.state == AttemptState.not_started:
+        raise TakerError(409, "taker.error_not_started", "the attempt has not started")
+
+
+def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datetime) -> None:
+    """Hand in the attempt (idempotent: a second submit changes nothing)."""
+    refresh(db, attempt=attempt, now=now)
+    if attempt.state in DONE_STATES:
+        return
+    sections = _sections(db, attempt)
+    _finish(db, attempt, sections[attempt.current_section], at=now,
+            state=AttemptState.submitted, reason=reason)
+    audit.record(db, actor=actor, action="attempt.submit", target=f"attempt:{attempt.id}",
+                 now=now, data={"reason": reason})
+
+
+def submit_all_active(db: Session, *, session_id: int, reason: str, actor: str,
+                      now: datetime) -> int:
+    """Submit every attempt of a session that is still running (session close)."""
+    count = 0
+    for attempt in db.scalars(select(Attempt).where(Attempt.session_id == session_id,
+                                                    Attempt.state.in_(LIVE_STATES))):
+        if attempt.state == AttemptState.not_started:
+            attempt.state = AttemptState.submitted
+            attempt.submitted_at, attempt.submit_reason = now, reason
+            continue
+        attempt.paused_at = None
+        attempt.state = AttemptState.active  # so refresh/submit treat it uniformly
+        submit(db, attempt=attempt, reason=reason, actor=actor, now=now)
+        count += 1
+    db.flush()
+    return count
+
+
+def _due(now: datetime):
+    return (select(Attempt).join(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
+                                 & (AttemptSection.section == Attempt.current_section))
+            .where(Attempt.state == AttemptState.active)
+            .where((Attempt.deadline_at <= now) | (AttemptSection.deadline_at <= now)))
+
+
+def any_due(db: Session, *, now: datetime) -> bool:
+    """Cheap read-only check, so the sweeper takes the write lock only when there is work."""
+    return db.scalar(select(_due(now).with_only_columns(Attempt.id).limit(1).subquery().c.id)
+                     ) is not None
+
+
+def sweep(db: Session, *, now: datetime) -> int:
+    """Close sections and attempts whose time ran out, for takers whose browser is gone."""
+    due = list(db.scalars(_due(now)))
+    for attempt in due:
+        refresh(db, attempt=attempt, now=now)
+    return len(due)
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class SaveResult:
+    stored_seq: int
+    accepted: bool  # False: an equal or newer save was already stored
+    remaining_s: int | None
+    state: str
+
+
+def _validate_response(kind: ItemKind, option_order: list[int], response: Any) -> Any:
+    if response is None:
+        return None
+    allowed = set(option_order)
+    if kind == ItemKind.multiple:
+        if not isinstance(response, list) or len(set(response)) != len(response) or not all(
+                isinstance(r, int) and not isinstance(r, bool) and r in allowed
+                for r in response):
+            raise TakerError(422, "taker.error_response",
+                             "a multiple-response answer is a list of distinct option ids of "
+                             "this item")
+        return sorted(response, key=option_order.index) or None
+    if isinstance(response, bool) or not isinstance(response, int) or response not in allowed:
+        raise TakerError(422, "taker.error_response",
+                         "the answer must be one option id of this item, or null")
+    return response
+
+
+def _upsert(db: Session):
+    dialect = db.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert
+
+
+def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, seq: int,
+                flagged: bool, workstation: str | None, grace_s: int, now: datetime
+                ) -> SaveResult:
+    """Store an answer if ``seq`` is newer than the stored one (see module docstring)."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2**62:
+        raise TakerError(422, "taker.error_seq", "seq must be a positive integer")
+    row = db.execute(select(AttemptItem.section, AttemptItem.option_order, Item.kind)
+                     .join(Item, Item.id == AttemptItem.item_id)
+                     .where(AttemptItem.attempt_id == attempt.id,
+                            AttemptItem.item_id == item_id)).first()
+    if row is None:
+        raise TakerError(404, "taker.error_item", "this item is not in your form")
+    section_index, option_order, kind = row
+    value = _validate_response(kind, option_order, response)
+    refresh(db, attempt=attempt, now=now)
+    _require_save_window(db, attempt, section_index, grace_s, now)
+    insert = _upsert(db)
+    statement = insert(Answer).values(attempt_id=attempt.id, item_id=item_id, response=value,
+                                      seq=seq, flagged=bool(flagged), server_time=now)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Answer.attempt_id, Answer.item_id],
+        set_={"response": statement.excluded.response, "seq": statement.excluded.seq,
+              "flagged": statement.excluded.flagged,
+              "server_time": statement.excluded.server_time},
+        where=Answer.seq < statement.excluded.seq,
+    ).returning(Answer.seq)
+    stored = db.execute(statement).scalar()
+    accepted = stored is not None
+    if accepted:
+        db.execute(AnswerEvent.__table__.insert().values(
+            attempt_id=attempt.id, item_id=item_id, response=value, seq=seq,
+            flagged=bool(flagged), server_time=now, workstation_id=workstation))
+        db.execute(update(Attempt).where(Attempt.id == attempt.id, Attempt.last_seq < seq)
+                   .values(last_seq=seq))
+    else:
+        stored = db.scalar(select(Answer.seq).where(Answer.attempt_id == attempt.id,
+                                                    Answer.item_id == item_id))
+    attempt.last_seen_at = now
+    section = db.get(AttemptSection, (attempt.id, attempt.current_section))
+    return SaveResult(stored, accepted, remaining_seconds(attempt, section, now),
+                      attempt.state.value)
+
+
+def _require_save_window(db: Session, attempt: Attempt, section_index: int, grace_s: int,
+                         now: datetime) -> None:
+    grace = timedelta(seconds=grace_s)
+    section = db.get(AttemptSection, (attempt.id, section_index))
+    if attempt.state == AttemptState.expired:
+        # A save that was in flight when time ran out still counts, briefly.
+        if (attempt.submitted_at and now <= attempt.submitted_at + grace
+                and section_index == attempt.current_section):
+            return
+        raise TakerError(409, "taker.error_time_up", "time is up; the attempt was closed")
+    _require_live(attempt)
+    if section_index == attempt.current_section:
+        return
+    if section_index > attempt.current_section:
+        raise TakerError(409, "taker.error_section_pending", "that section is not open yet")
+    if (section.ended_at and section.deadline_at and section.ended_at >= section.deadline_at
+            and now <= section.ended_at + grace):
+        return  # in flight when the section's time ran out
+    spec_sections = _spec(db, attempt)["sections"]
+    if spec_sections[section_index].get("allow_back", True) and not spec_sections[
+            section_index].get("time_limit_s"):
+        return
+    raise TakerError(409, "taker.error_section_closed", "that section is closed")

@@ -1,0 +1,197 @@
+"""The test taker's pages: login with NIP + token, instructions, one item per screen with a
+navigation grid and countdown, autosave from the page's journal, submit, and the finished page.
+
+The page saves through /ujian/jawaban/{item_id} (cookie + CSRF header) with the same rules as
+the API; without JavaScript the item form posts back and is saved the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.deps import ClockDep, OptionalStaff
+from app.auth.security import random_token
+from app.db import DbSession
+from app.delivery import attempts
+from app.delivery.api import _status, client_addr
+from app.delivery.deps import SEAT_COOKIE, TAKER_COOKIE, PageAttempt, PageJsonAttempt
+from app.bank.models import Item
+from app.bank.routes import media_response
+from app.delivery.models import AttemptItem, AttemptState
+from app.delivery.schemas import AnswerSaved, AnswerUpdate
+from app.delivery.views import AttemptView, attempt_view
+from app.web import cookie_secure, redirect, render
+
+router = APIRouter()
+
+
+def _seat(request: Request) -> str:
+    return request.cookies.get(SEAT_COOKIE, "")[:64]
+
+
+def _login_page(request: Request, *, status_code: int = 200, error: str | None = None,
+                params: dict[str, Any] | None = None, nip: str = "") -> Response:
+    response = render(request, "taker/login.html", status_code=status_code, error=error,
+                      error_params=params or {}, nip=nip)
+    if not _seat(request):
+        # A long-lived id for this lab PC: the attempt is bound to it until a proctor unlocks.
+        response.set_cookie(SEAT_COOKIE, "seat-" + random_token(12), max_age=5 * 365 * 86400,
+                            httponly=True, samesite="lax", secure=cookie_secure(request))
+    return response
+
+
+@router.get("/", include_in_schema=False)
+def taker_home(request: Request, user: OptionalStaff) -> Response:
+    if user is not None:
+        return redirect(request, "/admin" if user.role.value == "admin" else "/proctor")
+    if request.cookies.get(TAKER_COOKIE):
+        return redirect(request, "/ujian")
+    return _login_page(request)
+
+
+@router.post("/ujian/masuk", include_in_schema=False)
+def taker_login(request: Request, db: DbSession, clock: ClockDep,
+                nip: Annotated[str, Form(max_length=40)] = "",
+                token: Annotated[str, Form(max_length=40)] = "") -> Response:
+    seat = _seat(request) or f"addr:{client_addr(request)}"
+    try:
+        result = attempts.login(db, nip=nip, token=token, workstation=seat,
+                                client_addr=client_addr(request),
+                                secret=request.app.state.secret, now=clock.now())
+    except attempts.TakerError as exc:
+        return _login_page(request, status_code=exc.status, error=exc.key,
+                           params={"seconds": exc.retry_after}, nip=nip[:40])
+    response = redirect(request, "/ujian")
+    response.set_cookie(TAKER_COOKIE, result.access_token, httponly=True, samesite="lax",
+                        secure=cookie_secure(request), max_age=12 * 3600)
+    return response
+
+
+def _first_position(view: AttemptView) -> int:
+    """Where to land: the first unanswered item of the current section, else its first item."""
+    current = [i for i in view.items if i.section == view.current_section]
+    target = next((i for i in current if not i.answered), current[0] if current else None)
+    return target.position if target else 1
+
+
+@router.get("/ujian", include_in_schema=False)
+def exam_home(request: Request, attempt: PageAttempt, db: DbSession,
+              clock: ClockDep) -> Response:
+    view = attempt_view(db, attempt=attempt, now=clock.now())
+    if view.state == "not_started":
+        return render(request, "taker/instructions.html", view=view)
+    if view.state in ("submitted", "expired"):
+        return render(request, "taker/finished.html", view=view)
+    return redirect(request, f"/ujian/soal/{_first_position(view)}")
+
+
+@router.post("/ujian/mulai", include_in_schema=False)
+def exam_start(request: Request, attempt: PageAttempt, db: DbSession,
+               clock: ClockDep) -> Response:
+    attempts.start(db, attempt=attempt, now=clock.now())
+    return redirect(request, "/ujian")
+
+
+def _item_page(request: Request, db: Session, attempt, position: int, now) -> Response:
+    view = attempt_view(db, attempt=attempt, now=now)
+    if view.state not in ("active", "paused"):
+        return redirect(request, "/ujian")
+    item = next((i for i in view.items if i.position == position), None)
+    if item is None or view.sections[item.section].state != "open":
+        return redirect(request, f"/ujian/soal/{_first_position(view)}")
+    open_positions = [i.position for i in view.items
+                      if view.sections[i.section].state == "open"]
+    return render(
+        request, "taker/item.html", view=view, item=item,
+        section=view.sections[item.section], open_positions=open_positions,
+        has_next_section=view.current_section + 1 < len(view.sections),
+    )
+
+
+@router.get("/ujian/soal/{position}", include_in_schema=False)
+def exam_item(request: Request, position: int, attempt: PageAttempt, db: DbSession,
+              clock: ClockDep) -> Response:
+    return _item_page(request, db, attempt, position, clock.now())
+
+
+@router.post("/ujian/soal/{position}", include_in_schema=False)
+async def exam_item_post(request: Request, position: int, attempt: PageAttempt, db: DbSession,
+                         clock: ClockDep) -> Response:
+    """Saving without JavaScript: the form posts the choice; the server numbers the save."""
+    form = await request.form()
+    view = attempt_view(db, attempt=attempt, now=clock.now())
+    item = next((i for i in view.items if i.position == position), None)
+    if item is None:
+        return redirect(request, "/ujian")
+    chosen = [int(v) for v in form.getlist("response") if str(v).isdigit()]
+    response = (chosen or None) if item.kind == "multiple" else (chosen[0] if chosen else None)
+    try:
+        attempts.save_answer(db, attempt=attempt, item_id=item.item_id, response=response,
+                             seq=attempt.last_seq + 1, flagged=form.get("flagged") == "on",
+                             workstation=_seat(request),
+                             grace_s=request.app.state.settings.save_grace_s, now=clock.now())
+    except attempts.TakerError:
+        return redirect(request, "/ujian")
+    target = form.get("go")
+    return redirect(request, f"/ujian/soal/{target}" if str(target).isdigit()
+                    else f"/ujian/soal/{position}")
+
+
+@router.put("/ujian/jawaban/{item_id}", include_in_schema=False)
+def exam_save(request: Request, item_id: int, body: AnswerUpdate, attempt: PageJsonAttempt,
+              db: DbSession, clock: ClockDep) -> AnswerSaved:
+    result = attempts.save_answer(db, attempt=attempt, item_id=item_id, response=body.response,
+                                  seq=body.seq, flagged=body.flagged, workstation=_seat(request),
+                                  grace_s=request.app.state.settings.save_grace_s,
+                                  now=clock.now())
+    return AnswerSaved(stored_seq=result.stored_seq, accepted=result.accepted,
+                       remaining_s=result.remaining_s, state=result.state)
+
+
+@router.get("/ujian/status", include_in_schema=False)
+def exam_status(attempt: PageJsonAttempt, db: DbSession, clock: ClockDep) -> JSONResponse:
+    status = _status(db, attempt, clock.now())
+    return JSONResponse(status.model_dump(mode="json"))
+
+
+@router.post("/ujian/bagian-berikut", include_in_schema=False)
+def exam_next_section(request: Request, attempt: PageAttempt, db: DbSession,
+                      clock: ClockDep) -> Response:
+    try:
+        attempts.next_section(db, attempt=attempt, now=clock.now())
+    except attempts.TakerError:
+        pass  # the page reloads and shows where the taker really is
+    return redirect(request, "/ujian")
+
+
+@router.post("/ujian/selesai", include_in_schema=False)
+def exam_submit(request: Request, attempt: PageAttempt, db: DbSession, clock: ClockDep,
+                reason: Annotated[str, Form(max_length=20)] = "taker") -> Response:
+    if attempt.state != AttemptState.not_started:
+        attempts.submit(db, attempt=attempt, reason="time" if reason == "time" else "taker",
+                        actor=f"attempt:{attempt.id}", now=clock.now())
+    return redirect(request, "/ujian")
+
+
+@router.post("/ujian/keluar", include_in_schema=False)
+def exam_logout(request: Request) -> Response:
+    response = redirect(request, "/")
+    response.delete_cookie(TAKER_COOKIE, httponly=True, samesite="lax",
+                           secure=cookie_secure(request))
+    return response
+
+
+@router.get("/ujian/media/{version_id}/{name}", include_in_schema=False)
+def exam_media(version_id: int, name: str, attempt: PageAttempt, db: DbSession) -> Response:
+    """Images of the items in this taker's own form, and nothing else."""
+    uses = db.scalar(select(AttemptItem.id).join(Item, Item.id == AttemptItem.item_id)
+                     .where(AttemptItem.attempt_id == attempt.id,
+                            Item.bank_version_id == version_id).limit(1))
+    if uses is None:
+        raise HTTPException(status_code=404)
+    return media_response(db, version_id, name)

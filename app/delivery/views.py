@@ -1,0 +1,142 @@
+"""What a test taker may see of their attempt: the form without keys, weights or parameters,
+their stored answers, and the time the server says is left."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.assembly.models import Blueprint
+from app.bank.models import Item, ItemOption
+from app.delivery.attempts import refresh, remaining_seconds
+from app.delivery.models import (
+    Answer,
+    Attempt,
+    AttemptItem,
+    AttemptSection,
+    Participant,
+    RosterEntry,
+    TestSession,
+)
+
+
+@dataclass
+class OptionView:
+    id: int
+    content: str
+
+
+@dataclass
+class ItemView:
+    item_id: int
+    position: int
+    section: int
+    kind: str
+    bank_version_id: int
+    stem: str | None  # None while the section is not open yet
+    options: list[OptionView]
+    response: Any = None
+    seq: int = 0
+    flagged: bool = False
+
+    @property
+    def answered(self) -> bool:
+        return self.response not in (None, [])
+
+
+@dataclass
+class SectionView:
+    index: int
+    title: str
+    instructions: str
+    time_limit_s: int | None
+    allow_back: bool
+    state: str  # "open", "closed" or "pending"
+    remaining_s: int | None
+
+
+@dataclass
+class AttemptView:
+    attempt_id: int
+    state: str
+    session_code: str
+    session_name: str
+    participant_name: str
+    nip: str
+    current_section: int
+    remaining_s: int | None
+    server_time: datetime
+    last_seq: int
+    sections: list[SectionView] = field(default_factory=list)
+    items: list[ItemView] = field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"total": len(self.items),
+                "answered": sum(1 for i in self.items if i.answered),
+                "flagged": sum(1 for i in self.items if i.flagged)}
+
+
+def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
+    if attempt.state.value in ("submitted", "expired"):
+        return "closed"
+    if index == attempt.current_section:
+        return "open"
+    if index > attempt.current_section:
+        return "pending"
+    if spec.get("allow_back", True) and not spec.get("time_limit_s"):
+        return "open"
+    return "closed"
+
+
+def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView:
+    """The whole attempt for the page and the API (after applying the clock)."""
+    refresh(db, attempt=attempt, now=now)
+    session = db.get(TestSession, attempt.session_id)
+    spec_sections = db.get(Blueprint, session.blueprint_id).spec["sections"]
+    person = db.execute(select(Participant).join(
+        RosterEntry, RosterEntry.participant_id == Participant.id)
+        .where(RosterEntry.id == attempt.roster_entry_id)).scalar_one()
+    sections = {s.section: s for s in db.scalars(
+        select(AttemptSection).where(AttemptSection.attempt_id == attempt.id))}
+    current = sections.get(attempt.current_section)
+    view = AttemptView(
+        attempt_id=attempt.id, state=attempt.state.value, session_code=session.code,
+        session_name=session.name, participant_name=person.name, nip=person.nip,
+        current_section=attempt.current_section,
+        remaining_s=remaining_seconds(attempt, current, now), server_time=now,
+        last_seq=attempt.last_seq)
+    for index, spec in enumerate(spec_sections):
+        state = section_state(attempt, index, spec)
+        row = sections.get(index)
+        view.sections.append(SectionView(
+            index=index, title=spec.get("title", ""), instructions=spec.get("instructions", ""),
+            time_limit_s=spec.get("time_limit_s"), allow_back=spec.get("allow_back", True),
+            state=state,
+            remaining_s=remaining_seconds(attempt, row, now) if state == "open" else None))
+    entries = list(db.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id)
+                              .order_by(AttemptItem.position)))
+    visible = [e.item_id for e in entries if view.sections[e.section].state != "pending"]
+    items = {i.id: i for i in db.scalars(select(Item).where(Item.id.in_(visible)))}
+    contents = dict(db.execute(select(ItemOption.id, ItemOption.content)
+                               .where(ItemOption.item_id.in_(visible))).all())
+    kinds = dict(db.execute(select(Item.id, Item.kind).where(
+        Item.id.in_([e.item_id for e in entries]))).all())
+    answers = {a.item_id: a for a in db.scalars(select(Answer).where(
+        Answer.attempt_id == attempt.id))}
+    for entry in entries:
+        item = items.get(entry.item_id)
+        answer = answers.get(entry.item_id)
+        view.items.append(ItemView(
+            item_id=entry.item_id, position=entry.position, section=entry.section,
+            kind=kinds[entry.item_id].value,
+            bank_version_id=item.bank_version_id if item else 0,
+            stem=item.stem if item else None,
+            options=[OptionView(o, contents[o]) for o in entry.option_order] if item else [],
+            response=answer.response if answer else None, seq=answer.seq if answer else 0,
+            flagged=answer.flagged if answer else False))
+    return view

@@ -1,0 +1,223 @@
+"""The taker over real HTTP: the JSON API (login, form, autosave, sections, submit) and the
+pages (login, instructions, item page, no-JS save, CSRF), on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from app.bank.models import Item, ItemOption
+from app.delivery.models import Answer, SessionState, TestSession
+from tests.conftest import csrf_from
+from tests.factories import make_open_session
+
+
+@pytest.fixture
+def logins(database, settings, clock):
+    with database.transaction() as session:
+        _, logins = make_open_session(session, clock, secret=settings.resolved_secret(),
+                                      participants=3)
+    return logins
+
+
+def api_login(app, nip, token, workstation="PC-01"):
+    client = TestClient(app)
+    response = client.post("/api/v1/taker/login",
+                           json={"nip": nip, "token": token, "workstation": workstation})
+    return client, response
+
+
+def bearer(client, response):
+    client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+    return client
+
+
+def answer_for(item, index=0):
+    option = item["options"][index]["id"]
+    return [option] if item["kind"] == "multiple" else option
+
+
+def test_api_full_attempt(app, logins, database, clock):
+    nip, token = logins[0]
+    client, response = api_login(app, nip, token)
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] == "not_started" and response.json()["session_code"] == "S1"
+    bearer(client, response)
+    form = client.get("/api/v1/taker/attempt").json()
+    assert form["state"] == "active" and form["remaining_s"] == 600
+    assert [s["state"] for s in form["sections"]] == ["open", "pending"]
+    first, later = form["items"][0], form["items"][3]
+    assert first["stem"] and later["stem"] is None and later["options"] == []
+    put = client.put(f"/api/v1/taker/answers/{first['item_id']}",
+                     json={"response": answer_for(first), "seq": 5, "flagged": True})
+    assert put.status_code == 200 and put.json()["stored_seq"] == 5 and put.json()["accepted"]
+    stale = client.put(f"/api/v1/taker/answers/{first['item_id']}",
+                       json={"response": answer_for(first, 1), "seq": 4})
+    assert stale.json() == {**stale.json(), "stored_seq": 5, "accepted": False}
+    assert client.put(f"/api/v1/taker/answers/{first['item_id']}",
+                      json={"response": 10**9, "seq": 6}).status_code == 422
+    assert client.put("/api/v1/taker/answers/999999", json={"response": None, "seq": 7}
+                      ).status_code == 404
+    closed = client.put(f"/api/v1/taker/answers/{later['item_id']}",
+                        json={"response": None, "seq": 8})
+    assert closed.status_code == 409 and closed.json()["code"] == "taker.error_section_pending"
+    again = client.get("/api/v1/taker/attempt").json()
+    stored = next(i for i in again["items"] if i["item_id"] == first["item_id"])
+    assert (stored["response"], stored["seq"], stored["flagged"]) == (answer_for(first), 5, True)
+    clock.advance(30)
+    assert client.post("/api/v1/taker/sections/next").json()["current_section"] == 1
+    assert client.post("/api/v1/taker/sections/next").status_code == 409  # last section
+    done = client.post("/api/v1/taker/submit")
+    assert done.status_code == 200 and done.json()["state"] == "submitted"
+    assert client.post("/api/v1/taker/submit").json()["state"] == "submitted"  # idempotent
+    assert client.put(f"/api/v1/taker/answers/{later['item_id']}",
+                      json={"response": None, "seq": 9}).status_code == 409
+
+
+def test_keys_weights_and_parameters_never_reach_the_taker(app, logins, database):
+    client, response = api_login(app, *logins[0])
+    bearer(client, response)
+    wire = client.get("/api/v1/taker/attempt").text
+
+    def keys_of(value):
+        if isinstance(value, dict):
+            return set(value) | {k for v in value.values() for k in keys_of(v)}
+        if isinstance(value, list):
+            return {k for v in value for k in keys_of(v)}
+        return set()
+
+    fields = keys_of(json.loads(wire))
+    assert not fields & {"is_key", "key", "weight", "weights", "points", "level", "irt", "irt_a",
+                         "irt_b", "irt_c", "scoring", "label", "code", "construct"}, fields
+    for secret in ('"is_key"', '"weight"', '"irt', "scoring"):
+        assert secret not in wire
+    with database.transaction(write=False) as s:
+        option_ids = {o["id"] for i in json.loads(wire)["items"] for o in i["options"]}
+        keyed = set(s.scalars(select(ItemOption.id).where(ItemOption.is_key)))
+    assert option_ids & keyed  # the keyed options are there, just not marked
+
+
+def test_api_login_errors(app, logins, database):
+    nip, token = logins[0]
+    assert api_login(app, nip, "WRONGTKN")[1].status_code == 401
+    assert api_login(app, "1" * 18, token)[1].status_code == 401
+    ok_client, ok = api_login(app, nip, token, "PC-01")
+    assert ok.status_code == 200
+    seat = api_login(app, nip, token, "PC-02")[1]
+    assert seat.status_code == 409 and "another computer" in seat.json()["detail"]
+    with database.transaction() as s:
+        s.scalar(select(TestSession)).state = SessionState.closed
+    assert api_login(app, nip, token, "PC-01")[1].status_code == 403
+
+
+def test_a_moved_seat_can_no_longer_save(app, logins, database):
+    nip, token = logins[0]
+    old, response = api_login(app, nip, token, "PC-01")
+    bearer(old, response)
+    item = old.get("/api/v1/taker/attempt").json()["items"][0]
+    with database.transaction() as s:  # the proctor unlocks the attempt
+        from app.delivery.models import Attempt
+
+        s.scalar(select(Attempt)).workstation_id = None
+    new, response = api_login(app, nip, token, "PC-07")
+    bearer(new, response)
+    assert old.put(f"/api/v1/taker/answers/{item['item_id']}",
+                   json={"response": answer_for(item), "seq": 1}).status_code == 401
+    assert new.put(f"/api/v1/taker/answers/{item['item_id']}",
+                   json={"response": answer_for(item), "seq": 1}).status_code == 200
+
+
+def test_api_needs_a_token(client):
+    assert client.get("/api/v1/taker/attempt").status_code == 401
+    assert client.put("/api/v1/taker/answers/1", json={"response": None, "seq": 1}
+                      ).status_code == 401
+
+
+def page_login(client, nip, token):
+    page = client.get("/")
+    assert 'data-testid="taker-login"' in page.text
+    return client.post("/ujian/masuk", data={"nip": nip, "token": token,
+                                             "csrf_token": csrf_from(page.text)},
+                       follow_redirects=False)
+
+
+def test_pages_from_login_to_finish(client, logins, database):
+    nip, token = logins[0]
+    wrong = page_login(client, nip, "WRONGTKN")
+    assert wrong.status_code == 401 and "NIP atau token salah" in wrong.text
+    response = page_login(client, nip, token)
+    assert response.status_code == 303 and response.headers["location"] == "/ujian"
+    instructions = client.get("/ujian")
+    assert 'data-testid="start-exam"' in instructions.text
+    started = client.post("/ujian/mulai", data={"csrf_token": csrf_from(instructions.text)},
+                          follow_redirects=True)
+    assert 'data-testid="taker-item"' in started.text and 'data-testid="nav-grid"' in started.text
+    assert 'data-remaining="600"' in started.text
+    for secret in ("is-key", "bobot", "option-key"):
+        assert secret not in started.text
+    token_value = csrf_from(started.text)
+    item_id = int(started.text.split('data-item="')[1].split('"')[0])
+    with database.transaction(write=False) as s:
+        option = s.scalar(select(ItemOption.id).where(ItemOption.item_id == item_id))
+        kind = s.scalar(select(Item.kind).where(Item.id == item_id)).value
+    response_value = [option] if kind == "multiple" else option
+    no_csrf = client.put(f"/ujian/jawaban/{item_id}", json={"response": response_value, "seq": 1})
+    assert no_csrf.status_code == 403
+    saved = client.put(f"/ujian/jawaban/{item_id}", json={"response": response_value, "seq": 1},
+                       headers={"X-CSRF-Token": token_value})
+    assert saved.status_code == 200 and saved.json()["stored_seq"] == 1
+    # Without JavaScript the form posts back; the server numbers the save after the last one.
+    fallback = client.post("/ujian/soal/1", data={"csrf_token": token_value,
+                                                  "response": str(option), "go": "2"},
+                           follow_redirects=False)
+    assert fallback.headers["location"] == "/ujian/soal/2"
+    status = client.get("/ujian/status").json()
+    assert status["state"] == "active" and status["remaining_s"] == 600
+    finished = client.post("/ujian/selesai", data={"csrf_token": token_value},
+                           follow_redirects=True)
+    assert 'data-testid="finished"' in finished.text
+    with database.transaction(write=False) as s:
+        assert s.scalar(select(Answer.seq)) >= 1
+
+
+def test_item_images_are_served_only_to_their_takers(client, app, logins, database):
+    page_login(client, *logins[0])
+    page = client.get("/ujian")
+    client.post("/ujian/mulai", data={"csrf_token": csrf_from(page.text)})
+    with database.transaction(write=False) as s:
+        version = s.scalar(select(Item.bank_version_id))
+    assert client.get(f"/ujian/media/{version}/fig1.svg").status_code == 200
+    assert client.get(f"/ujian/media/{version + 1}/fig1.svg").status_code == 404
+    stranger = TestClient(app)
+    assert stranger.get(f"/ujian/media/{version}/fig1.svg", follow_redirects=False
+                        ).status_code == 303
+
+
+def test_the_server_closes_attempts_when_no_browser_asks(database, settings, clock, tmp_path):
+    import time
+
+    from app.delivery.models import Attempt
+    from app.main import create_app
+
+    quick = settings.model_copy(update={"sweep_interval_s": 1})
+    with database.transaction() as session:
+        _, logins = make_open_session(session, clock, secret=settings.resolved_secret())
+    app = create_app(quick, clock=clock, database=database)
+    with TestClient(app) as client:
+        response = client.post("/api/v1/taker/login", json={"nip": logins[0][0],
+                                                            "token": logins[0][1]})
+        client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        client.get("/api/v1/taker/attempt")  # starts the clock; then the browser is gone
+        clock.advance(16 * 60)
+        deadline = time.monotonic() + 10
+        state = None
+        while time.monotonic() < deadline:
+            with database.transaction(write=False) as s:
+                state = s.scalar(select(Attempt.state)).value
+            if state == "expired":
+                break
+            time.sleep(0.2)
+    assert state == "expired"

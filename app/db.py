@@ -5,20 +5,28 @@ never commit, so an import, a submit or a proctor action is all or nothing.
 
 SQLite (the embedded default) runs in WAL mode with ``synchronous=FULL``: a commit is on disk
 before we acknowledge it, even across a power cut. Transactions that may write begin with
-``BEGIN IMMEDIATE`` so they queue on the busy timeout for the single write lock instead of
-failing half-way with "database is locked" when a read snapshot cannot be upgraded.
+``BEGIN IMMEDIATE`` so they queue for the single write lock instead of failing half-way with
+"database is locked" when a read snapshot cannot be upgraded; inside one process they queue on
+a plain mutex first (fair and cheap, where SQLite's busy handler polls with growing sleeps).
+
+Read requests (GET) run in a transaction that is always rolled back and never autoflushes: a
+page may compute state (the clock moving an attempt on) without writing it, and the write
+happens in the next write request or the sweeper. A GET that must write declares ``WriteDb``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -32,6 +40,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -45,7 +54,16 @@ NAMING_CONVENTION = {
 }
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Write requests let into the database at once per process (SQLite): enough to overlap their
+# Python work, far below the worker-thread pool (40) so waiting never exhausts it.
+WRITE_REQUESTS_IN_FLIGHT = 8
 _WRITE_OPTION = "cact_write"
+
+
+class RecordedRefusal(Exception):
+    """Raised by a service that refuses a request but has written why (a failed login counts
+    toward the throttle and is audited): the transaction is committed, then the refusal is
+    raised on to become the error response."""
 
 
 class Base(DeclarativeBase):
@@ -91,6 +109,7 @@ def str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    writer = threading.Lock()  # one writer at a time in this process
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin.
@@ -105,7 +124,25 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get(_WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if immediate:
+            if not writer.acquire(timeout=busy_timeout_ms / 1000):
+                raise OperationalError("BEGIN IMMEDIATE", {}, TimeoutError(
+                    "database is busy: no write slot within the busy timeout"))
+            conn.info["cact_writer"] = True
+            try:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                _release(conn)
+                raise
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    def _release(conn: Any) -> None:
+        if conn.info.pop("cact_writer", False):
+            writer.release()
+
+    event.listen(engine, "commit", _release)
+    event.listen(engine, "rollback", _release)
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 10000) -> Engine:
@@ -117,8 +154,9 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10000) -> Engine:
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
-            pool_size=8,
-            max_overflow=8,
+            # Threads that wait for the write slot hold a connection: keep enough for readers.
+            pool_size=20,
+            max_overflow=40,
         )
         _configure_sqlite(engine, busy_timeout_ms)
         return engine
@@ -135,21 +173,51 @@ class Database:
         self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
-        self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = sessionmaker(write_engine, expire_on_commit=False, autoflush=True)
+        self._gate: asyncio.Semaphore | None = None
+
+    def new_session(self, *, write: bool) -> Session:
+        return (self._write if write else self._read)()
+
+    @asynccontextmanager
+    async def write_gate(self, write: bool) -> AsyncIterator[None]:
+        """Bound how many write requests of this process are inside the database at once
+        (SQLite only). A request waits here without holding a worker thread; the few let
+        through wait for the write slot in their thread. Without this bound every worker
+        thread could be waiting for the slot while its holder needed one more thread to
+        finish, and the process would stall until the busy timeout."""
+        if not (write and self.is_sqlite):
+            yield
+            return
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(WRITE_REQUESTS_IN_FLIGHT)
+        async with self._gate:
+            yield
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[Session]:
-        """One unit of work: commit when the block ends normally, roll back on any exception."""
+        """One unit of work: commit when the block ends normally, roll back on any exception.
+        A read-only block is never committed: closing it returns the connection, whose
+        transaction the pool rolls back, and leaves loaded objects readable."""
         session = (self._write if write else self._read)()
         try:
             yield session
-            session.commit()
+            if write:
+                session.commit()
+        except RecordedRefusal:
+            if write:
+                session.commit()
+            raise
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
+
+    def run(self, work: Callable[[Session], Any], write: bool) -> Any:
+        with self.transaction(write=write) as session:
+            return work(session)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -159,15 +227,52 @@ class Database:
         self.engine.dispose()
 
 
-def get_db(request: Request) -> Iterator[Session]:
+@asynccontextmanager
+async def _request_session(request: Request, *, write: bool) -> AsyncIterator[Session]:
+    database: Database = request.app.state.db
+    async with database.write_gate(write):
+        session = database.new_session(write=write)
+        try:
+            yield session
+            if write:
+                await run_in_threadpool(session.commit)
+        except RecordedRefusal:
+            if write:
+                await run_in_threadpool(session.commit)
+            raise
+        except BaseException:
+            await run_in_threadpool(session.rollback)
+            raise
+        finally:
+            await run_in_threadpool(session.close)
+
+
+async def get_db(request: Request) -> AsyncIterator[Session]:
     """Request-scoped session; committed before the response is sent (dependency scope
     "function"), so a client never sees an acknowledgement for data that is not durable."""
-    db: Database = request.app.state.db
-    with db.transaction(write=request.method not in SAFE_METHODS) as session:
+    async with _request_session(request, write=request.method not in SAFE_METHODS) as session:
         yield session
 
 
+async def get_write_db(request: Request) -> AsyncIterator[Session]:
+    """For the rare GET that must write (and be acknowledged only once durable)."""
+    async with _request_session(request, write=True) as session:
+        yield session
+
+
+async def in_transaction(request: Request, work: Callable[[Session], Any], *,
+                         write: bool = True) -> Any:
+    """Run ``work(session)`` in one transaction, begun and committed in a single worker-thread
+    call. The hot taker requests use this instead of a request-scoped session: a SQLite write
+    slot is then never held across trips through the event loop (which, under a rush of
+    hundreds of connections, multiplied the time each save held the slot)."""
+    database: Database = request.app.state.db
+    async with database.write_gate(write):
+        return await run_in_threadpool(database.run, work, write)
+
+
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
+WriteDb = Annotated[Session, Depends(get_write_db, scope="function")]
 
 
 # -- Alembic -------------------------------------------------------------------------------------

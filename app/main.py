@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -148,6 +149,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The thread holding the SQLite write slot must get the GIL back quickly after each
+        # database call; with the default 5 ms switch interval it queued behind the event
+        # loop and the other threads, and every save waited on that convoy.
+        sys.setswitchinterval(0.0005)
         task = asyncio.create_task(_sweeper(app))
         yield
         task.cancel()

@@ -11,7 +11,7 @@ from fastapi import Depends, Request
 from app.auth import service
 from app.auth.models import Role, User
 from app.clock import Clock
-from app.db import DbSession
+from starlette.concurrency import run_in_threadpool
 from app.web import SESSION_COOKIE, check_csrf
 
 
@@ -41,25 +41,35 @@ class StaffView:
     role: Role
 
 
-def load_staff(request: Request, db: DbSession, clock: ClockDep) -> User | None:
+async def load_staff(request: Request, clock: ClockDep) -> User | None:
     """The staff member of this request, or None. Also leaves on request.state the plain
-    values pages need: ``staff`` (StaffView) and ``session_csrf`` (the session's CSRF token)."""
+    values pages need: ``staff`` (StaffView) and ``session_csrf`` (the session's CSRF token).
+
+    It reads in a short transaction of its own, and only when a session cookie is present, so
+    requests without one (every test taker's) neither touch the database nor take a worker
+    thread here. The returned account is detached: routes read it, services that change an
+    account load their own copy."""
     if "staff_user" in request.state._state:
         return request.state.staff_user
     request.state.staff_user = None
     token = request.cookies.get(SESSION_COOKIE)
     if token:
-        settings = request.app.state.settings
-        loaded = service.load_session(
-            db, token=token, now=clock.now(),
-            idle=timedelta(minutes=settings.session_idle_minutes),
-        )
+        loaded = await run_in_threadpool(_load_session, request, token, clock.now())
         if loaded:
             web_session, user = loaded
             request.state.staff_user = user
             request.state.staff = StaffView(user.id, user.username, user.full_name, user.role)
             request.state.session_csrf = web_session.csrf_token
     return request.state.staff_user
+
+
+def _load_session(request: Request, token: str, now):
+    database = request.app.state.db
+    settings = request.app.state.settings
+    with database.transaction(write=False) as db:
+        return service.load_session(
+            db, token=token, now=now, idle=timedelta(minutes=settings.session_idle_minutes),
+            touch=lambda sid, at: service.touch_session(database, sid, at))
 
 
 async def csrf_protect(request: Request, _user: Annotated[User | None, Depends(load_staff)]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -273,7 +274,7 @@ def start_session(
 
 
 def load_session(
-    db: Session, *, token: str, now: datetime, idle: timedelta
+    db: Session, *, token: str, now: datetime, idle: timedelta, touch: Any = None
 ) -> tuple[WebSession, User] | None:
     """The live session for a cookie value, or None when unknown, expired or idle too long."""
     row = db.execute(
@@ -287,18 +288,21 @@ def load_session(
     if now >= web_session.expires_at or now - web_session.last_seen_at >= idle or not user.is_active:
         return None
     if now - web_session.last_seen_at >= TOUCH_EVERY:
-        _touch(db, web_session.id, now)
+        if touch is None:
+            db.execute(update(WebSession).where(WebSession.id == web_session.id)
+                       .values(last_seen_at=now))
+        else:
+            touch(web_session.id, now)
     return web_session, user
 
 
-def _touch(db: Session, session_id: str, now: datetime) -> None:
-    # Best effort: on a read-only request a busy SQLite writer may refuse; the session then
-    # simply keeps its previous last-seen time until the next request.
+def touch_session(database: Any, session_id: str, now: datetime) -> None:
+    """Record activity in a transaction of its own (read requests never write). Best effort:
+    if the database is busy the session keeps its previous last-seen time for now."""
     try:
-        with db.begin_nested():
-            db.execute(
-                update(WebSession).where(WebSession.id == session_id).values(last_seen_at=now)
-            )
+        with database.transaction() as db:
+            db.execute(update(WebSession).where(WebSession.id == session_id)
+                       .values(last_seen_at=now))
     except OperationalError:
         pass
 

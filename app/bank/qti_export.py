@@ -75,7 +75,7 @@ def _unique(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _number(value: Decimal | float | int) -> str:
+def _number(value: Decimal | float) -> str:
     text = format(Decimal(str(value)).normalize(), "f")
     return "0" if text in ("-0", "") else text
 

@@ -1,14 +1,23 @@
 """The test-taker JSON API (/api/v1/taker): login, form, autosave, sections, submit.
-Documented in OpenAPI (/docs) and docs/api.md; load tools and kiosks depend on it."""
+Documented in OpenAPI (/docs) and docs/api.md; load tools and kiosks depend on it.
+
+These are the requests a lab sends most, all at once at 08:00 and then every few seconds per
+taker, so each runs its whole transaction in one worker-thread call (``in_transaction``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep
-from app.db import DbSession
+from app.db import in_transaction
 from app.delivery import attempts
-from app.delivery.deps import ApiAttempt
+from app.delivery.deps import bearer_lookup
+from app.delivery.models import Attempt, AttemptSection
 from app.delivery.schemas import (
     AnswerSaved,
     AnswerUpdate,
@@ -28,66 +37,95 @@ ERRORS = {401: {"description": "wrong credentials or expired access token"},
           429: {"description": "too many failed logins; see Retry-After"}}
 
 
+def _json(model: BaseModel) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"))
+
+
 def client_addr(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@router.post("/login", response_model=TakerLoginRead, responses=ERRORS)
-def taker_login(body: TakerLoginCreate, request: Request, db: DbSession,
-                clock: ClockDep) -> TakerLoginRead:
-    """Log in with NIP and token; the access token goes in `Authorization: Bearer ...`."""
-    result = attempts.login(db, nip=body.nip, token=body.token,
-                            workstation=body.workstation or f"addr:{client_addr(request)}",
-                            client_addr=client_addr(request), secret=request.app.state.secret,
-                            now=clock.now())
-    return TakerLoginRead(attempt_id=result.attempt.id, access_token=result.access_token,
-                          state=result.attempt.state.value, session_code=result.session.code)
-
-
-@router.get("/attempt", response_model=AttemptRead, responses=ERRORS)
-def taker_attempt(attempt: ApiAttempt, db: DbSession, clock: ClockDep) -> AttemptRead:
-    """The form without keys, with stored answers and time left. The first call starts the
-    clock (there is no separate start call in the API)."""
-    attempts.start(db, attempt=attempt, now=clock.now())
-    view = attempt_view(db, attempt=attempt, now=clock.now())
-    return AttemptRead.model_validate(view, from_attributes=True)
-
-
-@router.get("/status", response_model=AttemptStatus, responses=ERRORS)
-def taker_status(attempt: ApiAttempt, db: DbSession, clock: ClockDep) -> AttemptStatus:
-    return _status(db, attempt, clock.now())
-
-
-def _status(db, attempt, now) -> AttemptStatus:
+def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
     attempts.refresh(db, attempt=attempt, now=now)
-    section = db.get(attempts.AttemptSection, (attempt.id, attempt.current_section))
+    section = db.get(AttemptSection, (attempt.id, attempt.current_section))
     return AttemptStatus(state=attempt.state.value, current_section=attempt.current_section,
                          remaining_s=attempts.remaining_seconds(attempt, section, now),
                          server_time=now)
 
 
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def save_work(request: Request, token: str, item_id: int, body: AnswerUpdate, now: datetime,
+              workstation: str | None):
+    def work(db: Session) -> AnswerSaved:
+        result = attempts.save_with_token(
+            db, token=token, secret=request.app.state.secret, item_id=item_id,
+            response=body.response, seq=body.seq, flagged=body.flagged,
+            workstation=workstation, grace_s=request.app.state.settings.save_grace_s, now=now)
+        return AnswerSaved(stored_seq=result.stored_seq, accepted=result.accepted,
+                           remaining_s=result.remaining_s, state=result.state)
+    return work
+
+
+@router.post("/login", response_model=TakerLoginRead, responses=ERRORS)
+async def taker_login(body: TakerLoginCreate, request: Request,
+                      clock: ClockDep) -> JSONResponse:
+    """Log in with NIP and token; the access token goes in `Authorization: Bearer ...`."""
+    def work(db: Session) -> TakerLoginRead:
+        result = attempts.login(db, nip=body.nip, token=body.token,
+                                workstation=body.workstation or f"addr:{client_addr(request)}",
+                                client_addr=client_addr(request),
+                                secret=request.app.state.secret, now=clock.now())
+        return TakerLoginRead(attempt_id=result.attempt.id, access_token=result.access_token,
+                              state=result.attempt.state.value, session_code=result.session.code)
+    return _json(await in_transaction(request, work))
+
+
+@router.get("/attempt", response_model=AttemptRead, responses=ERRORS)
+async def taker_attempt(request: Request, clock: ClockDep) -> JSONResponse:
+    """The form without keys, with stored answers and time left. The first call starts the
+    clock (there is no separate start call in the API)."""
+    def work(db: Session) -> AttemptRead:
+        attempt = bearer_lookup(request, db)
+        attempts.start(db, attempt=attempt, now=clock.now())
+        view = attempt_view(db, attempt=attempt, now=clock.now())
+        return AttemptRead.model_validate(view, from_attributes=True)
+    return _json(await in_transaction(request, work))
+
+
+@router.get("/status", response_model=AttemptStatus, responses=ERRORS)
+async def taker_status(request: Request, clock: ClockDep) -> JSONResponse:
+    def work(db: Session) -> AttemptStatus:
+        return status_of(db, bearer_lookup(request, db), clock.now())
+    return _json(await in_transaction(request, work, write=False))
+
+
 @router.put("/answers/{item_id}", response_model=AnswerSaved, responses=ERRORS)
-def taker_save(item_id: int, body: AnswerUpdate, attempt: ApiAttempt, request: Request,
-               db: DbSession, clock: ClockDep) -> AnswerSaved:
+async def taker_save(item_id: int, body: AnswerUpdate, request: Request,
+                     clock: ClockDep) -> JSONResponse:
     """Store the answer if `seq` is newer than the stored one; acknowledged after commit."""
-    result = attempts.save_answer(db, attempt=attempt, item_id=item_id, response=body.response,
-                                  seq=body.seq, flagged=body.flagged,
-                                  workstation=attempt.workstation_id,
-                                  grace_s=request.app.state.settings.save_grace_s,
-                                  now=clock.now())
-    return AnswerSaved(stored_seq=result.stored_seq, accepted=result.accepted,
-                       remaining_s=result.remaining_s, state=result.state)
+    work = save_work(request, bearer_token(request), item_id, body, clock.now(), None)
+    return _json(await in_transaction(request, work))
 
 
 @router.post("/sections/next", response_model=AttemptStatus, responses=ERRORS)
-def taker_next_section(attempt: ApiAttempt, db: DbSession, clock: ClockDep) -> AttemptStatus:
-    attempts.next_section(db, attempt=attempt, now=clock.now())
-    return _status(db, attempt, clock.now())
+async def taker_next_section(request: Request, clock: ClockDep) -> JSONResponse:
+    def work(db: Session) -> AttemptStatus:
+        attempt = bearer_lookup(request, db)
+        attempts.next_section(db, attempt=attempt, now=clock.now())
+        return status_of(db, attempt, clock.now())
+    return _json(await in_transaction(request, work))
 
 
 @router.post("/submit", response_model=AttemptStatus, responses=ERRORS)
-def taker_submit(attempt: ApiAttempt, db: DbSession, clock: ClockDep) -> AttemptStatus:
+async def taker_submit(request: Request, clock: ClockDep) -> JSONResponse:
     """Hand in the attempt; calling it again changes nothing."""
-    attempts.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
-                    now=clock.now())
-    return _status(db, attempt, clock.now())
+    def work(db: Session) -> AttemptStatus:
+        attempt = bearer_lookup(request, db)
+        attempts.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
+                        now=clock.now())
+        return status_of(db, attempt, clock.now())
+    return _json(await in_transaction(request, work))

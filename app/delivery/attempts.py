@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from app.auth.security import (
     random_token,
 )
 from app.bank.models import Item, ItemKind, ItemOption
+from app.db import RecordedRefusal
 from app.delivery.models import (
     Answer,
     AnswerEvent,
@@ -61,6 +62,10 @@ class TakerError(Exception):
         self.status, self.key, self.detail, self.retry_after = status, key, detail, retry_after
 
 
+class LoginRefused(TakerError, RecordedRefusal):
+    """A refused login whose failure count and audit row must be kept."""
+
+
 @dataclass
 class LoginResult:
     attempt: Attempt
@@ -81,7 +86,7 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
     if wait:
         audit.record(db, actor=f"addr:{client_addr}", action="taker.login_throttled",
                      target=f"nip:{nip}", now=now, data={"retry_after_s": wait})
-        raise TakerError(429, "taker.error_throttled", "too many failed logins", wait)
+        raise LoginRefused(429, "taker.error_throttled", "too many failed logins", wait)
     digest = keyed_digest(secret, TOKEN_PURPOSE, normalize_participant_token(token))
     rows = db.execute(
         select(RosterEntry, TestSession, Participant)
@@ -95,7 +100,7 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
                                       now=now)
         audit.record(db, actor=f"addr:{client_addr}", action="taker.login_failed",
                      target=f"nip:{nip}", now=now)
-        raise TakerError(401, "taker.error_credentials", "wrong NIP or token")
+        raise LoginRefused(401, "taker.error_credentials", "wrong NIP or token")
     entry, session, participant = match
     if session.state not in (SessionState.open, SessionState.paused):
         raise TakerError(403, "taker.error_session_" + session.state.value,
@@ -112,7 +117,7 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
         audit.record(db, actor=f"taker:{nip}", action="taker.login_refused_seat",
                      target=f"attempt:{attempt.id}", now=now,
                      data={"seat": workstation, "held_by": attempt.workstation_id})
-        raise TakerError(409, "taker.error_seat",
+        raise LoginRefused(409, "taker.error_seat",
                          "this attempt is active on another computer; ask the proctor to unlock")
     auth_service.clear_failures(db, username=throttle_name, client_addr=client_addr)
     access = random_token(32)
@@ -126,10 +131,17 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
 
 
 def attempt_for_access_token(db: Session, *, token: str, secret: str) -> Attempt | None:
+    """The attempt of an access token, with its current section loaded in the same query
+    (every taker request needs both; this is the hot path)."""
     if not token:
         return None
-    return db.scalar(select(Attempt).where(
-        Attempt.access_token_hmac == keyed_digest(secret, ACCESS_PURPOSE, token)))
+    row = db.execute(
+        select(Attempt, AttemptSection)
+        .outerjoin(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
+                   & (AttemptSection.section == Attempt.current_section))
+        .where(Attempt.access_token_hmac == keyed_digest(secret, ACCESS_PURPOSE, token))
+    ).first()
+    return row[0] if row else None
 
 
 def _build_attempt_form(db: Session, attempt: Attempt, session: TestSession) -> None:
@@ -210,6 +222,10 @@ def refresh(db: Session, *, attempt: Attempt, now: datetime) -> None:
     """Apply what the clock says: close sections and the attempt whose time is up."""
     if attempt.state != AttemptState.active:
         return
+    current = db.get(AttemptSection, (attempt.id, attempt.current_section))
+    if not any(d and now >= d for d in (attempt.deadline_at, current.deadline_at if current
+                                         else None)):
+        return  # the common case: nothing is due, no further queries
     spec = _spec(db, attempt)
     sections = _sections(db, attempt)
     while attempt.state == AttemptState.active:
@@ -242,7 +258,6 @@ def _finish(db: Session, attempt: Attempt, current: AttemptSection, *, at: datet
     attempt.submitted_at = at
     attempt.submit_reason = reason
     attempt.paused_at = None
-    db.flush()
 
 
 def next_section(db: Session, *, attempt: Attempt, now: datetime) -> None:
@@ -350,12 +365,98 @@ def _upsert(db: Session):
     return (postgresql if dialect == "postgresql" else sqlite).insert
 
 
+# -- the hot path: prepared once, bound per save ----------------------------------------------
+
+_SAVE_CONTEXT = (
+    select(Attempt.id, Attempt.state, Attempt.current_section, Attempt.deadline_at,
+           Attempt.paused_at, AttemptSection.deadline_at.label("section_deadline"),
+           AttemptItem.section, AttemptItem.option_order, Item.kind)
+    .select_from(Attempt)
+    .join(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
+          & (AttemptSection.section == Attempt.current_section))
+    .join(AttemptItem, (AttemptItem.attempt_id == Attempt.id)
+          & (AttemptItem.item_id == bindparam("item_id")))
+    .join(Item, Item.id == AttemptItem.item_id)
+    .where(Attempt.access_token_hmac == bindparam("token_hmac"))
+)
+_EVENT = AnswerEvent.__table__.insert().values(
+    attempt_id=bindparam("a"), item_id=bindparam("i"), response=bindparam("r"),
+    seq=bindparam("s"), flagged=bindparam("f"), server_time=bindparam("t"),
+    workstation_id=bindparam("w"))
+_TOUCH = (update(Attempt.__table__).where(Attempt.__table__.c.id == bindparam("a"))
+          .values(last_seq=case((Attempt.__table__.c.last_seq < bindparam("s"), bindparam("s")),
+                                else_=Attempt.__table__.c.last_seq),
+                  last_seen_at=bindparam("t")))
+_STORED_SEQ = select(Answer.__table__.c.seq).where(Answer.__table__.c.attempt_id == bindparam("a"),
+                                                   Answer.__table__.c.item_id == bindparam("i"))
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert_statement(dialect: str) -> Any:
+    """INSERT .. ON CONFLICT DO UPDATE .. WHERE stored seq < new seq RETURNING seq, built once
+    per dialect so every save reuses the compiled statement."""
+    if dialect not in _UPSERTS:
+        table = Answer.__table__
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(
+            attempt_id=bindparam("a"), item_id=bindparam("i"), response=bindparam("r"),
+            seq=bindparam("s"), flagged=bindparam("f"), server_time=bindparam("t"))
+        _UPSERTS[dialect] = insert.on_conflict_do_update(
+            index_elements=[table.c.attempt_id, table.c.item_id],
+            set_={"response": insert.excluded.response, "seq": insert.excluded.seq,
+                  "flagged": insert.excluded.flagged,
+                  "server_time": insert.excluded.server_time},
+            where=table.c.seq < insert.excluded.seq,
+        ).returning(table.c.seq)
+    return _UPSERTS[dialect]
+
+
+def save_with_token(db: Session, *, token: str, secret: str, item_id: int, response: Any,
+                    seq: int, flagged: bool, workstation: str | None, grace_s: int,
+                    now: datetime) -> SaveResult:
+    """The autosave request: one joined read, then the upsert, the event and the attempt's
+    last seq and last-seen time, all on prepared statements. Anything unusual (a deadline
+    due, another section, an unknown token or item) takes the general path below, which
+    gives the precise answer."""
+    _check_seq(seq)
+    conn = db.connection()
+    row = conn.execute(_SAVE_CONTEXT, {"item_id": item_id, "token_hmac": keyed_digest(
+        secret, ACCESS_PURPOSE, token)}).first() if token else None
+    due = row is not None and any(d and now >= d for d in (row.deadline_at,
+                                                             row.section_deadline))
+    if (row is None or due or row.state != AttemptState.active
+            or row.section != row.current_section):
+        attempt = attempt_for_access_token(db, token=token, secret=secret)
+        if attempt is None:
+            raise TakerError(401, "taker.error_login_again",
+                             "missing or expired access token; log in again")
+        return save_answer(db, attempt=attempt, item_id=item_id, response=response, seq=seq,
+                           flagged=flagged, workstation=workstation, grace_s=grace_s, now=now)
+    value = _validate_response(ItemKind(row.kind), row.option_order, response)
+    params = {"a": row.id, "i": item_id, "r": value, "s": seq, "f": bool(flagged), "t": now,
+              "w": workstation}
+    stored = conn.execute(_upsert_statement(conn.dialect.name), params).scalar()
+    accepted = stored is not None
+    if accepted:
+        conn.execute(_EVENT, params)
+    else:
+        stored = conn.execute(_STORED_SEQ, params).scalar()
+    conn.execute(_TOUCH, params)
+    deadline = min([d for d in (row.deadline_at, row.section_deadline) if d], default=None)
+    remaining = None if deadline is None else max(
+        0, int((deadline - (row.paused_at or now)).total_seconds() + 0.999))
+    return SaveResult(stored, accepted, remaining, AttemptState.active.value)
+
+
+def _check_seq(seq: Any) -> None:
+    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2**62:
+        raise TakerError(422, "taker.error_seq", "seq must be a positive integer")
+
+
 def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, seq: int,
                 flagged: bool, workstation: str | None, grace_s: int, now: datetime
                 ) -> SaveResult:
     """Store an answer if ``seq`` is newer than the stored one (see module docstring)."""
-    if isinstance(seq, bool) or not isinstance(seq, int) or not 0 < seq < 2**62:
-        raise TakerError(422, "taker.error_seq", "seq must be a positive integer")
+    _check_seq(seq)
     row = db.execute(select(AttemptItem.section, AttemptItem.option_order, Item.kind)
                      .join(Item, Item.id == AttemptItem.item_id)
                      .where(AttemptItem.attempt_id == attempt.id,
@@ -382,12 +483,13 @@ def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, s
         db.execute(AnswerEvent.__table__.insert().values(
             attempt_id=attempt.id, item_id=item_id, response=value, seq=seq,
             flagged=bool(flagged), server_time=now, workstation_id=workstation))
-        db.execute(update(Attempt).where(Attempt.id == attempt.id, Attempt.last_seq < seq)
-                   .values(last_seq=seq))
     else:
         stored = db.scalar(select(Answer.seq).where(Answer.attempt_id == attempt.id,
                                                     Answer.item_id == item_id))
-    attempt.last_seen_at = now
+    # One statement for both, and none from the ORM's flush: the proctor console reads these.
+    db.execute(update(Attempt).where(Attempt.id == attempt.id).values(
+        last_seq=case((Attempt.last_seq < seq, seq), else_=Attempt.last_seq),
+        last_seen_at=now).execution_options(synchronize_session=False))
     section = db.get(AttemptSection, (attempt.id, attempt.current_section))
     return SaveResult(stored, accepted, remaining_seconds(attempt, section, now),
                       attempt.state.value)

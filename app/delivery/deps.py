@@ -8,6 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from sqlalchemy.orm import Session
+
 from app.db import DbSession
 from app.delivery.attempts import TakerError, attempt_for_access_token
 from app.delivery.models import Attempt
@@ -20,13 +22,12 @@ class TakerLoginRequired(Exception):
     """No valid taker cookie: the page sends the browser to the login page."""
 
 
-def bearer_attempt(request: Request, db: DbSession) -> Attempt:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    attempt = None
-    if scheme.lower() == "bearer":
-        attempt = attempt_for_access_token(db, token=token.strip(),
-                                           secret=request.app.state.secret)
+def bearer_lookup(request: Request, db: Session) -> Attempt:
+    """The attempt of the bearer token, loaded in the caller's transaction."""
+    from app.delivery.api import bearer_token
+
+    attempt = attempt_for_access_token(db, token=bearer_token(request),
+                                       secret=request.app.state.secret)
     if attempt is None:
         raise TakerError(401, "taker.error_login_again",
                          "missing or expired access token; log in again")
@@ -41,7 +42,7 @@ def cookie_attempt(request: Request, db: DbSession) -> Attempt:
     return attempt
 
 
-def cookie_attempt_json(request: Request, db: DbSession) -> Attempt:
+def cookie_lookup_json(request: Request, db: Session) -> Attempt:
     """For the page's own JSON calls: a 401 the script understands instead of a redirect."""
     attempt = attempt_for_access_token(db, token=request.cookies.get(TAKER_COOKIE, ""),
                                        secret=request.app.state.secret)
@@ -50,6 +51,4 @@ def cookie_attempt_json(request: Request, db: DbSession) -> Attempt:
     return attempt
 
 
-ApiAttempt = Annotated[Attempt, Depends(bearer_attempt)]
 PageAttempt = Annotated[Attempt, Depends(cookie_attempt)]
-PageJsonAttempt = Annotated[Attempt, Depends(cookie_attempt_json)]

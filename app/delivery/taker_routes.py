@@ -16,14 +16,14 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
-from app.db import DbSession
+from app.db import DbSession, in_transaction
 from app.delivery import attempts
-from app.delivery.api import _status, client_addr
-from app.delivery.deps import SEAT_COOKIE, TAKER_COOKIE, PageAttempt, PageJsonAttempt
+from app.delivery.api import _json, client_addr, save_work, status_of
+from app.delivery.deps import SEAT_COOKIE, TAKER_COOKIE, PageAttempt, cookie_lookup_json
 from app.bank.models import Item
 from app.bank.routes import media_response
 from app.delivery.models import AttemptItem, AttemptState
-from app.delivery.schemas import AnswerSaved, AnswerUpdate
+from app.delivery.schemas import AnswerUpdate
 from app.delivery.views import AttemptView, attempt_view
 from app.web import cookie_secure, redirect, render
 
@@ -143,20 +143,18 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
 
 
 @router.put("/ujian/jawaban/{item_id}", include_in_schema=False)
-def exam_save(request: Request, item_id: int, body: AnswerUpdate, attempt: PageJsonAttempt,
-              db: DbSession, clock: ClockDep) -> AnswerSaved:
-    result = attempts.save_answer(db, attempt=attempt, item_id=item_id, response=body.response,
-                                  seq=body.seq, flagged=body.flagged, workstation=_seat(request),
-                                  grace_s=request.app.state.settings.save_grace_s,
-                                  now=clock.now())
-    return AnswerSaved(stored_seq=result.stored_seq, accepted=result.accepted,
-                       remaining_s=result.remaining_s, state=result.state)
+async def exam_save(request: Request, item_id: int, body: AnswerUpdate,
+                    clock: ClockDep) -> JSONResponse:
+    work = save_work(request, request.cookies.get(TAKER_COOKIE, ""), item_id, body,
+                     clock.now(), _seat(request))
+    return _json(await in_transaction(request, work))
 
 
 @router.get("/ujian/status", include_in_schema=False)
-def exam_status(attempt: PageJsonAttempt, db: DbSession, clock: ClockDep) -> JSONResponse:
-    status = _status(db, attempt, clock.now())
-    return JSONResponse(status.model_dump(mode="json"))
+async def exam_status(request: Request, clock: ClockDep) -> JSONResponse:
+    def work(db: Session):
+        return status_of(db, cookie_lookup_json(request, db), clock.now())
+    return _json(await in_transaction(request, work, write=False))
 
 
 @router.post("/ujian/bagian-berikut", include_in_schema=False)

@@ -113,6 +113,19 @@ def test_api_login_errors(app, logins, database):
     assert api_login(app, nip, token, "PC-01")[1].status_code == 403
 
 
+def test_failed_logins_are_counted_across_requests(app, logins, database):
+    nip, token = logins[0]
+    statuses = [api_login(app, nip, f"WRONG{n:03d}")[1].status_code for n in range(8)]
+    assert statuses[:5] == [401] * 5 and statuses[-1] == 429
+    refused = api_login(app, nip, token)[1]
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    with database.transaction(write=False) as s:
+        from app.audit import AuditEvent
+
+        actions = [a for a in s.scalars(select(AuditEvent.action))]
+    assert actions.count("taker.login_failed") == 5 and "taker.login_throttled" in actions
+
+
 def test_a_moved_seat_can_no_longer_save(app, logins, database):
     nip, token = logins[0]
     old, response = api_login(app, nip, token, "PC-01")

@@ -1,0 +1,360 @@
+"""One QTI item file read the same way whatever its version, and its choice item.
+
+QTI 3.0 spells QTI elements in kebab case with a ``qti-`` prefix, 2.x in camelCase; both are
+mapped to the 2.x names once, so every rule below is written once. HTML inside the item body
+is in the QTI namespace in every version and keeps its names.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+from urllib.parse import unquote
+from xml.etree.ElementTree import Element
+
+from app.bank.parsed import ParsedItem, ParsedOption
+from app.bank.qti_html import DROP, KEEP, UNWRAP, has_block, serialize_children
+
+QTI_NAMESPACES = {
+    "http://www.imsglobal.org/xsd/imsqti_v2p1": "2.1",
+    "http://www.imsglobal.org/xsd/imsqti_v2p2": "2.2",
+    "http://www.imsglobal.org/xsd/imsqtiasi_v3p0": "3.0",
+}
+REMOTE = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.-]*:|//)")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".svg", ".webp")
+# QTI 2.x body elements spelled in lower case; every other QTI name has a capital letter.
+_QTI2_LOWER = frozenset({"prompt", "gap", "hottext"})
+# QTI content a test taker must not see as item text (feedback, conditional or computed parts).
+_DROPPED = frozenset({
+    "feedbackInline", "feedbackBlock", "modalFeedback", "templateInline", "templateBlock",
+    "printedVariable", "stylesheet", "catalogInfo", "companionMaterialsInfo", "infoControl",
+})
+# Element names of response rules that only re-state a standard template (TAO, for one,
+# writes the template out instead of referring to it).
+_RULES = {
+    "match_correct": {"responseCondition", "responseIf", "responseElse", "match", "variable",
+                      "correct", "setOutcomeValue", "baseValue"},
+    "map_response": {"responseCondition", "responseIf", "responseElse", "isNull", "variable",
+                     "setOutcomeValue", "baseValue", "mapResponse"},
+}
+
+
+def local_name(tag: str) -> tuple[str, str]:
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    return namespace, local
+
+
+def _camel(kebab: str) -> str:
+    first, *rest = kebab.split("-")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def element_path(element: Element, parents: dict[Element, Element],
+                 name: Callable[[Element], str]) -> str:
+    """An XPath-like address ("/assessmentItem/itemBody/div[2]/img") for error messages;
+    ElementTree keeps no line numbers."""
+    parts = []
+    while element is not None:
+        parent = parents.get(element)
+        label = name(element)
+        if parent is not None:
+            same = [sibling for sibling in parent if name(sibling) == label]
+            if len(same) > 1:
+                label += f"[{same.index(element) + 1}]"
+        parts.append(label)
+        element = parent
+    return "/" + "/".join(reversed(parts))
+
+
+def parent_map(root: Element) -> dict[Element, Element]:
+    return {child: parent for parent in root.iter() for child in parent}
+
+
+class Doc:
+    """One item file with version-neutral names: QTI elements get their 2.x camelCase tag
+    (and attributes), HTML elements keep theirs, and the original spelling is kept for the
+    locations shown to the author."""
+
+    def __init__(self, root: Element, version: str) -> None:
+        self.root = root
+        self.v3 = version == "3.0"
+        self.parents = parent_map(root)
+        self.original: dict[Element, str] = {}
+        self.qti: set[Element] = set()
+        for element in root.iter():
+            namespace, local = local_name(element.tag)
+            self.original[element] = local
+            if namespace and namespace not in QTI_NAMESPACES:
+                continue  # MathML, XInclude ...: keep "{ns}local"
+            element.tag = local
+            if self.v3 and local.startswith("qti-"):
+                element.tag = _camel(local[4:])
+                attributes = {(key if key.startswith("{") else _camel(key)): value
+                              for key, value in element.attrib.items()}
+                element.attrib.clear()
+                element.attrib.update(attributes)
+                self.qti.add(element)
+            elif not self.v3 and (local != local.lower() or local in _QTI2_LOWER):
+                self.qti.add(element)
+
+    def path(self, element: Element) -> str:
+        return element_path(element, self.parents, lambda e: self.original.get(e, e.tag))
+
+    def name(self, element: Element) -> str:
+        return self.original.get(element, element.tag)
+
+    def spell(self, name: str, *, attribute: bool = False) -> str:
+        """A QTI name ("correctResponse", "mapKey") as the author's version writes it, for
+        messages that tell them what to add."""
+        if not self.v3:
+            return name
+        kebab = re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), name)
+        return kebab if attribute else f"qti-{kebab}"
+
+
+def unsupported(doc: Doc) -> tuple[Element, str] | None:
+    """The first reason CACT cannot score the item as its author meant, if any."""
+    body = next((e for e in doc.root if e.tag == "itemBody"), None)
+    interactions = [e for e in (body.iter() if body is not None else ())
+                    if e in doc.qti and e.tag.endswith("Interaction")]
+    others = [e for e in interactions if e.tag != "choiceInteraction"]
+    if others:
+        names = ", ".join(dict.fromkeys(doc.name(e) for e in others))
+        return others[0], f"the item uses {names}"
+    if body is not None and not interactions:
+        return body, "the item has no interaction (only choice items can be imported)"
+    if len(interactions) > 1:
+        return interactions[1], (f"the item has {len(interactions)} choice interactions "
+                                 "(one per item can be imported)")
+    processing = next((e for e in doc.root if e.tag == "responseProcessing"), None)
+    if processing is not None and _template(processing) is None:
+        template = processing.get("template")
+        what = (f"the response processing template {template}" if template
+                else "custom response processing")
+        return processing, f"the item uses {what}"
+    if interactions:
+        identifier = interactions[0].get("responseIdentifier")
+        for declaration in doc.root:
+            if (declaration.tag == "responseDeclaration"
+                    and declaration.get("identifier") == identifier
+                    and declaration.get("cardinality") not in (None, "single", "multiple")):
+                return declaration, (f"the response has cardinality "
+                                     f"{declaration.get('cardinality')!r}")
+    return None
+
+
+def _template(processing: Element) -> str | None:
+    """"match_correct", "map_response", "" (no processing at all) or None (anything else)."""
+    template = (processing.get("template") or "").strip()
+    if template:
+        name = template.rstrip("/").rsplit("/", 1)[-1]
+        name = name[:-4] if name.lower().endswith(".xml") else name
+        return name if name in _RULES else None
+    names = {e.tag for e in processing.iter()} - {processing.tag}
+    if not names:
+        return ""
+    for template_name, allowed in _RULES.items():
+        if names <= allowed and names & {"correct", "mapResponse"}:
+            return template_name
+    return None
+
+
+def _image_object(element: Element) -> bool:
+    kind = element.get("type") or ""
+    data = (element.get("data") or "").lower().split("?", 1)[0]
+    return len(element) == 0 and (kind.startswith("image/")
+                                  or (not kind and data.endswith(IMAGE_SUFFIXES)))
+
+
+class ItemReader:
+    """The supported item (one choiceInteraction, single or multiple) as a ParsedItem.
+
+    ``files`` is the whole package, for images relative to the item; ``media_name`` gives the
+    flat name an image file is stored under."""
+
+    def __init__(self, doc: Doc, path: str, problem: Callable[[Element, str], None],
+                 files: dict[str, bytes], media_name: Callable[[str, bytes], str]) -> None:
+        self.doc, self.path, self.problem = doc, path, problem
+        self.files, self.media_name = files, media_name
+
+    def read(self) -> ParsedItem | None:
+        doc, problem, spell = self.doc, self.problem, self.doc.spell
+        body = next((e for e in doc.root if e.tag == "itemBody"), None)
+        if body is None:
+            problem(doc.root, f"the item has no {spell('itemBody')}; add the item text and its "
+                    f"{spell('choiceInteraction')}")
+            return None
+        interaction = next(e for e in body.iter()
+                           if e in doc.qti and e.tag == "choiceInteraction")
+        identifier = interaction.get("responseIdentifier", "")
+        declaration = next((e for e in doc.root if e.tag == "responseDeclaration"
+                            and e.get("identifier") == identifier), None)
+        choices = [e for e in interaction if e.tag == "simpleChoice"]
+        idents = [(c.get("identifier") or "").strip() for c in choices]
+        for position, (choice, ident) in enumerate(zip(choices, idents, strict=True)):
+            if not ident:
+                problem(choice, f"a {spell('simpleChoice')} has no identifier; add "
+                        "identifier=\"A\" ...")
+            elif ident in idents[:position]:
+                problem(choice, f"choice identifier {ident} is used twice; make them differ")
+        if len(choices) < 2:
+            problem(interaction, f"the choice interaction has {len(choices)} choice(s); add at "
+                    f"least two {spell('simpleChoice')} elements")
+        # Text before options, so that problems (images) are listed in document order.
+        stem = self.html(body, interaction)
+        prompt = interaction.find("prompt")
+        if prompt is not None:
+            text = self.html(prompt, None)
+            if text and not has_block(prompt):
+                text = f"<p>{text}</p>"
+            stem = f"{stem}\n{text}".strip()
+        options = [ParsedOption(ident=ident, content=self.html(choice, None),
+                                location=doc.path(choice))
+                   for choice, ident in zip(choices, idents, strict=True)]
+        if declaration is None:
+            problem(interaction, f"no {spell('responseDeclaration')} with identifier "
+                    f"{identifier!r}; declare the response the interaction refers to")
+            return None
+        processing = next((e for e in doc.root if e.tag == "responseProcessing"), None)
+        mode = _template(processing) if processing is not None else ""
+        mapping = declaration.find("mapping")
+        if not mode:
+            mode = "map_response" if mapping is not None else "match_correct"
+        multiple = declaration.get("cardinality") == "multiple"
+        if declaration.get("cardinality") is None:
+            problem(declaration, "the response has no cardinality; add cardinality=\"single\" "
+                    "(one answer) or \"multiple\"")
+        scoring: dict[str, float] = {}
+        if mode == "map_response":
+            kind = "multiple" if multiple else "weighted"
+            scoring = self.apply_mapping(declaration, mapping, options, multiple)
+        else:
+            kind = "multiple" if multiple else "single"
+            keys = self.correct_values(declaration, idents, multiple)
+            for option in options:
+                option.is_key = option.ident in keys
+                if multiple:
+                    option.weight = Decimal(1 if option.is_key else 0)
+            if multiple:
+                scoring = {"min": 0.0, "max": float(len(keys))}
+        return ParsedItem(code="", kind=kind, construct="", stem=stem, options=options,
+                          scoring=scoring, location=doc.path(doc.root))
+
+    def correct_values(self, declaration: Element, idents: list[str], multiple: bool) -> set[str]:
+        correct = declaration.find("correctResponse")
+        values = [(v.text or "").strip() for v in correct.findall("value")] \
+            if correct is not None else []
+        if not values:
+            holder, value = self.doc.spell("correctResponse"), self.doc.spell("value")
+            self.problem(declaration, f"no correct answer: add <{holder}><{value}>ID</{value}>"
+                         f"</{holder}> naming the correct choice")
+            return set()
+        if not multiple and len(values) > 1:
+            self.problem(correct, f"{len(values)} correct values for a single-choice response; "
+                         "keep one or make the cardinality multiple")
+        for value in values:
+            if value not in idents:
+                self.problem(correct, f"the correct response {value!r} is not a choice "
+                             f"identifier ({', '.join(idents)}); correct it")
+        return set(values)
+
+    def apply_mapping(self, declaration: Element, mapping: Element | None,
+                      options: list[ParsedOption], multiple: bool) -> dict[str, float]:
+        spell = self.doc.spell
+        if mapping is None:
+            self.problem(declaration, "the response is scored by map_response but has no "
+                         f"mapping; add <{spell('mapping')}> with a {spell('mapEntry')} "
+                         f"({spell('mapKey', attribute=True)}, "
+                         f"{spell('mappedValue', attribute=True)}) per choice")
+            return {}
+        default = self.number(mapping, "defaultValue") or Decimal(0)
+        mapped: dict[str, Decimal] = {}
+        idents = [o.ident for o in options]
+        for entry in mapping.findall("mapEntry"):
+            key = (entry.get("mapKey") or "").strip()
+            if key not in idents:
+                self.problem(entry, f"{spell('mapKey', attribute=True)} {key!r} is not a choice "
+                             f"identifier ({', '.join(idents)}); correct it or remove the entry")
+            value = self.number(entry, "mappedValue")
+            if value is not None:
+                mapped[key] = value
+        for option in options:
+            option.weight = mapped.get(option.ident, default)
+        scoring = {}
+        if multiple:
+            for bound, attribute in (("min", "lowerBound"), ("max", "upperBound")):
+                value = self.number(mapping, attribute)
+                if value is not None:
+                    scoring[bound] = float(value)
+        return scoring
+
+    def number(self, element: Element, attribute: str) -> Decimal | None:
+        raw = element.get(attribute)
+        if raw is None:
+            return None
+        try:
+            value = Decimal(raw.strip())
+            if value.is_finite():
+                return value
+        except InvalidOperation:
+            pass
+        name = self.doc.spell(attribute, attribute=True)
+        self.problem(element, f"{name}={raw!r} is not a number; write it like 1 or 0.5")
+        return None
+
+    def html(self, parent: Element, interaction: Element | None) -> str:
+        """The content of ``parent`` as plain HTML, QTI wrappers removed, images resolved."""
+        doc = self.doc
+
+        def classify(element: Element) -> str:
+            if element is interaction:
+                return DROP
+            if element in doc.qti:
+                if element.tag == "rubricBlock":
+                    return UNWRAP if "candidate" in (element.get("view") or "").split() else DROP
+                return DROP if element.tag in _DROPPED else UNWRAP
+            if element.tag.startswith("{"):
+                return DROP if local_name(element.tag)[1] == "include" else UNWRAP
+            if element.tag == "object" and _image_object(element):
+                alt = "".join(element.itertext()).strip()
+                attributes = {"src": element.get("data") or "", "alt": alt}
+                attributes.update({k: v for k in ("width", "height")
+                                   if (v := element.get(k))})
+                element.tag, element.text = "img", None
+                element.attrib.clear()
+                element.attrib.update(attributes)
+            if element.tag == "img":
+                self.image(element)
+            return KEEP
+
+        return serialize_children(parent, classify).strip()
+
+    def image(self, element: Element) -> None:
+        src = (element.get("src") or "").strip()
+        if not src:
+            self.problem(element, "an image has no src; add the path of the image file")
+            return
+        if src.lower().startswith("data:"):
+            self.problem(element, f"image {src[:40]}... is embedded as a data: address; save "
+                         "it as a file in the package and refer to it by a relative path")
+            return
+        if REMOTE.match(src):
+            self.problem(element, f"image {src[:100]} is a remote address; put the image file "
+                         "into the package and refer to it by a relative path")
+            return
+        relative = unquote(src.split("#", 1)[0].split("?", 1)[0])
+        target = posixpath.normpath(posixpath.join(posixpath.dirname(self.path), relative))
+        if relative.startswith("/") or target == ".." or target.startswith("../"):
+            self.problem(element, f"image {src} points outside the package; use a path "
+                         "relative to the item file")
+            return
+        data = self.files.get(target)
+        if data is None:
+            single = len(self.files) == 1
+            self.problem(element, f"image {src} is missing: the package has no file {target}; "
+                         + ("upload a content package (zip with imsmanifest.xml) that contains "
+                            "it" if single else "add it to the zip or correct the src"))
+            return
+        element.set("src", f"media/{self.media_name(target, data)}")

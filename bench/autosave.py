@@ -1,0 +1,292 @@
+"""Autosave and session start under load, against a real server, compared with a bare endpoint.
+
+    .venv/bin/python bench/autosave.py --takers 2000 --saves 20000 --concurrency 200
+    .venv/bin/python bench/autosave.py --db postgresql+psycopg://postgres@127.0.0.1/cactbench --workers 2
+
+1. Builds a database with the sample banks, the half-day blueprint (112 items per form) and an
+   open session with N participants.
+2. Starts `cact serve` (production settings) and logs every taker in and fetches their form,
+   all at once (bounded by --concurrency connections): the start-of-session time.
+3. Sends autosaves as fast as --concurrency connections allow (closed loop), with 5 %
+   duplicates and 5 % out-of-order older saves injected; every acknowledgement is recorded.
+4. Compares the database with the acknowledgements: an answer whose stored seq is lower than
+   an acknowledged one is lost or regressed (must be 0).
+5. Serves bench/bare_app.py (one SQLite row per request, same uvicorn) and drives the same
+   number of requests at the same concurrency: the reference throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import httpx2 as httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
+    """Database with sample banks, blueprint and an open session of N participants."""
+    os.environ.update(env)
+    from app.assembly.service import blueprint_version_ids, import_blueprint
+    from app.auth.security import encrypt_token, keyed_digest, new_participant_token
+    from app.bank.service import ImportOptions, freeze_versions, import_bank, read_path
+    from app.clock import SystemClock
+    from app.db import Database, upgrade
+    from app.delivery.models import Participant, RosterEntry, TestSession
+    from app.settings import get_settings
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    database = Database(settings.database_url)
+    secret = settings.resolved_secret()
+    now = SystemClock().now()
+    samples = ROOT / "itembank" / "samples"
+    logins = []
+    with database.transaction() as db:
+        for folder in ("potensi", "kompetensi"):
+            import_bank(db, read_path(samples / folder), source=folder, options=ImportOptions(),
+                        actor="bench", actor_id=None, now=now)
+        blueprint = import_blueprint(
+            db, (samples / "cact-setengah-hari.blueprint.yaml").read_text(), source="bp",
+            actor="bench", now=now)
+        freeze_versions(db, blueprint_version_ids(db, blueprint.id))
+        session = TestSession(code="BENCH", name="Bench", room="", blueprint_id=blueprint.id,
+                              starts_at=now, ends_at=now + timedelta(hours=8), state="open",
+                              created_at=now, settings={})
+        db.add(session)
+        db.flush()
+        for n in range(takers):
+            nip = f"1990010120200110{n:02d}"[:14] + f"{n:04d}"
+            person = Participant(nip=nip, name=f"Bench {n}", job_group="pengawas")
+            db.add(person)
+            db.flush()
+            token = new_participant_token()
+            db.add(RosterEntry(session_id=session.id, participant_id=person.id,
+                               token_hmac=keyed_digest(secret, "participant-token", token),
+                               token_encrypted=encrypt_token(secret, token)))
+            logins.append((nip, token))
+    database.dispose()
+    return logins
+
+
+def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.Popen:
+    log = open(Path(tempfile.gettempdir()) / f"cact-bench-server-{port}.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(args, env={**os.environ, **env}, stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            try:
+                httpx.put(f"http://127.0.0.1:{port}/bare", timeout=1,
+                          json={"taker": 0, "item": 0, "response": None, "seq": 0})
+                return proc
+            except httpx.HTTPError:
+                time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("server did not start")
+
+
+def percentiles(samples: list[float]) -> str:
+    if not samples:
+        return "no samples"
+    ordered = sorted(samples)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    return (f"p50 {at(0.50):.0f} ms, p95 {at(0.95):.0f} ms, p99 {at(0.99):.0f} ms, "
+            f"max {ordered[-1] * 1000:.0f} ms")
+
+
+async def start_phase(base: str, logins, concurrency: int):
+    """Everyone logs in and fetches the form at once: the 08:00 rush."""
+    limits = httpx.Limits(max_connections=concurrency)
+    sem = asyncio.Semaphore(concurrency)
+    takers, latencies, errors = [], [], defaultdict(int)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
+        async def one(nip, token):
+            async with sem:
+                t0 = time.perf_counter()
+                r = await client.post("/api/v1/taker/login", json={"nip": nip, "token": token,
+                                                                   "workstation": f"pc-{nip}"})
+                if r.status_code != 200:
+                    errors[f"login {r.status_code}"] += 1
+                    return
+                headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+                attempt_id = r.json()["attempt_id"]
+                form = await client.get("/api/v1/taker/attempt", headers=headers)
+                latencies.append(time.perf_counter() - t0)
+                if form.status_code != 200:
+                    errors[f"form {form.status_code}"] += 1
+                    return
+                items = [(i["item_id"], [o["id"] for o in i["options"]], i["kind"])
+                         for i in form.json()["items"] if i["stem"] is not None]
+                takers.append({"headers": headers, "items": items, "seq": 0,
+                                "attempt_id": attempt_id})
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(n, t) for n, t in logins))
+        elapsed = time.perf_counter() - t0
+    return takers, elapsed, latencies, errors
+
+
+async def save_phase(base: str, takers, total: int, concurrency: int):
+    rng = random.Random(7)
+    acked: dict[tuple[int, int], int] = {}  # (attempt, item) -> highest acknowledged seq
+    latencies, errors = [], defaultdict(int)
+    counter = {"sent": 0, "stale": 0}
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def worker(wid: int):
+            while counter["sent"] < total:
+                counter["sent"] += 1
+                index = rng.randrange(len(takers))
+                taker = takers[index]
+                item_id, options, kind = rng.choice(taker["items"])
+                taker["seq"] += 1
+                seq = taker["seq"]
+                roll = rng.random()
+                if roll < 0.05 and seq > 2:
+                    seq -= 2  # an older save arriving late
+                response = [rng.choice(options)] if kind == "multiple" else rng.choice(options)
+                body = {"response": response, "seq": seq, "flagged": roll > 0.97}
+                for attempt in range(2 if roll > 0.95 else 1):  # 5 % sent twice
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.put(f"/api/v1/taker/answers/{item_id}", json=body,
+                                             headers=taker["headers"])
+                    except httpx.HTTPError as exc:
+                        errors[type(exc).__name__] += 1
+                        continue
+                    latencies.append(time.perf_counter() - t0)
+                    if r.status_code != 200:
+                        errors[str(r.status_code)] += 1
+                        continue
+                    data = r.json()
+                    counter["stale"] += not data["accepted"]
+                    key = (taker["attempt_id"], item_id)
+                    acked[key] = max(acked.get(key, 0), data["stored_seq"])
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return acked, elapsed, latencies, errors, counter
+
+
+async def bare_phase(base: str, total: int, concurrency: int):
+    latencies = []
+    counter = {"sent": 0, "errors": 0}
+    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(
+            max_connections=concurrency), timeout=60) as client:
+        async def worker(wid: int):
+            while counter["sent"] < total:
+                counter["sent"] += 1
+                t0 = time.perf_counter()
+                r = await client.put("/bare", json={"taker": wid, "item": counter["sent"],
+                                                    "response": 1, "seq": counter["sent"]})
+                latencies.append(time.perf_counter() - t0)
+                counter["errors"] += r.status_code != 200
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        elapsed = time.perf_counter() - t0
+    return elapsed, latencies, counter["errors"]
+
+
+def verify(env: dict[str, str], acked: dict[tuple[int, int], int]) -> int:
+    """Acknowledged saves the database does not hold (stored seq lower than acknowledged)."""
+    from sqlalchemy import select
+
+    from app.db import Database
+    from app.delivery.models import Answer
+    from app.settings import Settings
+
+    settings = Settings(data_dir=Path(env["CACT_DATA_DIR"]),
+                        database_url=env["CACT_DATABASE_URL"], secret_key=env["CACT_SECRET_KEY"])
+    database = Database(settings.database_url)
+    with database.transaction(write=False) as db:
+        stored = {(a, i): seq for a, i, seq in db.execute(
+            select(Answer.attempt_id, Answer.item_id, Answer.seq))}
+    database.dispose()
+    return sum(1 for key, seq in acked.items() if stored.get(key, 0) < seq)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--takers", type=int, default=2000)
+    parser.add_argument("--saves", type=int, default=20000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--db", default="", help="PostgreSQL URL (default: SQLite)")
+    args = parser.parse_args()
+
+    data_dir = Path(tempfile.mkdtemp(prefix="cact-autosave-"))
+    env = {"CACT_DATA_DIR": str(data_dir), "CACT_SECRET_KEY": "b" * 48,
+           "CACT_DATABASE_URL": args.db}
+    t0 = time.perf_counter()
+    logins = setup(env, args.takers)
+    print(f"setup: {args.takers} participants in {time.perf_counter() - t0:.1f} s "
+          f"({'PostgreSQL' if args.db else 'SQLite'}, {args.workers} worker(s))")
+
+    port = free_port()
+    server = start_server([sys.executable, "-m", "app.cli", "serve", "--port", str(port),
+                           "--workers", str(args.workers)], env, port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        takers, elapsed, latencies, errors = asyncio.run(
+            start_phase(base, logins, args.concurrency))
+        print(f"session start: {len(takers)} logged in and got their form in {elapsed:.1f} s "
+              f"(login+form {percentiles(latencies)}); errors {dict(errors)}")
+        acked, elapsed, latencies, errors, counter = asyncio.run(
+            save_phase(base, takers, args.saves, args.concurrency))
+        rate = len(latencies) / elapsed
+        print(f"autosave: {len(latencies)} requests in {elapsed:.1f} s = {rate:.0f}/s, "
+              f"{percentiles(latencies)}; stale (not accepted) {counter['stale']}, "
+              f"errors {dict(errors)}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    lost = verify(env, acked)
+    print(f"durability: {len(acked)} acknowledged answers checked, lost or regressed: {lost}")
+
+    bare_port = free_port()
+    bare_env = {"CACT_BARE_DB": str(data_dir / "bare.sqlite3")}
+    bare = start_server([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
+                         str(bare_port), "--workers", str(args.workers), "--log-level",
+                         "warning"], bare_env, bare_port)
+    try:
+        elapsed, bare_latencies, bare_errors = asyncio.run(
+            bare_phase(f"http://127.0.0.1:{bare_port}", args.saves, args.concurrency))
+    finally:
+        bare.terminate()
+        bare.wait(timeout=30)
+    bare_rate = len(bare_latencies) / elapsed
+    print(f"bare endpoint: {bare_rate:.0f}/s, {percentiles(bare_latencies)}, "
+          f"errors {bare_errors}")
+    print(f"autosave / bare throughput: {rate / bare_rate:.0%}")
+
+
+if __name__ == "__main__":
+    main()

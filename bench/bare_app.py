@@ -1,0 +1,50 @@
+"""The reference endpoint: a minimal FastAPI app that writes one SQLite row per request with the
+same durability settings as the CACT server (WAL, synchronous=FULL). bench/autosave.py serves
+it with the same uvicorn settings and reports the autosave throughput as a ratio of this one.
+
+    uvicorn bench.bare_app:app --port 8099   (CACT_BARE_DB=/tmp/bare.sqlite3)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+DB_PATH = os.environ.get("CACT_BARE_DB", "/tmp/cact-bare.sqlite3")
+_local = threading.local()
+
+
+def connection() -> sqlite3.Connection:
+    conn = getattr(_local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(DB_PATH, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("CREATE TABLE IF NOT EXISTS saves (id INTEGER PRIMARY KEY, taker INTEGER, "
+                     "item INTEGER, response TEXT, seq INTEGER)")
+        _local.conn = conn
+    return conn
+
+
+class Save(BaseModel):
+    taker: int
+    item: int
+    response: int | None
+    seq: int
+
+
+app = FastAPI()
+
+
+@app.put("/bare")
+def bare(body: Save) -> dict:
+    conn = connection()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO saves (taker, item, response, seq) VALUES (?, ?, ?, ?)",
+                 (body.taker, body.item, body.response, body.seq))
+    conn.execute("COMMIT")
+    return {"stored_seq": body.seq}

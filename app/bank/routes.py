@@ -28,7 +28,8 @@ from app.bank.models import (
     KeyCorrection,
 )
 from app.bank.parsed import ImportFailed, Problem
-from app.db import DbSession
+from app import audit
+from app.db import DbSession, WriteDb
 from app.web import render
 
 router = APIRouter()
@@ -148,10 +149,14 @@ def bank_items(
 
 
 @router.get("/admin/banks/{code}/v/{number}/export", include_in_schema=False)
-def bank_export(code: str, number: int, db: DbSession, user: AdminUser) -> Response:
+def bank_export(code: str, number: int, db: WriteDb, clock: ClockDep,
+                user: AdminUser) -> Response:
+    """The export carries every key and weight, so it is audited."""
     bank = _bank_or_404(db, code)
     version = _version_or_404(db, bank, number)
     data = export_version_zip(db, version)
+    audit.record(db, actor=f"user:{user.username}", action="bank.export",
+                 target=f"bank:{bank.code}/v{version.version}", now=clock.now())
     return Response(data, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{bank.code}-v{version.version}.zip"'})
 

@@ -93,13 +93,18 @@ def test_key_correction_form(admin, database):
         assert s.scalar(select(BankVersion.key_revision)) == 2
 
 
-def test_export_download_is_a_bank_zip(admin):
+def test_export_download_is_a_bank_zip(admin, database):
     upload(admin, "uji.zip", bank_zip())
     response = admin.get("/admin/banks/UJI-POT/v/1/export")
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     assert 'filename="UJI-POT-v1.zip"' in response.headers["content-disposition"]
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         assert sorted(archive.namelist()) == ["bank.yaml", "media/fig1.svg"]
+    with database.transaction(write=False) as s:
+        from app.audit import AuditEvent
+
+        assert s.scalar(select(AuditEvent.target).where(AuditEvent.action == "bank.export")
+                        ) == "bank:UJI-POT/v1"
     versions = admin.get("/admin/banks/UJI-POT")
     assert 'data-testid="versions-table"' in versions.text
 

@@ -159,6 +159,9 @@
     if (!target) return false;
     forms.forEach(function (f) { f.hidden = f !== target; });
     form = target;
+    // The section's instructions were read on its first item; keep the question in view.
+    var head = document.querySelector("details.section-head");
+    if (head) head.open = false;
     var cells = document.querySelectorAll(".nav-grid a.cell");
     for (var i = 0; i < cells.length; i++) {
       var current = cells[i].dataset.position === String(position);

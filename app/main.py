@@ -25,6 +25,7 @@ from app.bank import routes as bank_routes
 from app.delivery import api as taker_api
 from app.delivery import taker_routes
 from app.delivery.attempts import TakerError
+from app.delivery.batching import SaveBatcher
 from app.delivery.deps import TakerLoginRequired
 from app.auth.deps import Forbidden, LoginRequired, csrf_protect
 from app.auth.security import settings_hasher
@@ -158,6 +159,7 @@ def create_app(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await app.state.save_batcher.close()
         if database is None:
             db.dispose()
 
@@ -174,6 +176,7 @@ def create_app(
     app.state.secret = settings.resolved_secret()
     app.state.db = db
     app.state.clock = clock or SystemClock()
+    app.state.save_batcher = SaveBatcher(db)
     app.state.password_hasher = settings_hasher(settings)
 
     install_filters(settings.timezone)

@@ -108,7 +108,7 @@ async def taker_save(item_id: int, body: AnswerUpdate, request: Request,
                      clock: ClockDep) -> JSONResponse:
     """Store the answer if `seq` is newer than the stored one; acknowledged after commit."""
     work = save_work(request, bearer_token(request), item_id, body, clock.now(), None)
-    return _json(await in_transaction(request, work))
+    return _json(await request.app.state.save_batcher.submit(work))
 
 
 @router.post("/sections/next", response_model=AttemptStatus, responses=ERRORS)

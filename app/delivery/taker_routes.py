@@ -147,7 +147,7 @@ async def exam_save(request: Request, item_id: int, body: AnswerUpdate,
                     clock: ClockDep) -> JSONResponse:
     work = save_work(request, request.cookies.get(TAKER_COOKIE, ""), item_id, body,
                      clock.now(), _seat(request))
-    return _json(await in_transaction(request, work))
+    return _json(await request.app.state.save_batcher.submit(work))
 
 
 @router.get("/ujian/status", include_in_schema=False)

@@ -234,3 +234,46 @@ def test_the_server_closes_attempts_when_no_browser_asks(database, settings, clo
                 break
             time.sleep(0.2)
     assert state == "expired"
+
+
+def test_concurrent_saves_are_committed_together_and_each_acknowledged(app, logins, database):
+    """Group commit: saves arriving together share one transaction; every acknowledgement is
+    for data already committed, and a refused save does not take the others down."""
+    import asyncio
+
+    import httpx2
+
+    clients = []
+    for nip, token in logins:
+        client, response = api_login(app, nip, token, workstation=f"PC-{nip}")
+        bearer(client, response)
+        items = [i for i in client.get("/api/v1/taker/attempt").json()["items"] if i["stem"]]
+        clients.append((response.json()["access_token"], items))
+    batcher = app.state.save_batcher
+    commits_before, saves_before = batcher.commits, batcher.saves
+
+    async def burst():
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url="http://t") as http:
+            calls = []
+            for token, items in clients:
+                for seq, item in enumerate(items, start=1):
+                    calls.append(http.put(f"/api/v1/taker/answers/{item['item_id']}",
+                                          json={"response": answer_for(item), "seq": seq},
+                                          headers={"Authorization": f"Bearer {token}"}))
+                calls.append(http.put("/api/v1/taker/answers/1",
+                                      json={"response": 12345, "seq": 99},
+                                      headers={"Authorization": f"Bearer {token}"}))
+            return await asyncio.gather(*calls)
+
+    # A thread of its own: the browser tests' Playwright may own this thread's event loop.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        responses = pool.submit(lambda: asyncio.run(burst())).result()
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(200) == 3 * 3 and statuses.count(404) + statuses.count(422) == 3
+    assert batcher.saves - saves_before == 12
+    assert batcher.commits - commits_before < 12  # some saves shared a commit
+    with database.transaction(write=False) as s:
+        assert len(s.scalars(select(Answer)).all()) == 9

@@ -25,12 +25,14 @@ cli = typer.Typer(
 db_cli = typer.Typer(help="Database schema: upgrade, downgrade, status.", no_args_is_help=True)
 user_cli = typer.Typer(help="Admin and proctor accounts.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+attempt_cli = typer.Typer(help="Test takers' attempts: unlock a seat.", no_args_is_help=True)
 bank_cli = typer.Typer(help="Item banks: import, export, key corrections.", no_args_is_help=True)
 blueprint_cli = typer.Typer(help="Test blueprints: import, list.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(bank_cli, name="bank")
 cli.add_typer(blueprint_cli, name="blueprint")
+cli.add_typer(attempt_cli, name="attempt")
 cli.add_typer(audit_cli, name="audit")
 
 
@@ -384,6 +386,35 @@ def blueprint_list() -> None:
             sections = bp.spec.get("sections", [])
             items = sum(p["count"] for s in sections for p in s["picks"])
             typer.echo(f"{bp.code}\t{bp.name}\t{len(sections)} sections\t{items} items")
+
+
+@attempt_cli.command("unlock")
+def attempt_unlock(
+    session: Annotated[str, typer.Argument(help="Session code")],
+    nip: Annotated[str, typer.Argument(help="The participant's NIP")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, e.g. 'PC 12 rusak'")],
+) -> None:
+    """Let a participant continue on another computer (time left is kept; audited)."""
+    from sqlalchemy import select
+
+    from app.delivery.attempts import unlock_seat
+    from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
+
+    database = _database()
+    _require_current_schema(database)
+    try:
+        with database.transaction() as db:
+            attempt = db.scalar(
+                select(Attempt).join(RosterEntry, RosterEntry.id == Attempt.roster_entry_id)
+                .join(Participant, Participant.id == RosterEntry.participant_id)
+                .join(TestSession, TestSession.id == Attempt.session_id)
+                .where(TestSession.code == session, Participant.nip == nip.strip()))
+            if attempt is None:
+                raise fail(f"No attempt of NIP {nip} in session {session} (not logged in yet?)")
+            unlock_seat(db, attempt=attempt, reason=reason, actor="cli", now=_now())
+    except ValueError as exc:
+        raise fail(f"Not unlocked: {exc}") from None
+    typer.echo(f"Unlocked: NIP {nip} may log in on another computer")
 
 
 # -- demo, serve --------------------------------------------------------------------------------

@@ -292,6 +292,21 @@ def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datet
                  now=now, data={"reason": reason})
 
 
+def unlock_seat(db: Session, *, attempt: Attempt, reason: str, actor: str,
+                now: datetime) -> None:
+    """Let the attempt continue on another computer (a proctor's decision, audited). The next
+    login takes the seat and replaces the access token, so the old computer can no longer
+    save; time left is unchanged (the deadlines are in the database)."""
+    if not reason.strip():
+        raise ValueError("unlocking a seat needs a reason (e.g. 'PC 12 rusak')")
+    if attempt.state in DONE_STATES:
+        raise ValueError("the attempt is already closed")
+    previous = attempt.workstation_id
+    attempt.workstation_id = None
+    audit.record(db, actor=actor, action="attempt.unlock", target=f"attempt:{attempt.id}",
+                 reason=reason.strip(), now=now, data={"previous_seat": previous})
+
+
 def submit_all_active(db: Session, *, session_id: int, reason: str, actor: str,
                       now: datetime) -> int:
     """Submit every attempt of a session that is still running (session close)."""

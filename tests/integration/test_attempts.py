@@ -95,9 +95,15 @@ def test_second_computer_is_refused_until_unlocked(db, clock, setup):
     with pytest.raises(TakerError) as excinfo:
         do_login(db, clock, *logins[0], seat="PC-02")
     assert excinfo.value.status == 409
-    first.attempt.workstation_id = None  # what the proctor's unlock does
+    with pytest.raises(ValueError, match="reason"):
+        attempts.unlock_seat(db, attempt=first.attempt, reason=" ", actor="user:p", now=clock.now())
+    attempts.unlock_seat(db, attempt=first.attempt, reason="PC-01 mati", actor="user:pengawas",
+                         now=clock.now())
     moved = do_login(db, clock, *logins[0], seat="PC-02")
     assert moved.attempt.workstation_id == "PC-02"
+    event = db.scalars(select(audit.AuditEvent).where(
+        audit.AuditEvent.action == "attempt.unlock")).one()
+    assert event.reason == "PC-01 mati" and event.data == {"previous_seat": "PC-01"}
 
 
 def started(db, clock, setup):

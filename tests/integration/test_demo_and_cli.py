@@ -150,3 +150,30 @@ def test_cli_bank_import_export_and_blueprint(database, tmp_path):
     assert made.returncode == 0 and "UJI-BP: 1 sections" in made.stdout
     assert "UJI-BP\tUji\t1 sections\t1 items" in cact(database.url, "blueprint", "list").stdout
     assert "UJI-POT\tv1\tpotensi\t5 items" in cact(database.url, "bank", "list").stdout
+
+
+def test_cli_unlocks_a_seat(database, settings, clock):
+    from app.delivery import attempts
+    from app.delivery.attempts import TakerError
+    from tests.factories import make_open_session
+
+    secret = "c" * 40  # what cact() passes as CACT_SECRET_KEY
+    with database.transaction() as db:
+        _, logins = make_open_session(db, clock, secret=secret)
+        attempts.login(db, nip=logins[0][0], token=logins[0][1], workstation="PC-1",
+                       client_addr="x", secret=secret, now=clock.now())
+    with database.transaction() as db:
+        try:
+            attempts.login(db, nip=logins[0][0], token=logins[0][1], workstation="PC-2",
+                           client_addr="x", secret=secret, now=clock.now())
+            raise AssertionError("a second computer must be refused")
+        except TakerError as exc:
+            assert exc.status == 409
+    missing = cact(database.url, "attempt", "unlock", "S1", "1" * 18, "--reason", "x")
+    assert missing.returncode == 1 and "No attempt" in missing.stderr
+    done = cact(database.url, "attempt", "unlock", "S1", logins[0][0], "--reason", "PC-1 mati")
+    assert done.returncode == 0, done.stderr
+    with database.transaction() as db:
+        moved = attempts.login(db, nip=logins[0][0], token=logins[0][1], workstation="PC-2",
+                               client_addr="x", secret=secret, now=clock.now())
+        assert moved.attempt.workstation_id == "PC-2"

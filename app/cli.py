@@ -59,6 +59,13 @@ def _require_current_schema(database) -> None:
         )
 
 
+def _ready_database():
+    """The database, refusing to work on a schema older than the code."""
+    database = _database()
+    _require_current_schema(database)
+    return database
+
+
 def _now():
     from app.clock import SystemClock
 
@@ -146,8 +153,7 @@ def user_create(
         raise fail(f"--role must be admin or proctor, not {role!r}", 2)
     settings = get_settings()
     password = _read_password(password_stdin)
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     hasher = settings_hasher(settings)
     try:
         with database.transaction() as db:
@@ -174,8 +180,7 @@ def user_set_password(
 
     settings = get_settings()
     password = _read_password(password_stdin)
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     hasher = settings_hasher(settings)
     try:
         with database.transaction() as db:
@@ -196,8 +201,7 @@ def user_list() -> None:
 
     from app.auth.models import User
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     with database.transaction(write=False) as db:
         for user in db.scalars(select(User).order_by(User.username)):
             state = "active" if user.is_active else "disabled"
@@ -232,8 +236,7 @@ def bank_import(
 
     if not Path(path).exists():
         raise fail(f"{path}: no such file or folder")
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     options = ImportOptions(code=code, title=title, kind=kind, default_construct=construct,
                             skip_unsupported=skip_unsupported)
     try:
@@ -264,8 +267,7 @@ def bank_export(
     from app.bank.export import export_version_zip
     from app.bank.models import BankVersion, ItemBank
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     with database.transaction(write=False) as db:
         bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
         if bank is None:
@@ -288,8 +290,7 @@ def bank_list() -> None:
 
     from app.bank.models import BankVersion, Item, ItemBank
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     with database.transaction(write=False) as db:
         rows = db.execute(
             select(ItemBank.code, ItemBank.kind, BankVersion.version, BankVersion.frozen,
@@ -328,8 +329,7 @@ def bank_correct_key(
                       (pair.split("=", 1) for pair in weights.split(","))}
         except (ValueError, InvalidOperation):
             raise fail("--weights must look like A=5,B=3,C=1", 2) from None
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     try:
         with database.transaction() as db:
             query = (select(Item).join(BankVersion, BankVersion.id == Item.bank_version_id)
@@ -359,8 +359,7 @@ def blueprint_import(path: str) -> None:
     file = Path(path)
     if not file.is_file():
         raise fail(f"{path}: no such file")
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     try:
         with database.transaction() as db:
             blueprint = import_blueprint(db, file.read_text(encoding="utf-8"), source=file.name,
@@ -379,8 +378,7 @@ def blueprint_list() -> None:
 
     from app.assembly.models import Blueprint
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     with database.transaction(write=False) as db:
         for bp in db.scalars(select(Blueprint).order_by(Blueprint.code)):
             sections = bp.spec.get("sections", [])
@@ -400,8 +398,7 @@ def attempt_unlock(
     from app.delivery.attempts import unlock_seat
     from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     try:
         with database.transaction() as db:
             attempt = db.scalar(
@@ -426,8 +423,7 @@ def demo() -> None:
     participants. Safe to run again: nothing is added twice."""
     from app.demo import load_demo
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     settings = get_settings()
     with database.transaction() as db:
         report = load_demo(db, settings=settings, now=_now())
@@ -445,8 +441,7 @@ def serve(
 
     settings = get_settings()
     settings.resolved_secret()  # create the secret once, before workers start
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     database.dispose()
     if workers > 1 and settings.is_sqlite:
         typer.secho(
@@ -474,8 +469,7 @@ def audit_verify() -> None:
     """Check the whole hash chain; exit 1 naming the first bad row."""
     from app import audit
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     with database.transaction(write=False) as db:
         result = audit.verify(db)
     if not result.ok:
@@ -491,8 +485,7 @@ def audit_tail(count: Annotated[int, typer.Option("-n", help="How many rows")] =
 
     from app.audit import AuditEvent
 
-    database = _database()
-    _require_current_schema(database)
+    database = _ready_database()
     with database.transaction(write=False) as db:
         rows = list(db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(count)))
     for e in reversed(rows):

@@ -230,7 +230,7 @@
   // -- wiring -------------------------------------------------------------------------------
   setRemaining(bar.dataset.remaining);
   setInterval(tick, 1000);
-  setInterval(poll, 5000);
+  setInterval(poll, 10000);  // pause, extra time and section changes show within 10 s
   window.addEventListener("online", flush);
   if (bar.dataset.state === "paused") pauseOverlay.hidden = false;
 

@@ -277,3 +277,24 @@ def test_concurrent_saves_are_committed_together_and_each_acknowledged(app, logi
     assert batcher.commits - commits_before < 12  # some saves shared a commit
     with database.transaction(write=False) as s:
         assert len(s.scalars(select(Answer)).all()) == 9
+
+
+def test_saves_around_a_deadline_over_http(app, logins, clock):
+    """The prepared fast path hands deadlines to the general rules: a save in flight when the
+    section closed is accepted within the grace, a later one is refused."""
+    client, response = api_login(app, *logins[0])
+    bearer(client, response)
+    items = client.get("/api/v1/taker/attempt").json()["items"]
+    first, second = items[0], items[1]
+    clock.advance(600 + 5)  # section 1 (10 minutes) ended 5 s ago
+    late = client.put(f"/api/v1/taker/answers/{first['item_id']}",
+                      json={"response": answer_for(first), "seq": 1})
+    assert late.status_code == 200 and late.json()["accepted"]
+    assert late.json()["remaining_s"] == 300 - 5  # the next section opened at the deadline
+    clock.advance(15)
+    too_late = client.put(f"/api/v1/taker/answers/{second['item_id']}",
+                          json={"response": answer_for(second), "seq": 2})
+    assert too_late.status_code == 409
+    assert too_late.json()["code"] == "taker.error_section_closed"
+    status = client.get("/api/v1/taker/status").json()
+    assert status["current_section"] == 1 and status["remaining_s"] == 300 - 20

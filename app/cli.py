@@ -26,12 +26,17 @@ db_cli = typer.Typer(help="Database schema: upgrade, downgrade, status.", no_arg
 user_cli = typer.Typer(help="Admin and proctor accounts.", no_args_is_help=True)
 audit_cli = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
 attempt_cli = typer.Typer(help="Test takers' attempts: unlock a seat.", no_args_is_help=True)
+session_cli = typer.Typer(help="Test sessions: create, open, pause, close, tokens.",
+                          no_args_is_help=True)
+roster_cli = typer.Typer(help="Participants of a session.", no_args_is_help=True)
 bank_cli = typer.Typer(help="Item banks: import, export, key corrections.", no_args_is_help=True)
 blueprint_cli = typer.Typer(help="Test blueprints: import, list.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 cli.add_typer(user_cli, name="user")
 cli.add_typer(bank_cli, name="bank")
 cli.add_typer(blueprint_cli, name="blueprint")
+cli.add_typer(session_cli, name="session")
+cli.add_typer(roster_cli, name="roster")
 cli.add_typer(attempt_cli, name="attempt")
 cli.add_typer(audit_cli, name="audit")
 
@@ -384,6 +389,158 @@ def blueprint_list() -> None:
             sections = bp.spec.get("sections", [])
             items = sum(p["count"] for s in sections for p in s["picks"])
             typer.echo(f"{bp.code}\t{bp.name}\t{len(sections)} sections\t{items} items")
+
+
+def _local_time(value: str):
+    """'2026-12-01 08:00' in the agency's time zone (CACT_TIMEZONE)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        naive = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M")
+    except ValueError:
+        raise fail(f"{value!r}: write dates as 'YYYY-MM-DD HH:MM'", 2) from None
+    return naive.replace(tzinfo=ZoneInfo(get_settings().timezone))
+
+
+@session_cli.command("create")
+def session_create(
+    code: str,
+    blueprint: Annotated[str, typer.Option("--blueprint", help="Blueprint code")],
+    start: Annotated[str, typer.Option("--start", help="'YYYY-MM-DD HH:MM', local time")],
+    end: Annotated[str, typer.Option("--end", help="'YYYY-MM-DD HH:MM', local time")],
+    name: Annotated[str, typer.Option("--name")] = "",
+    room: Annotated[str, typer.Option("--room")] = "",
+    proctor: Annotated[list[str] | None, typer.Option("--proctor", help="Repeatable")] = None,
+) -> None:
+    """Schedule a session (its bank versions are frozen from now on)."""
+    from app.delivery.sessions import SessionError, create_session
+
+    starts, ends = _local_time(start), _local_time(end)
+    database = _ready_database()
+    try:
+        with database.transaction() as db:
+            create_session(db, code=code, name=name, room=room, blueprint_code=blueprint,
+                           starts_at=starts, ends_at=ends, proctors=proctor or [], actor="cli",
+                           now=_now())
+    except SessionError as exc:
+        raise fail(f"Not created: {exc}") from None
+    typer.echo(f"Session {code.upper()} scheduled")
+
+
+def _session_state(code: str, action: str, reason: str = "") -> None:
+    from sqlalchemy import select
+
+    from app.delivery.models import TestSession
+    from app.delivery.sessions import SessionError, change_state
+
+    database = _ready_database()
+    try:
+        with database.transaction() as db:
+            session = db.scalar(select(TestSession).where(TestSession.code == code.upper()))
+            if session is None:
+                raise fail(f"No session {code!r}")
+            handed_in = change_state(db, session=session, action=action, actor="cli",
+                                     now=_now(), reason=reason)
+            state = session.state.value
+    except SessionError as exc:
+        raise fail(str(exc)) from None
+    extra = f"; {handed_in} attempt(s) handed in" if action == "close" else ""
+    typer.echo(f"Session {code.upper()} is {state}{extra}")
+
+
+@session_cli.command("open")
+def session_open(code: str) -> None:
+    """Let takers in (from scheduled or paused)."""
+    _session_state(code, "open")
+
+
+@session_cli.command("pause")
+def session_pause(code: str) -> None:
+    """Stop new logins and mark the session paused."""
+    _session_state(code, "pause")
+
+
+@session_cli.command("close")
+def session_close(
+    code: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Close for good: every attempt still running is handed in."""
+    if not yes and not typer.confirm(f"Close {code} and hand in every running attempt?"):
+        raise typer.Exit(1)
+    _session_state(code, "close")
+
+
+@session_cli.command("list")
+def session_list() -> None:
+    """Sessions with state and roster size."""
+    from app.dashboard import session_rows
+
+    database = _ready_database()
+    with database.transaction(write=False) as db:
+        for row in session_rows(db):
+            typer.echo(f"{row.code}\t{row.state}\t{row.participants} participants\t{row.name}")
+
+
+@session_cli.command("tokens")
+def session_tokens(
+    code: str,
+    out: Annotated[str, typer.Option("--out", help="File (default: standard output)")] = "",
+) -> None:
+    """Login tokens as CSV (nip,name,token) for printing cards; the export is audited."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from app import audit
+    from app.delivery.models import TestSession
+    from app.delivery.sessions import tokens_csv
+
+    database = _ready_database()
+    with database.transaction() as db:
+        session = db.scalar(select(TestSession).where(TestSession.code == code.upper()))
+        if session is None:
+            raise fail(f"No session {code!r}")
+        text = tokens_csv(db, session=session, secret=get_settings().resolved_secret())
+        audit.record(db, actor="cli", action="session.tokens_export",
+                     target=f"session:{session.code}", now=_now())
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+        typer.echo(f"Tokens written to {out}")
+    else:
+        typer.echo(text, nl=False)
+
+
+@roster_cli.command("import")
+def roster_import(code: str, path: str) -> None:
+    """Add participants from a CSV (nip,name,job_group,grade,position,unit or the Indonesian
+    headers); every problem is listed by row and column and nothing is imported then."""
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from app.bank.parsed import ImportFailed
+    from app.delivery.models import TestSession
+    from app.delivery.sessions import import_roster, parse_roster
+
+    file = Path(path)
+    if not file.is_file():
+        raise fail(f"{path}: no such file")
+    database = _ready_database()
+    try:
+        rows = parse_roster(file.read_bytes(), source=file.name)
+        with database.transaction() as db:
+            session = db.scalar(select(TestSession).where(TestSession.code == code.upper()))
+            if session is None:
+                raise fail(f"No session {code!r}")
+            added, updated = import_roster(db, session=session, rows=rows,
+                                           secret=get_settings().resolved_secret(),
+                                           actor="cli", now=_now())
+    except ImportFailed as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    typer.echo(f"Roster of {code.upper()}: {added} added, {updated} already there")
 
 
 @attempt_cli.command("unlock")

@@ -14,23 +14,18 @@ from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.assembly.models import Blueprint
-from app.assembly.service import blueprint_version_ids, import_blueprint
+from app.assembly.service import import_blueprint
 from app.auth import service as auth_service
 from app.auth.models import Role, User
-from app.auth.security import (
-    decrypt_token,
-    encrypt_token,
-    keyed_digest,
-    new_participant_token,
-    settings_hasher,
-)
-from app.bank.service import ImportOptions, freeze_versions, import_bank, read_path
-from app.delivery.models import JobGroup, Participant, ProctorAssignment, RosterEntry, TestSession
+from app.auth.security import decrypt_token, settings_hasher
+from app.bank.service import ImportOptions, import_bank, read_path
+from app.delivery.models import JobGroup, Participant, RosterEntry, TestSession
+from app.delivery.sessions import RosterRow, change_state, create_session, import_roster
 from app.scoring.standards import load_default_standards
 from app.settings import Settings
 
@@ -124,45 +119,34 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
     if session is None:
         zone = ZoneInfo(settings.timezone)
         today = now.astimezone(zone).date()
-        session = TestSession(
-            code=SESSION_CODE, name="Demo CACT", room="Lab Komputer 1", blueprint_id=blueprint.id,
-            starts_at=datetime.combine(today, time(7, 30), zone),
+        session = create_session(
+            db, code=SESSION_CODE, name="Demo CACT", room="Lab Komputer 1",
+            blueprint_code=blueprint.code, starts_at=datetime.combine(today, time(7, 30), zone),
             ends_at=datetime.combine(today + timedelta(days=1), time(12, 0), zone),
-            state="open", settings={}, created_at=now,
-        )
-        db.add(session)
-        db.flush()
-        db.add(ProctorAssignment(session_id=session.id, user_id=proctor.id))
-        freeze_versions(db, blueprint_version_ids(db, blueprint.id))
+            proctors=[proctor.username], actor="demo", now=now)
+        change_state(db, session=session, action="open", actor="demo", now=now)
         report.created.append(f"session {SESSION_CODE}")
 
     rng = random.Random(20261102)  # fixed: the same demo people on every machine
-    new_seats = 0
+    rows = []
     for index in range(PARTICIPANT_COUNT):
-        nip = _nip(rng, index)
-        name = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
         group, grade, position = JOBS[index % len(JOBS)]
-        unit = UNITS[index % len(UNITS)]
-        person = db.scalar(select(Participant).where(Participant.nip == nip))
-        if person is None:
-            person = Participant(nip=nip, name=name, job_group=group, grade=grade,
-                                 position=position, unit=unit)
-            db.add(person)
-            db.flush()
-        entry = db.scalar(select(RosterEntry).where(RosterEntry.session_id == session.id,
-                                                    RosterEntry.participant_id == person.id))
-        if entry is None:
-            token = new_participant_token()
-            entry = RosterEntry(session_id=session.id, participant_id=person.id,
-                                token_hmac=keyed_digest(secret, "participant-token", token),
-                                token_encrypted=encrypt_token(secret, token), seat="")
-            db.add(entry)
-            new_seats += 1
-        else:
-            token = decrypt_token(secret, entry.token_encrypted)
-        report.tokens.append((person.nip, person.name, token))
-    if new_seats:
-        report.created.append(f"{new_seats} participants in {SESSION_CODE}")
+        rows.append(RosterRow(nip=_nip(rng, index),
+                              name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                              job_group=group.value, grade=grade, position=position,
+                              unit=UNITS[index % len(UNITS)]))
+    before = db.scalar(select(func.count()).select_from(RosterEntry)
+                       .where(RosterEntry.session_id == session.id))
+    if before < len(rows):
+        added, _ = import_roster(db, session=session, rows=rows, secret=secret, actor="demo",
+                                 now=now)
+        report.created.append(f"{added} participants in {SESSION_CODE}")
+    for entry, person in db.execute(
+            select(RosterEntry, Participant)
+            .join(Participant, Participant.id == RosterEntry.participant_id)
+            .where(RosterEntry.session_id == session.id).order_by(RosterEntry.id)):
+        report.tokens.append((person.nip, person.name,
+                              decrypt_token(secret, entry.token_encrypted)))
     added = load_default_standards(db)
     if added:
         report.created.append(f"{added} job standards")

@@ -46,12 +46,15 @@ def free_port() -> int:
 def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
     """Database with sample banks, blueprint and an open session of N participants."""
     os.environ.update(env)
-    from app.assembly.service import blueprint_version_ids, import_blueprint
-    from app.auth.security import encrypt_token, keyed_digest, new_participant_token
-    from app.bank.service import ImportOptions, freeze_versions, import_bank, read_path
+    from sqlalchemy import select
+
+    from app.assembly.service import import_blueprint
+    from app.auth.security import decrypt_token
+    from app.bank.service import ImportOptions, import_bank, read_path
     from app.clock import SystemClock
     from app.db import Database, upgrade
-    from app.delivery.models import Participant, RosterEntry, TestSession
+    from app.delivery.models import Participant, RosterEntry
+    from app.delivery.sessions import RosterRow, change_state, create_session, import_roster
     from app.settings import get_settings
 
     settings = get_settings()
@@ -68,22 +71,17 @@ def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
         blueprint = import_blueprint(
             db, (samples / "cact-setengah-hari.blueprint.yaml").read_text(), source="bp",
             actor="bench", now=now)
-        freeze_versions(db, blueprint_version_ids(db, blueprint.id))
-        session = TestSession(code="BENCH", name="Bench", room="", blueprint_id=blueprint.id,
-                              starts_at=now, ends_at=now + timedelta(hours=8), state="open",
-                              created_at=now, settings={})
-        db.add(session)
-        db.flush()
-        for n in range(takers):
-            nip = f"1990010120200110{n:02d}"[:14] + f"{n:04d}"
-            person = Participant(nip=nip, name=f"Bench {n}", job_group="pengawas")
-            db.add(person)
-            db.flush()
-            token = new_participant_token()
-            db.add(RosterEntry(session_id=session.id, participant_id=person.id,
-                               token_hmac=keyed_digest(secret, "participant-token", token),
-                               token_encrypted=encrypt_token(secret, token)))
-            logins.append((nip, token))
+        session = create_session(db, code="BENCH", name="Bench", room="",
+                                 blueprint_code=blueprint.code, starts_at=now,
+                                 ends_at=now + timedelta(hours=8), proctors=[], actor="bench",
+                                 now=now)
+        change_state(db, session=session, action="open", actor="bench", now=now)
+        rows = [RosterRow(nip=f"19900101202001{n:04d}", name=f"Bench {n}", job_group="pengawas",
+                          grade="", position="", unit="") for n in range(takers)]
+        import_roster(db, session=session, rows=rows, secret=secret, actor="bench", now=now)
+        for entry, nip in db.execute(select(RosterEntry, Participant.nip).join(
+                Participant, Participant.id == RosterEntry.participant_id)):
+            logins.append((nip, decrypt_token(secret, entry.token_encrypted)))
     database.dispose()
     return logins
 

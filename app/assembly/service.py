@@ -19,7 +19,7 @@ from app import audit
 from app.assembly.models import Blueprint, BlueprintBankVersion
 from app.bank import yamlio
 from app.bank.models import BankVersion, Item, ItemBank
-from app.bank.parsed import ImportFailed, Problem
+from app.bank.parsed import ImportFailed, Phrase, Problem, problem
 from app.bank.sanitize import clean_html
 from app.delivery.models import TestSession
 
@@ -88,29 +88,29 @@ def parse_blueprint(text: str, *, source: str) -> tuple[BlueprintSpec | None, li
     """Read a cact-blueprint/1 YAML document (structure only; see check_blueprint)."""
     problems: list[Problem] = []
 
-    def problem(line: int, message: str) -> None:
-        problems.append(Problem(source, f"line {line}" if line else "", "", message))
+    def add(line: int, *, key: str, **params: Any) -> None:
+        problems.append(problem(source, f"line {line}" if line else "", "", key=key, **params))
 
     try:
         doc = yamlio.load(text)
     except yamlio.YamlError as exc:
-        problem(exc.line, f"not valid YAML: {exc}")
+        add(exc.line, key="blueprint_not_yaml", error=str(exc))
         return None, problems
     if not isinstance(doc, dict):
-        problem(1, "a blueprint is a mapping with format, code, name and sections")
+        add(1, key="blueprint_not_mapping")
         return None, problems
     if doc.get("format") != FORMAT_ID:
-        problem(doc.line, f"'format' must be '{FORMAT_ID}'")
+        add(doc.line, key="blueprint_format", expected=FORMAT_ID)
     spec = BlueprintSpec(code=str(doc.get("code") or ""), name=str(doc.get("name") or ""),
                          description=str(doc.get("description") or ""),
                          time_limit_minutes=_as_int(doc.get("time_limit_minutes")))
     sections = doc.get("sections")
     if not isinstance(sections, list):
-        problem(doc.line, "'sections' must be a list")
+        add(doc.line, key="sections_not_list")
         sections = []
     for node in sections:
         if not isinstance(node, dict):
-            problem(yamlio.line_of(sections), "each section must be a mapping")
+            add(yamlio.line_of(sections), key="section_not_mapping")
             continue
         section = Section(
             title=str(node.get("title") or ""),
@@ -123,7 +123,7 @@ def parse_blueprint(text: str, *, source: str) -> tuple[BlueprintSpec | None, li
         )
         for pick in node.get("picks") or []:
             if not isinstance(pick, dict):
-                problem(node.line, "each pick must be a mapping {bank, construct, count}")
+                add(node.line, key="pick_not_mapping")
                 continue
             count = _as_int(pick.get("count"))
             section.picks.append(Pick(
@@ -147,49 +147,47 @@ def check_blueprint(db: Session, spec: BlueprintSpec, *, source: str) -> list[Pr
     report every problem, including picks that ask for more items than the bank has."""
     problems: list[Problem] = []
 
-    def problem(location: str, message: str) -> None:
-        problems.append(Problem(source, location, "", message))
+    def add(location: str, *, key: str, **params: Any) -> None:
+        problems.append(problem(source, location, "", key=key, **params))
 
     if not CODE_RE.match(spec.code):
-        problem("", f"blueprint code {spec.code!r} must be 2-64 characters of A-Z, 0-9, '.', "
-                "'-', '_' (e.g. CACT-2026)")
+        add("", key="blueprint_code", code=spec.code)
     if not spec.name.strip():
-        problem("", "the blueprint needs a name")
-    for minutes, where in [(spec.time_limit_minutes, "the whole test")] + [
-            (s.time_limit_minutes, f"section '{s.title}'") for s in spec.sections]:
+        add("", key="blueprint_name")
+    for minutes, what in [(spec.time_limit_minutes, Phrase(key="whole_test"))] + [
+            (s.time_limit_minutes, Phrase(key="section_named", params={"title": s.title}))
+            for s in spec.sections]:
         if minutes is not None and not 1 <= minutes <= MAX_MINUTES:
-            problem("", f"time limit of {where} must be 1 to {MAX_MINUTES} minutes")
+            add("", key="time_limit", what=what, most=MAX_MINUTES)
     if not spec.sections:
-        problem("", "a blueprint needs at least one section")
+        add("", key="no_sections")
     demand: Counter[tuple[int, str, int | None]] = Counter()
     counts_cache: dict[int, Counter[tuple[str, int | None]]] = {}
     for number, section in enumerate(spec.sections, 1):
         if not section.title.strip():
-            problem(section.location, f"section {number} needs a title")
+            add(section.location, key="section_title", number=number)
         if not section.picks:
-            problem(section.location, f"section '{section.title}' draws no items; add a pick")
+            add(section.location, key="section_no_picks", title=section.title)
         for pick in section.picks:
             where = pick.location or f"section '{section.title}'"
             if not pick.bank or not pick.construct:
-                problem(where, f"section '{section.title}': choose a bank and a construct for "
-                        "every row (or remove the empty row)")
+                add(where, key="pick_incomplete", title=section.title)
                 continue
             if pick.count < 1:
-                problem(where, f"pick of {pick.construct or '?'}: count must be a whole number "
-                        "of at least 1")
+                add(where, key="pick_count", construct=pick.construct or "?")
                 continue
             if pick.level is not None and not 1 <= pick.level <= 5:
-                problem(where, f"pick of {pick.construct}: level must be 1-5")
+                add(where, key="pick_level", construct=pick.construct)
             bank = db.scalar(select(ItemBank).where(ItemBank.code == pick.bank))
             if bank is None:
-                problem(where, f"bank {pick.bank!r} does not exist; import it first")
+                add(where, key="pick_no_bank", bank=pick.bank)
                 continue
             query = select(BankVersion).where(BankVersion.bank_id == bank.id)
             query = (query.where(BankVersion.version == pick.version) if pick.version
                      else query.order_by(BankVersion.version.desc()).limit(1))
             version = db.scalar(query)
             if version is None:
-                problem(where, f"bank {pick.bank} has no version {pick.version}")
+                add(where, key="pick_no_version", bank=pick.bank, version=pick.version)
                 continue
             pick.version, pick.bank_version_id = version.version, version.id
             counts = counts_cache.setdefault(version.id, available_items(db, version.id))
@@ -198,20 +196,23 @@ def check_blueprint(db: Session, spec: BlueprintSpec, *, source: str) -> list[Pr
                                  and (pick.level is None or level == pick.level))
             demand[(version.id, pick.construct, pick.level)] += pick.count
             if pick.available == 0:
-                problem(where, f"bank {pick.bank} v{version.version} has no items of "
-                        f"{pick.construct}" + (f" at level {pick.level}" if pick.level else ""))
+                params = {"bank": pick.bank, "version": version.version,
+                          "construct": pick.construct}
+                if pick.level:
+                    add(where, key="pick_no_items_at_level", level=pick.level, **params)
+                else:
+                    add(where, key="pick_no_items", **params)
     per_construct: Counter[tuple[int, str]] = Counter()
     for (version_id, construct, level), wanted in demand.items():
         per_construct[(version_id, construct)] += wanted
         have = counts_cache[version_id][(construct, level)]
         if level is not None and wanted > have:
-            problem("", f"the picks ask for {wanted} items of {construct} at level {level} but "
-                    f"the bank version has only {have}; lower the count")
+            add("", key="picks_exceed_level", wanted=wanted, construct=construct, level=level,
+                have=have)
     for (version_id, construct), wanted in per_construct.items():
         pool = sum(n for (c, _), n in counts_cache[version_id].items() if c == construct)
         if wanted > pool:
-            problem("", f"the picks ask for {wanted} items of {construct} but the bank version "
-                    f"has only {pool}; lower the count")
+            add("", key="picks_exceed", wanted=wanted, construct=construct, have=pool)
     return problems
 
 
@@ -253,8 +254,8 @@ def save_blueprint(db: Session, spec: BlueprintSpec, *, source: str, actor: str,
         used = db.scalar(select(TestSession.code).where(TestSession.blueprint_id == existing.id)
                          .limit(1))
         if used:
-            problems.append(Problem(source, "", "", f"blueprint {spec.code} is used by session "
-                                    f"{used} and cannot change; save it under a new code"))
+            problems.append(problem(source, "", "", key="blueprint_in_use", code=spec.code,
+                                    session=used))
     if problems:
         raise ImportFailed(problems)
     blueprint = existing or Blueprint(code=spec.code, created_at=now, spec={})

@@ -9,7 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from app.bank.parsed import Problem
+from app.bank.parsed import Phrase, Problem, problem
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_UNPACKED_BYTES = 200 * 1024 * 1024
@@ -27,16 +27,16 @@ def is_zip(data: bytes) -> bool:
     return data[:4] == b"PK\x03\x04" or data[:4] == b"PK\x05\x06"
 
 
-def _bad_name(name: str) -> str | None:
+def _bad_name(name: str) -> Phrase | None:
     if "\\" in name:
-        return "uses backslashes"
+        return Phrase(key="path_backslashes")
     path = PurePosixPath(name)
     if path.is_absolute() or name.startswith("/"):
-        return "is an absolute path"
+        return Phrase(key="path_absolute")
     if any(part == ".." for part in path.parts):
-        return "leaves the archive (..)"
+        return Phrase(key="path_leaves_archive")
     if path.parts and ":" in path.parts[0]:
-        return "names a drive"
+        return Phrase(key="path_drive")
     return None
 
 
@@ -44,26 +44,26 @@ def unpack_zip(data: bytes, *, source: str) -> Unpacked:
     """All regular files of the archive, or the problems that make it unsafe to read."""
     problems: list[Problem] = []
 
-    def problem(location: str, message: str) -> None:
-        problems.append(Problem(source, location, "", message))
+    def add(location: str, *, key: str, **params: object) -> None:
+        problems.append(problem(source, location, "", key=key, **params))
 
     if len(data) > MAX_UPLOAD_BYTES:
-        problem("", f"the file is {len(data) // 1_048_576} MB; the limit is "
-                f"{MAX_UPLOAD_BYTES // 1_048_576} MB: split the bank or shrink its images")
+        add("", key="zip_too_large", size=len(data) // 1_048_576,
+            limit=MAX_UPLOAD_BYTES // 1_048_576)
         return Unpacked({}, problems)
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
-        problem("", f"not a readable zip archive ({exc}); create it again with a zip tool")
+        add("", key="zip_unreadable", error=str(exc))
         return Unpacked({}, problems)
     entries = [e for e in archive.infolist() if not e.is_dir()]
     if len(entries) > MAX_FILES:
-        problem("", f"the archive holds {len(entries)} files; at most {MAX_FILES} are accepted")
+        add("", key="zip_too_many_files", count=len(entries), limit=MAX_FILES)
         return Unpacked({}, problems)
     declared = sum(e.file_size for e in entries)
     if declared > MAX_UNPACKED_BYTES:
-        problem("", f"the archive unpacks to {declared // 1_048_576} MB; at most "
-                f"{MAX_UNPACKED_BYTES // 1_048_576} MB are accepted")
+        add("", key="zip_unpacks_too_large", size=declared // 1_048_576,
+            limit=MAX_UNPACKED_BYTES // 1_048_576)
         return Unpacked({}, problems)
     files: dict[str, bytes] = {}
     total = 0
@@ -71,26 +71,24 @@ def unpack_zip(data: bytes, *, source: str) -> Unpacked:
         name = entry.filename
         reason = _bad_name(name)
         if reason:
-            problem(f"entry {name!r}", f"the path {reason}; rebuild the archive with relative "
-                    "paths inside one folder")
+            add(f"entry {name!r}", key="zip_bad_path", reason=reason)
             continue
         mode = entry.external_attr >> 16
         if stat.S_ISLNK(mode):
-            problem(f"entry {name!r}", "is a symbolic link; put the real file in the archive")
+            add(f"entry {name!r}", key="zip_symlink")
             continue
         if entry.compress_size and entry.file_size / entry.compress_size > MAX_RATIO:
-            problem(f"entry {name!r}", "expands more than 200 times (a zip bomb?); the archive "
-                    "is refused")
+            add(f"entry {name!r}", key="zip_bomb")
             continue
         with archive.open(entry) as fh:
             # Read at most what the header declares (+1 byte to catch a lying header).
             content = fh.read(entry.file_size + 1)
         if len(content) != entry.file_size:
-            problem(f"entry {name!r}", "is larger than its header says; the archive is refused")
+            add(f"entry {name!r}", key="zip_lying_header")
             continue
         total += len(content)
         if total > MAX_UNPACKED_BYTES:
-            problem("", "the archive unpacks to more than 200 MB; it is refused")
+            add("", key="zip_unpacked_over_limit")
             break
         if name.startswith("__MACOSX/") or PurePosixPath(name).name.startswith("._"):
             continue  # resource forks that macOS adds to zips

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.bank import yamlio
-from app.bank.parsed import ParsedBank, ParsedItem, ParsedOption, Problem
+from app.bank.parsed import ParsedBank, ParsedItem, ParsedOption, Phrase, Problem, problem
 
 FORMAT_ID = "cact-itembank/1"
 BANK_FIELDS = {"code", "title", "kind"}
@@ -32,33 +32,37 @@ class _Reader:
         self.source = source
         self.problems: list[Problem] = []
 
-    def problem(self, line: int, item: str, message: str) -> None:
-        self.problems.append(Problem(self.source, f"line {line}" if line else "", item, message))
+    def problem(self, line: int, item: str, /, *, key: str, **params: Any) -> None:
+        self.problems.append(problem(self.source, f"line {line}" if line else "", item,
+                                     key=key, **params))
 
-    def check_fields(self, mapping: dict, allowed: set[str], line: int, item: str, what: str
+    def check_fields(self, mapping: dict, allowed: set[str], line: int, item: str, what: Phrase
                      ) -> None:
-        for key, dup_line in getattr(mapping, "duplicates", []):
-            self.problem(dup_line, item, f"'{key}' is given twice in this {what}; keep one")
-        for key in mapping:
-            if key not in allowed:
-                close = difflib.get_close_matches(str(key), sorted(allowed), n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else \
-                    f"; allowed: {', '.join(sorted(allowed))}"
-                self.problem(line, item, f"unknown field '{key}' in {what}{hint}")
+        for name, dup_line in getattr(mapping, "duplicates", []):
+            self.problem(dup_line, item, key="field_twice", name=name, what=what)
+        for name in mapping:
+            if name not in allowed:
+                close = difflib.get_close_matches(str(name), sorted(allowed), n=1)
+                if close:
+                    self.problem(line, item, key="unknown_field_did_you_mean", name=name,
+                                 what=what, suggestion=close[0])
+                else:
+                    self.problem(line, item, key="unknown_field_allowed", name=name, what=what,
+                                 allowed=", ".join(sorted(allowed)))
 
     def number(self, value: Any, line: int, item: str, field: str) -> Decimal | None:
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            self.problem(line, item, f"'{field}' must be a number, not {value!r}")
+            self.problem(line, item, key="field_not_number", field=field, value=value)
             return None
         try:
             number = Decimal(str(value).strip().replace(",", "."))
         except InvalidOperation:
-            self.problem(line, item, f"'{field}' must be a number, not {value!r}")
+            self.problem(line, item, key="field_not_number", field=field, value=value)
             return None
         if not number.is_finite():
-            self.problem(line, item, f"'{field}' must be a finite number")
+            self.problem(line, item, key="field_not_finite", field=field)
             return None
         return number
 
@@ -67,17 +71,17 @@ class _Reader:
         if number is None:
             return None
         if number != number.to_integral_value():
-            self.problem(line, item, f"'{field}' must be a whole number, not {value!r}")
+            self.problem(line, item, key="field_not_whole", field=field, value=value)
             return None
         return int(number)
 
     def text(self, value: Any, line: int, item: str, field: str, required: bool = True) -> str:
         if value is None:
             if required:
-                self.problem(line, item, f"'{field}' is missing")
+                self.problem(line, item, key="field_missing", field=field)
             return ""
         if isinstance(value, bool | dict | list):
-            self.problem(line, item, f"'{field}' must be text")
+            self.problem(line, item, key="field_not_text", field=field)
             return ""
         return str(value)
 
@@ -88,32 +92,33 @@ def parse_bank_file(text: str, *, source: str) -> tuple[ParsedBank | None, list[
     try:
         doc = yamlio.load(text)
     except yamlio.YamlError as exc:
-        reader.problem(exc.line, "", f"not valid YAML/JSON: {exc}; check indentation and quotes")
+        reader.problem(exc.line, "", key="bank_file_not_yaml", error=str(exc))
         return None, reader.problems
     if not isinstance(doc, dict):
-        reader.problem(1, "", "the file must be a mapping with 'format', 'bank' and 'items'")
+        reader.problem(1, "", key="bank_file_not_mapping")
         return None, reader.problems
-    reader.check_fields(doc, TOP_FIELDS, doc.line, "", "the bank file")
+    reader.check_fields(doc, TOP_FIELDS, doc.line, "", Phrase(key="in_bank_file"))
     if doc.get("format") != FORMAT_ID:
-        reader.problem(doc.line, "", f"'format' must be '{FORMAT_ID}' (found "
-                       f"{doc.get('format')!r}); see docs/itembank-format.md")
+        reader.problem(doc.line, "", key="bank_file_format", expected=FORMAT_ID,
+                       found=doc.get("format"))
     bank = doc.get("bank")
     if not isinstance(bank, dict):
-        reader.problem(doc.line, "", "'bank' with code, title and kind is missing")
+        reader.problem(doc.line, "", key="bank_section_missing")
         bank = yamlio.LineDict()
-    reader.check_fields(bank, BANK_FIELDS, yamlio.line_of(bank, doc.line), "", "'bank'")
+    reader.check_fields(bank, BANK_FIELDS, yamlio.line_of(bank, doc.line), "",
+                        Phrase(key="in_bank"))
     bank_line = yamlio.line_of(bank, doc.line)
     constructs = doc.get("constructs") or {}
     if not isinstance(constructs, dict):
-        reader.problem(doc.line, "", "'constructs' must map construct codes to names")
+        reader.problem(doc.line, "", key="constructs_not_mapping")
         constructs = {}
     scoring = doc.get("scoring") or {}
     if not isinstance(scoring, dict):
-        reader.problem(doc.line, "", "'scoring' must be a mapping (points, levels)")
+        reader.problem(doc.line, "", key="scoring_not_mapping")
         scoring = {}
     items_node = doc.get("items")
     if not isinstance(items_node, list) or not items_node:
-        reader.problem(doc.line, "", "'items' must be a non-empty list of items")
+        reader.problem(doc.line, "", key="items_not_list")
         items_node = []
     items = [_parse_item(reader, node, index) for index, node in enumerate(items_node, 1)]
     parsed = ParsedBank(
@@ -139,26 +144,26 @@ def _plain(value: Any) -> Any:
 
 def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
     if not isinstance(node, dict):
-        reader.problem(0, f"#{index}", f"item #{index} must be a mapping with code, kind, ...")
+        reader.problem(0, f"#{index}", key="item_not_mapping", index=index)
         return None
     line = node.line
     code = reader.text(node.get("code"), line, f"#{index}", "code") or f"#{index}"
-    reader.check_fields(node, ITEM_FIELDS, line, code, "an item")
+    reader.check_fields(node, ITEM_FIELDS, line, code, Phrase(key="in_item"))
     options_node = node.get("options")
     options: list[ParsedOption] = []
     if not isinstance(options_node, list):
-        reader.problem(line, code, "'options' must be a list of {id, text, ...}")
+        reader.problem(line, code, key="options_not_list")
         options_node = []
     for pos, opt in enumerate(options_node, 1):
         if not isinstance(opt, dict):
             reader.problem(yamlio.line_of(options_node, line), code,
-                           f"option {pos} must be a mapping with id and text")
+                           key="option_not_mapping", position=pos)
             continue
         oline = opt.line
-        reader.check_fields(opt, OPTION_FIELDS, oline, code, "an option")
+        reader.check_fields(opt, OPTION_FIELDS, oline, code, Phrase(key="in_option"))
         key = opt.get("key", False)
         if not isinstance(key, bool):
-            reader.problem(oline, code, f"'key' must be true or false, not {key!r}")
+            reader.problem(oline, code, key="field_not_boolean", field="key", value=key)
             key = False
         weight_value = opt.get("points") if "points" in opt else opt.get("weight")
         options.append(ParsedOption(
@@ -173,30 +178,31 @@ def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
     irt = None
     if irt_node is not None:
         if isinstance(irt_node, dict):
-            reader.check_fields(irt_node, {"a", "b", "c"}, line, code, "'irt'")
+            reader.check_fields(irt_node, {"a", "b", "c"}, line, code, Phrase(key="in_irt"))
             irt = {k: float(v) for k in ("a", "b", "c")
                    if (v := reader.number(irt_node.get(k), line, code, f"irt.{k}")) is not None}
         else:
-            reader.problem(line, code, "'irt' must be a mapping like {a: 1.2, b: 0.3, c: 0.2}")
+            reader.problem(line, code, key="irt_not_mapping")
     scoring: dict[str, Any] = {}
     item_scoring = node.get("scoring")
     if item_scoring is not None:
         if isinstance(item_scoring, dict):
-            reader.check_fields(item_scoring, {"min", "max"}, line, code, "item 'scoring'")
+            reader.check_fields(item_scoring, {"min", "max"}, line, code,
+                                Phrase(key="in_item_scoring"))
             for bound in ("min", "max"):
                 value = reader.number(item_scoring.get(bound), line, code, f"scoring.{bound}")
                 if value is not None:
                     scoring[bound] = float(value)
         else:
-            reader.problem(line, code, "item 'scoring' must be {min: .., max: ..}")
+            reader.problem(line, code, key="item_scoring_not_mapping")
     reverse = node.get("reverse", False)
     if not isinstance(reverse, bool):
-        reader.problem(line, code, f"'reverse' must be true or false, not {reverse!r}")
+        reader.problem(line, code, key="field_not_boolean", field="reverse", value=reverse)
     elif reverse:
         scoring["reverse"] = True
     tags = node.get("tags") or []
     if not isinstance(tags, list):
-        reader.problem(line, code, "'tags' must be a list")
+        reader.problem(line, code, key="tags_not_list")
         tags = []
     return ParsedItem(
         code=code,
@@ -224,14 +230,14 @@ def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
     """Read the simple one-row-per-item CSV (single and weighted items)."""
     problems: list[Problem] = []
 
-    def problem(row: int, column: str, item: str, message: str) -> None:
+    def add(row: int, column: str, item: str, *, key: str, **params: Any) -> None:
         location = f"row {row}" + (f", column {column}" if column else "")
-        problems.append(Problem(source, location, item, message))
+        problems.append(problem(source, location, item, key=key, **params))
 
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        problem(1, "", "", f"not UTF-8 text (byte {exc.start}); save the CSV as 'CSV UTF-8'")
+        add(1, "", "", key="csv_not_utf8", byte=exc.start)
         return None, problems
     sample = text[:4096]
     try:
@@ -243,8 +249,7 @@ def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
     reader.fieldnames = header
     missing = [c for c in CSV_REQUIRED if c not in header]
     if missing:
-        problem(1, "", "", f"missing column(s) {', '.join(missing)}; the header must name at "
-                "least code, kind, construct, stem, option_a, option_b")
+        add(1, "", "", key="csv_missing_columns", columns=", ".join(missing))
         return None, problems
     items: list[ParsedItem] = []
     for row_number, row in enumerate(reader, start=2):
@@ -254,8 +259,7 @@ def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
         item_code = row.get("code") or f"row {row_number}"
         kind_value = row.get("kind", "").lower()
         if kind_value not in ("single", "weighted"):
-            problem(row_number, "kind", item_code,
-                    f"kind must be 'single' or 'weighted' in CSV (found {kind_value!r})")
+            add(row_number, "kind", item_code, key="csv_kind", found=kind_value)
         options: list[ParsedOption] = []
         key_letter = row.get("key", "").strip().lower()
         for letter in LETTERS:
@@ -268,19 +272,19 @@ def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
                 try:
                     weight = Decimal(raw_weight.replace(",", "."))
                 except InvalidOperation:
-                    problem(row_number, f"weight_{letter}", item_code,
-                            f"weight must be a number, not {raw_weight!r}")
+                    add(row_number, f"weight_{letter}", item_code, key="csv_weight_not_number",
+                        value=raw_weight)
             options.append(ParsedOption(ident=letter.upper(), content=content,
                                         is_key=(letter == key_letter), weight=weight))
         if key_letter and key_letter not in {o.ident.lower() for o in options}:
-            problem(row_number, "key", item_code,
-                    f"key {key_letter.upper()!r} names no filled option column")
+            add(row_number, "key", item_code, key="csv_key_no_option",
+                letter=key_letter.upper())
         level = None
         if row.get("level"):
             try:
                 level = int(row["level"])
             except ValueError:
-                problem(row_number, "level", item_code, f"level must be 1-5, not {row['level']!r}")
+                add(row_number, "level", item_code, key="csv_level", value=row["level"])
         stem = row.get("stem", "")
         if stem and "<" not in stem:
             stem = f"<p>{_escape(stem)}</p>"
@@ -293,7 +297,7 @@ def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
             location=f"row {row_number}", source=source,
         ))
     if not items and not problems:
-        problem(2, "", "", "the CSV has a header but no item rows")
+        add(2, "", "", key="csv_no_rows")
     return ParsedBank(code=code, title=title, kind=kind, items=items,
                       source_filename=source), problems
 

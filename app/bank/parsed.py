@@ -12,18 +12,50 @@ BANK_KINDS = ("potensi", "kompetensi")
 
 
 @dataclass
+class Phrase:
+    """A translatable part of a problem message: ``problem.<key>`` in the locale files, with
+    its params (which may be Phrases themselves, e.g. a reason inside a sentence)."""
+
+    key: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def text(self, lang: str) -> str:
+        return render(lang, self.key, self.params)
+
+
+def render(lang: str, key: str, params: dict[str, Any]) -> str:
+    """``problem.<key>`` in ``lang`` with ``params`` filled in (nested Phrases first)."""
+    from app.web import translate  # lazily: app.web imports much of the app
+
+    values = {name: v.text(lang) if isinstance(v, Phrase) else v for name, v in params.items()}
+    # Every problem message is a format template ("{{" for a literal brace), params or not.
+    return translate(lang, "problem." + key).format(**values)
+
+
+@dataclass
 class Problem:
     """One located error: which file, where in it, which item, and what to do."""
 
     file: str
     location: str  # "line 12", "row 5, column weight", "/assessmentItem/itemBody/..."
     item: str  # item code, or "" for bank-level problems
-    message: str  # what is wrong and how to fix it
+    message: str  # what is wrong and how to fix it (English)
+    key: str = ""  # the message as "problem.<key>" in the locale files, when translatable
+    params: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         where = f"{self.file}, {self.location}" if self.location else self.file
         item = f" [{self.item}]" if self.item else ""
         return f"{where}{item}: {self.message}"
+
+    def text(self, lang: str) -> str:
+        """The message in ``lang`` ("id", "en"); the English ``message`` if not translatable."""
+        return render(lang, self.key, self.params) if self.key else self.message
+
+
+def problem(file: str, location: str, item: str, *, key: str, **params: Any) -> Problem:
+    """A translatable Problem; its ``message`` is the English text of ``problem.<key>``."""
+    return Problem(file, location, item, render("en", key, params), key, params)
 
 
 @dataclass

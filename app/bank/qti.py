@@ -20,7 +20,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException, EntitiesForbidden
 
-from app.bank.parsed import ParsedItem, Problem
+from app.bank.parsed import ParsedItem, Phrase, Problem, problem
 from app.bank.qti_export import export_qti3_package
 from app.bank.qti_item import (
     QTI_NAMESPACES,
@@ -37,8 +37,6 @@ __all__ = ["QtiResult", "export_qti3_package", "parse_qti_files"]
 ITEM_RESOURCE = re.compile(r"^imsqti_(?:apip)?item_xmlv(?:2p1|2p2|3p0)$")
 CONSTRUCT_KEYWORD = re.compile(r"^\s*cact:construct\s*=\s*(\S+)\s*$")
 XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
-SKIP_HINT = ("which is not supported; tick 'skip unsupported items' (--skip-unsupported) to "
-             "import the rest without it")
 
 
 @dataclass
@@ -90,9 +88,7 @@ class _Reader:
                        if path.lower().endswith(".xml") and not path.startswith("__MACOSX/")
                        and not PurePosixPath(path).name.startswith("._")]
             if not entries:
-                self.problems.append(Problem(self.source, "", "", "no QTI item found: upload "
-                                             "an item .xml file or a content package (zip "
-                                             "with imsmanifest.xml)"))
+                self.problems.append(problem(self.source, "", "", key="qti_no_item"))
         for path, construct in entries:
             root = self.read_xml(path)
             if root is not None:
@@ -105,16 +101,13 @@ class _Reader:
         except SafeET.ParseError as exc:
             line, column = exc.position
             reason = re.sub(r": line \d+, column \d+$", "", str(exc))
-            self.problems.append(Problem(label, f"line {line}, column {column + 1}", "",
-                                         f"not well-formed XML ({reason}); correct the file "
-                                         "there or export it again"))
+            self.problems.append(problem(label, f"line {line}, column {column + 1}", "",
+                                         key="xml_not_well_formed", reason=reason))
         except DefusedXmlException as exc:
-            what = (f"declares the XML entity {exc.name!r}" if isinstance(exc, EntitiesForbidden)
-                    else f"uses a DTD or external reference ({type(exc).__name__})")
-            self.problems.append(Problem(label, "", "", f"refused for safety: the file {what}, "
-                                         "which could expand without limit or read other "
-                                         "files; export it again without <!DOCTYPE> or entity "
-                                         "declarations"))
+            what = (Phrase(key="xml_entity", params={"name": exc.name})
+                    if isinstance(exc, EntitiesForbidden)
+                    else Phrase(key="xml_dtd", params={"kind": type(exc).__name__}))
+            self.problems.append(problem(label, "", "", key="xml_unsafe", what=what))
         return None
 
     # -- manifest ------------------------------------------------------------------------------
@@ -131,8 +124,7 @@ class _Reader:
             return element_path(element, parents, lambda e: local_name(e.tag)[1])
 
         if local_name(root.tag)[1] != "manifest":
-            self.problems.append(Problem(label, where(root), "", "imsmanifest.xml has no "
-                                         "<manifest> root; export the content package again"))
+            self.problems.append(problem(label, where(root), "", key="manifest_root"))
             return []
         entries: list[tuple[str, str | None]] = []
         for resource in root.iter():
@@ -142,8 +134,8 @@ class _Reader:
                 continue  # assessment tests, stylesheets, shared images ...
             href = resource.get("href", "").strip()
             if not href:
-                self.problems.append(Problem(label, where(resource), "", "an item resource has "
-                                             "no href; add the path of its item file"))
+                self.problems.append(problem(label, where(resource), "",
+                                             key="resource_no_href"))
                 continue
             base = posixpath.dirname(manifest)
             for holder in (parents.get(resource), resource):
@@ -151,22 +143,19 @@ class _Reader:
                     base = posixpath.join(base, holder.get(XML_BASE))
             path = posixpath.normpath(posixpath.join(base, unquote(href)))
             if path not in self.files:
-                self.problems.append(Problem(label, where(resource), "", f"the manifest lists "
-                                             f"{href} but the package has no file {path}; add "
-                                             "it or remove the resource"))
+                self.problems.append(problem(label, where(resource), "",
+                                             key="resource_missing_file", href=href, path=path))
                 continue
             if any(path == seen for seen, _ in entries):
                 continue
             constructs = sorted(self.keywords(resource))
             if len(constructs) > 1:
-                self.problems.append(Problem(label, where(resource), "", "the resource has "
-                                             "several cact:construct keywords ("
-                                             f"{', '.join(constructs)}); keep one"))
+                self.problems.append(problem(label, where(resource), "",
+                                             key="resource_constructs",
+                                             keywords=", ".join(constructs)))
             entries.append((path, constructs[0] if constructs else None))
         if not entries and not any(p.file == label for p in self.problems):
-            self.problems.append(Problem(label, where(root), "", "the manifest lists no QTI "
-                                         "item (resources of type imsqti_item_xmlv2p1, v2p2 or "
-                                         "v3p0); export the items as a QTI content package"))
+            self.problems.append(problem(label, where(root), "", key="manifest_no_items"))
         return entries
 
     @staticmethod
@@ -191,37 +180,37 @@ class _Reader:
         if version and local in ("assessmentTest", "qti-assessment-test"):
             return  # a test next to its items (package without manifest): not an item
         if version is None or local not in ("assessmentItem", "qti-assessment-item"):
-            found = f"<{local}>" + (f" in namespace {namespace}" if namespace else "")
-            self.problems.append(Problem(label, f"/{local}", "", f"not a QTI 2.1, 2.2 or 3.0 "
-                                         f"assessment item ({found}); export the item as QTI "
-                                         "2.1, 2.2 or 3.0"))
+            if namespace:
+                self.problems.append(problem(label, f"/{local}", "", key="not_qti_item_in_ns",
+                                             element=local, namespace=namespace))
+            else:
+                self.problems.append(problem(label, f"/{local}", "", key="not_qti_item",
+                                             element=local))
             return
         doc = Doc(root, version)
         code = (root.get("identifier") or "").strip()
         problems: list[Problem] = []
 
-        def problem(element: Element, message: str) -> None:
-            problems.append(Problem(label, doc.path(element), code, message))
+        def add(element: Element, *, key: str, **params: object) -> None:
+            problems.append(problem(label, doc.path(element), code, key=key, **params))
 
         reason_at = unsupported(doc)
         if reason_at:
             element, reason = reason_at
-            entry = Problem(label, doc.path(element), code, f"{reason}, {SKIP_HINT}")
+            entry = problem(label, doc.path(element), code, key="qti_unsupported",
+                            reason=reason)
             (self.skipped if self.skip_unsupported else self.problems).append(entry)
             return
         if not code:
-            problem(root, "the item has no identifier; add identifier=\"...\" (it becomes the "
-                    "item code)")
+            add(root, key="qti_no_identifier")
         elif code in self.seen:
-            problem(root, f"item identifier {code} is used again (first in {self.seen[code]}); "
-                    "give every item its own identifier")
+            add(root, key="qti_identifier_twice", code=code, first=self.seen[code])
         else:
             self.seen[code] = label
         construct = construct or self.default_construct
         if not construct:
-            problem(root, "no construct: give a default construct at import, or add the "
-                    "keyword cact:construct=<code> to the item's resource in imsmanifest.xml")
-        item = ItemReader(doc, path, problem, self.files, self.media_name).read()
+            add(root, key="qti_no_construct")
+        item = ItemReader(doc, path, add, self.files, self.media_name).read()
         if item is None or problems:
             self.problems.extend(problems)
             return

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
-from app.bank.parsed import ParsedItem, ParsedOption
+from app.bank.parsed import ParsedItem, ParsedOption, Phrase
 from app.bank.qti_html import DROP, KEEP, UNWRAP, has_block, serialize_children
 
 QTI_NAMESPACES = {
@@ -114,7 +114,7 @@ class Doc:
         return kebab if attribute else f"qti-{kebab}"
 
 
-def unsupported(doc: Doc) -> tuple[Element, str] | None:
+def unsupported(doc: Doc) -> tuple[Element, Phrase] | None:
     """The first reason CACT cannot score the item as its author meant, if any."""
     body = next((e for e in doc.root if e.tag == "itemBody"), None)
     interactions = [e for e in (body.iter() if body is not None else ())
@@ -122,26 +122,26 @@ def unsupported(doc: Doc) -> tuple[Element, str] | None:
     others = [e for e in interactions if e.tag != "choiceInteraction"]
     if others:
         names = ", ".join(dict.fromkeys(doc.name(e) for e in others))
-        return others[0], f"the item uses {names}"
+        return others[0], Phrase(key="qti_uses", params={"names": names})
     if body is not None and not interactions:
-        return body, "the item has no interaction (only choice items can be imported)"
+        return body, Phrase(key="qti_no_interaction")
     if len(interactions) > 1:
-        return interactions[1], (f"the item has {len(interactions)} choice interactions "
-                                 "(one per item can be imported)")
+        return interactions[1], Phrase(key="qti_many_interactions",
+                                       params={"count": len(interactions)})
     processing = next((e for e in doc.root if e.tag == "responseProcessing"), None)
     if processing is not None and _template(processing) is None:
         template = processing.get("template")
-        what = (f"the response processing template {template}" if template
-                else "custom response processing")
-        return processing, f"the item uses {what}"
+        if template:
+            return processing, Phrase(key="qti_uses_template", params={"template": template})
+        return processing, Phrase(key="qti_uses_custom_processing")
     if interactions:
         identifier = interactions[0].get("responseIdentifier")
         for declaration in doc.root:
             if (declaration.tag == "responseDeclaration"
                     and declaration.get("identifier") == identifier
                     and declaration.get("cardinality") not in (None, "single", "multiple")):
-                return declaration, (f"the response has cardinality "
-                                     f"{declaration.get('cardinality')!r}")
+                return declaration, Phrase(key="qti_cardinality",
+                                           params={"cardinality": declaration.get("cardinality")})
     return None
 
 
@@ -174,7 +174,7 @@ class ItemReader:
     ``files`` is the whole package, for images relative to the item; ``media_name`` gives the
     flat name an image file is stored under."""
 
-    def __init__(self, doc: Doc, path: str, problem: Callable[[Element, str], None],
+    def __init__(self, doc: Doc, path: str, problem: Callable[..., None],
                  files: dict[str, bytes], media_name: Callable[[str, bytes], str]) -> None:
         self.doc, self.path, self.problem = doc, path, problem
         self.files, self.media_name = files, media_name
@@ -183,8 +183,8 @@ class ItemReader:
         doc, problem, spell = self.doc, self.problem, self.doc.spell
         body = next((e for e in doc.root if e.tag == "itemBody"), None)
         if body is None:
-            problem(doc.root, f"the item has no {spell('itemBody')}; add the item text and its "
-                    f"{spell('choiceInteraction')}")
+            problem(doc.root, key="qti_no_body", body=spell("itemBody"),
+                    interaction=spell("choiceInteraction"))
             return None
         interaction = next(e for e in body.iter()
                            if e in doc.qti and e.tag == "choiceInteraction")
@@ -195,13 +195,12 @@ class ItemReader:
         idents = [(c.get("identifier") or "").strip() for c in choices]
         for position, (choice, ident) in enumerate(zip(choices, idents, strict=True)):
             if not ident:
-                problem(choice, f"a {spell('simpleChoice')} has no identifier; add "
-                        "identifier=\"A\" ...")
+                problem(choice, key="qti_choice_no_identifier", choice=spell("simpleChoice"))
             elif ident in idents[:position]:
-                problem(choice, f"choice identifier {ident} is used twice; make them differ")
+                problem(choice, key="qti_choice_twice", ident=ident)
         if len(choices) < 2:
-            problem(interaction, f"the choice interaction has {len(choices)} choice(s); add at "
-                    f"least two {spell('simpleChoice')} elements")
+            problem(interaction, key="qti_few_choices", count=len(choices),
+                    choice=spell("simpleChoice"))
         # Text before options, so that problems (images) are listed in document order.
         stem = self.html(body, interaction)
         prompt = interaction.find("prompt")
@@ -214,8 +213,8 @@ class ItemReader:
                                 location=doc.path(choice))
                    for choice, ident in zip(choices, idents, strict=True)]
         if declaration is None:
-            problem(interaction, f"no {spell('responseDeclaration')} with identifier "
-                    f"{identifier!r}; declare the response the interaction refers to")
+            problem(interaction, key="qti_no_declaration",
+                    declaration=spell("responseDeclaration"), identifier=identifier)
             return None
         processing = next((e for e in doc.root if e.tag == "responseProcessing"), None)
         mode = _template(processing) if processing is not None else ""
@@ -224,8 +223,7 @@ class ItemReader:
             mode = "map_response" if mapping is not None else "match_correct"
         multiple = declaration.get("cardinality") == "multiple"
         if declaration.get("cardinality") is None:
-            problem(declaration, "the response has no cardinality; add cardinality=\"single\" "
-                    "(one answer) or \"multiple\"")
+            problem(declaration, key="qti_no_cardinality")
         scoring: dict[str, float] = {}
         if mode == "map_response":
             kind = "multiple" if multiple else "weighted"
@@ -248,26 +246,23 @@ class ItemReader:
             if correct is not None else []
         if not values:
             holder, value = self.doc.spell("correctResponse"), self.doc.spell("value")
-            self.problem(declaration, f"no correct answer: add <{holder}><{value}>ID</{value}>"
-                         f"</{holder}> naming the correct choice")
+            self.problem(declaration, key="qti_no_correct", holder=holder, value=value)
             return set()
         if not multiple and len(values) > 1:
-            self.problem(correct, f"{len(values)} correct values for a single-choice response; "
-                         "keep one or make the cardinality multiple")
+            self.problem(correct, key="qti_many_correct", count=len(values))
         for value in values:
             if value not in idents:
-                self.problem(correct, f"the correct response {value!r} is not a choice "
-                             f"identifier ({', '.join(idents)}); correct it")
+                self.problem(correct, key="qti_correct_not_choice", value=value,
+                             idents=", ".join(idents))
         return set(values)
 
     def apply_mapping(self, declaration: Element, mapping: Element | None,
                       options: list[ParsedOption], multiple: bool) -> dict[str, float]:
         spell = self.doc.spell
         if mapping is None:
-            self.problem(declaration, "the response is scored by map_response but has no "
-                         f"mapping; add <{spell('mapping')}> with a {spell('mapEntry')} "
-                         f"({spell('mapKey', attribute=True)}, "
-                         f"{spell('mappedValue', attribute=True)}) per choice")
+            self.problem(declaration, key="qti_no_mapping", mapping=spell("mapping"),
+                         entry=spell("mapEntry"), map_key=spell("mapKey", attribute=True),
+                         mapped_value=spell("mappedValue", attribute=True))
             return {}
         default = self.number(mapping, "defaultValue") or Decimal(0)
         mapped: dict[str, Decimal] = {}
@@ -275,8 +270,9 @@ class ItemReader:
         for entry in mapping.findall("mapEntry"):
             key = (entry.get("mapKey") or "").strip()
             if key not in idents:
-                self.problem(entry, f"{spell('mapKey', attribute=True)} {key!r} is not a choice "
-                             f"identifier ({', '.join(idents)}); correct it or remove the entry")
+                self.problem(entry, key="qti_map_key_not_choice",
+                             attribute=spell("mapKey", attribute=True), value=key,
+                             idents=", ".join(idents))
             value = self.number(entry, "mappedValue")
             if value is not None:
                 mapped[key] = value
@@ -301,7 +297,7 @@ class ItemReader:
         except InvalidOperation:
             pass
         name = self.doc.spell(attribute, attribute=True)
-        self.problem(element, f"{name}={raw!r} is not a number; write it like 1 or 0.5")
+        self.problem(element, key="qti_not_number", name=name, value=raw)
         return None
 
     def html(self, parent: Element, interaction: Element | None) -> str:
@@ -334,27 +330,24 @@ class ItemReader:
     def image(self, element: Element) -> None:
         src = (element.get("src") or "").strip()
         if not src:
-            self.problem(element, "an image has no src; add the path of the image file")
+            self.problem(element, key="qti_image_no_src")
             return
         if src.lower().startswith("data:"):
-            self.problem(element, f"image {src[:40]}... is embedded as a data: address; save "
-                         "it as a file in the package and refer to it by a relative path")
+            self.problem(element, key="qti_image_data", src=src[:40])
             return
         if REMOTE.match(src):
-            self.problem(element, f"image {src[:100]} is a remote address; put the image file "
-                         "into the package and refer to it by a relative path")
+            self.problem(element, key="qti_image_remote", src=src[:100])
             return
         relative = unquote(src.split("#", 1)[0].split("?", 1)[0])
         target = posixpath.normpath(posixpath.join(posixpath.dirname(self.path), relative))
         if relative.startswith("/") or target == ".." or target.startswith("../"):
-            self.problem(element, f"image {src} points outside the package; use a path "
-                         "relative to the item file")
+            self.problem(element, key="qti_image_outside", src=src)
             return
         data = self.files.get(target)
         if data is None:
-            single = len(self.files) == 1
-            self.problem(element, f"image {src} is missing: the package has no file {target}; "
-                         + ("upload a content package (zip with imsmanifest.xml) that contains "
-                            "it" if single else "add it to the zip or correct the src"))
+            if len(self.files) == 1:
+                self.problem(element, key="qti_image_missing_single", src=src, target=target)
+            else:
+                self.problem(element, key="qti_image_missing", src=src, target=target)
             return
         element.set("src", f"media/{self.media_name(target, data)}")

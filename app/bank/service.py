@@ -27,7 +27,7 @@ from app.bank.models import (
     ItemOption,
     KeyCorrection,
 )
-from app.bank.parsed import ImportFailed, ParsedBank, Problem
+from app.bank.parsed import ImportFailed, ParsedBank, Problem, problem
 from app.bank.sanitize import MEDIA_TYPES, media_names
 from app.bank.validate import validate_bank
 
@@ -77,8 +77,8 @@ def parse_upload(files: dict[str, bytes], *, source: str, options: ImportOptions
     if len(files) == 1:
         (name, data), = files.items()
         if len(data) > MAX_UPLOAD_BYTES:
-            return None, [Problem(source, "", "", f"the file is larger than "
-                                  f"{MAX_UPLOAD_BYTES // 1_048_576} MB")]
+            return None, [problem(source, "", "", key="upload_too_large",
+                                  limit=MAX_UPLOAD_BYTES // 1_048_576)]
         if is_zip(data):
             unpacked = unpack_zip(data, source=source)
             if unpacked.problems:
@@ -110,16 +110,17 @@ def _parse_files(files: dict[str, bytes], *, source: str, options: ImportOptions
     bank_files = [n for n in top if n.lower().endswith(BANK_FILE_SUFFIXES)]
     csv_files = [n for n in top if n.lower().endswith(".csv")]
     if len(bank_files) + len(csv_files) != 1:
-        found = ", ".join(sorted(top)) or "nothing"
-        return None, [Problem(source, "", "", "expected exactly one bank file (.yaml, .yml, "
-                              f".json or .csv) at the top of the upload; found {found}")]
+        if not top:
+            return None, [problem(source, "", "", key="one_bank_file_found_nothing")]
+        return None, [problem(source, "", "", key="one_bank_file",
+                              found=", ".join(sorted(top)))]
     if bank_files:
         name = bank_files[0]
         label = name if len(files) == 1 and name == source else f"{source}:{name}"
         try:
             text = files[name].decode("utf-8-sig")
         except UnicodeDecodeError:
-            return None, [Problem(label, "", "", "the bank file is not UTF-8 text")]
+            return None, [problem(label, "", "", key="bank_file_not_utf8")]
         bank, problems = formats.parse_bank_file(text, source=label)
     else:
         name = csv_files[0]
@@ -134,9 +135,8 @@ def _parse_files(files: dict[str, bytes], *, source: str, options: ImportOptions
 
 
 def _missing_options(options: ImportOptions, label: str) -> list[Problem]:
-    return [Problem(label, "", "", f"give the bank {what} in the upload form "
-                    f"(CLI: --{what})") for what in ("code", "title", "kind")
-            if not getattr(options, what)]
+    return [problem(label, "", "", key="upload_option_missing", what=what)
+            for what in ("code", "title", "kind") if not getattr(options, what)]
 
 
 def _parse_qti(files: dict[str, bytes], *, source: str, options: ImportOptions
@@ -206,8 +206,8 @@ def import_bank(
         raise ImportFailed(problems)
     existing = db.scalar(select(ItemBank).where(ItemBank.code == bank.code))
     if existing is not None and existing.kind.value != bank.kind:
-        raise ImportFailed([Problem(source, "", "", f"bank {bank.code} already exists as a "
-                                    f"{existing.kind.value} bank; use another code")])
+        raise ImportFailed([problem(source, "", "", key="bank_kind_taken", code=bank.code,
+                                    kind=existing.kind.value)])
     digest = checksum(bank)
     if existing is not None:
         same = db.scalar(select(BankVersion).where(BankVersion.bank_id == existing.id,

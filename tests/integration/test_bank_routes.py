@@ -119,3 +119,34 @@ def test_bank_pages_are_admin_only(client, make_user):
 def test_format_help_page(admin):
     page = admin.get("/admin/help/itembank-format")
     assert page.status_code == 200 and "cact-itembank/1" in page.text
+
+
+def test_upload_problems_are_shown_in_the_chosen_language(admin):
+    from markupsafe import escape
+
+    from app.web import translate
+
+    doc = bank_doc()
+    doc["items"][0]["options"][1].pop("key")  # NUM-1: single choice without a key
+    doc["items"][2]["kind"] = "entah"  # EMO-1: unknown kind
+    kinds = "single, weighted, multiple, likert"
+
+    def shown(lang: str) -> list[str]:
+        return [str(escape(translate(lang, "problem.single_key_missing"))),
+                str(escape(translate(lang, "problem.item_kind", kinds=kinds, kind="entah")))]
+
+    bad = upload(admin, "uji.zip", bank_zip(doc))
+    assert bad.status_code == 422
+    assert "kuncinya belum ada" in bad.text and "kind harus salah satu dari" in bad.text
+    for text in shown("id"):
+        assert text in bad.text
+    token = csrf_from(admin.get("/admin/banks").text)
+    switched = admin.post("/lang", data={"lang": "en", "next": "/admin/banks",
+                                         "csrf_token": token})
+    assert switched.status_code == 200 and 'lang="en"' in switched.text
+    english = upload(admin, "uji.zip", bank_zip(doc))
+    assert english.status_code == 422
+    assert "the key is missing" in english.text and "kind must be one of" in english.text
+    for text in shown("en"):
+        assert text in english.text
+    assert "kuncinya belum ada" not in english.text

@@ -130,7 +130,7 @@ def test_editor_counts_available_items_live(admin_client, database, clock):
     assert 'data-testid="pick-0-1"' in more.text
     refused = admin_client.post("/admin/blueprints/save", data=form,
                                 headers={"HX-Request": "true"})
-    assert refused.status_code == 422 and "only 1" in refused.text
+    assert refused.status_code == 422 and "hanya memiliki 1" in refused.text
     saved = admin_client.post("/admin/blueprints/save", data={**form, "s0_p0_count": "1"},
                               follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"] == "/admin/blueprints?saved=BARU"
@@ -149,7 +149,7 @@ def test_blueprint_upload_page_reports_problems(admin_client, database, clock):
         {"bank": "UJI-POT", "construct": "potensi.numerik", "count": 5}]}])
     response = admin_client.post("/admin/blueprints/upload", data={"csrf_token": token},
                                  files={"file": ("bp.yaml", bad.encode(), "text/yaml")})
-    assert response.status_code == 422 and "only 1" in response.text
+    assert response.status_code == 422 and "hanya memiliki 1" in response.text
     good = admin_client.post("/admin/blueprints/upload", data={"csrf_token": token},
                              files={"file": ("bp.yaml", blueprint_yaml().encode(), "text/yaml")})
     assert good.status_code == 200 and 'data-testid="blueprint-saved"' in good.text

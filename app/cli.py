@@ -6,6 +6,7 @@ says it changes, or nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import sys
 from typing import Annotated
@@ -216,11 +217,18 @@ def user_list() -> None:
 # -- banks and blueprints -----------------------------------------------------------------------
 
 
+def _problem_line(problem) -> str:
+    """``str(problem)``, with the message in Indonesian when the server speaks Indonesian."""
+    if get_settings().language != "id":
+        return str(problem)
+    return str(dataclasses.replace(problem, message=problem.text("id")))
+
+
 def _print_problems(problems) -> None:
     typer.secho(f"Nothing was imported: {len(problems)} problem(s).", fg=typer.colors.RED,
                 err=True)
     for problem in problems:
-        typer.echo(f"  {problem}", err=True)
+        typer.echo(f"  {_problem_line(problem)}", err=True)
 
 
 @bank_cli.command("import")
@@ -252,7 +260,7 @@ def bank_import(
         _print_problems(exc.problems)
         raise typer.Exit(1) from None
     for skipped in outcome.skipped:
-        typer.secho(f"  skipped: {skipped}", fg=typer.colors.YELLOW)
+        typer.secho(f"  skipped: {_problem_line(skipped)}", fg=typer.colors.YELLOW)
     state = "imported" if outcome.created else "unchanged (identical to this version)"
     typer.echo(f"{outcome.bank_code} version {outcome.version}: {outcome.item_count} items, "
                f"{state}")
@@ -421,8 +429,8 @@ def session_create(
     try:
         with database.transaction() as db:
             create_session(db, code=code, name=name, room=room, blueprint_code=blueprint,
-                           starts_at=starts, ends_at=ends, proctors=proctor or [], actor="cli",
-                           now=_now())
+                           starts_at=starts, ends_at=ends, proctor_usernames=proctor or [],
+                           actor="cli", now=_now())
     except SessionError as exc:
         raise fail(f"Not created: {exc}") from None
     typer.echo(f"Session {code.upper()} scheduled")
@@ -461,6 +469,12 @@ def session_pause(code: str) -> None:
     _session_state(code, "pause")
 
 
+@session_cli.command("resume")
+def session_resume(code: str) -> None:
+    """Open a paused session again."""
+    _session_state(code, "resume")
+
+
 @session_cli.command("close")
 def session_close(
     code: str,
@@ -486,30 +500,54 @@ def session_list() -> None:
 @session_cli.command("tokens")
 def session_tokens(
     code: str,
-    out: Annotated[str, typer.Option("--out", help="File (default: standard output)")] = "",
+    fmt: Annotated[str, typer.Option("--format", help="csv (nip,name,token) or pdf (cards)")]
+    = "csv",
+    out: Annotated[str, typer.Option("--out", help="File (CSV default: standard output)")] = "",
+    reissue: Annotated[str, typer.Option(
+        "--reissue", metavar="NIP", help="Give this participant a new token instead")] = "",
+    reason: Annotated[str, typer.Option("--reason", help="Why (with --reissue)")] = "",
+    lang: Annotated[str, typer.Option("--lang", help="Language of the cards: id or en")] = "id",
 ) -> None:
-    """Login tokens as CSV (nip,name,token) for printing cards; the export is audited."""
+    """Login tokens for printing cards: CSV or a PDF of cards (10 per A4 page). Every export,
+    and every reissue, is audited (without the tokens)."""
     from pathlib import Path
 
-    from sqlalchemy import select
+    from app.delivery import roster
+    from app.delivery.cards import card_labels, cards_pdf
+    from app.delivery.sessions import SessionError, session_by_code
 
-    from app import audit
-    from app.delivery.models import TestSession
-    from app.delivery.sessions import tokens_csv
-
+    if fmt not in ("csv", "pdf"):
+        raise fail(f"--format must be csv or pdf, not {fmt!r}", 2)
+    if lang not in ("id", "en"):
+        raise fail(f"--lang must be id or en, not {lang!r}", 2)
+    if fmt == "pdf" and not out and not reissue:
+        raise fail("a PDF needs --out FILE (it is not printed to the terminal)", 2)
+    secret = get_settings().resolved_secret()
     database = _ready_database()
-    with database.transaction() as db:
-        session = db.scalar(select(TestSession).where(TestSession.code == code.upper()))
-        if session is None:
-            raise fail(f"No session {code!r}")
-        text = tokens_csv(db, session=session, secret=get_settings().resolved_secret())
-        audit.record(db, actor="cli", action="session.tokens_export",
-                     target=f"session:{session.code}", now=_now())
+    try:
+        with database.transaction() as db:
+            session = session_by_code(db, code)
+            if session is None:
+                raise fail(f"No session {code!r}")
+            if reissue:
+                token = roster.reissue_token(db, session=session, nip=reissue, reason=reason,
+                                             secret=secret, actor="cli", now=_now())
+            else:
+                rows = roster.export_tokens(db, session=session, secret=secret, fmt=fmt,
+                                            actor="cli", now=_now())
+                data = (cards_pdf(session=session, rows=rows, labels=card_labels(lang))
+                        if fmt == "pdf" else roster.tokens_to_csv(rows).encode("utf-8"))
+    except SessionError as exc:
+        raise fail(f"Not done: {exc}") from None
+    if reissue:  # shown only once committed, so a printed token always works
+        typer.echo(f"New token for NIP {roster.clean_nip(reissue)}: {token} "
+                   "(the old one no longer works)")
+        return
     if out:
-        Path(out).write_text(text, encoding="utf-8")
-        typer.echo(f"Tokens written to {out}")
+        Path(out).write_bytes(data)
+        typer.echo(f"{len(rows)} token(s) written to {out}")
     else:
-        typer.echo(text, nl=False)
+        typer.echo(data.decode("utf-8"), nl=False)
 
 
 @roster_cli.command("import")
@@ -518,11 +556,9 @@ def roster_import(code: str, path: str) -> None:
     headers); every problem is listed by row and column and nothing is imported then."""
     from pathlib import Path
 
-    from sqlalchemy import select
-
     from app.bank.parsed import ImportFailed
-    from app.delivery.models import TestSession
-    from app.delivery.sessions import import_roster, parse_roster
+    from app.delivery.roster import import_roster, parse_roster
+    from app.delivery.sessions import SessionError, session_by_code
 
     file = Path(path)
     if not file.is_file():
@@ -531,16 +567,18 @@ def roster_import(code: str, path: str) -> None:
     try:
         rows = parse_roster(file.read_bytes(), source=file.name)
         with database.transaction() as db:
-            session = db.scalar(select(TestSession).where(TestSession.code == code.upper()))
+            session = session_by_code(db, code)
             if session is None:
                 raise fail(f"No session {code!r}")
-            added, updated = import_roster(db, session=session, rows=rows,
-                                           secret=get_settings().resolved_secret(),
-                                           actor="cli", now=_now())
+            added, kept = import_roster(db, session=session, rows=rows,
+                                        secret=get_settings().resolved_secret(),
+                                        actor="cli", now=_now())
     except ImportFailed as exc:
         _print_problems(exc.problems)
         raise typer.Exit(1) from None
-    typer.echo(f"Roster of {code.upper()}: {added} added, {updated} already there")
+    except SessionError as exc:
+        raise fail(f"Not imported: {exc}") from None
+    typer.echo(f"Roster of {code.upper()}: {added} added, {kept} already there")
 
 
 @attempt_cli.command("unlock")

@@ -22,6 +22,7 @@ from app import __version__, dashboard, system
 from app.assembly import routes as assembly_routes
 from app.auth import routes as auth_routes
 from app.bank import routes as bank_routes
+from app.delivery import admin_routes as session_admin_routes
 from app.delivery import api as taker_api
 from app.delivery import taker_routes
 from app.delivery.attempts import TakerError
@@ -54,6 +55,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     dashboard.router,
     bank_routes.router,
     assembly_routes.router,
+    session_admin_routes.router,
     taker_api.router,
     taker_routes.router,
 )

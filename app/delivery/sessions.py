@@ -1,17 +1,20 @@
-"""Test sessions: creating one (which freezes the bank versions it uses), its states, and the
-roster with each participant's login token.
+"""Test sessions: scheduling one (which freezes the bank versions it uses), its states and its
+proctors. The roster and its login tokens are in ``app.delivery.roster``.
 
 States: scheduled -> open <-> paused -> closed (final). Only an open session lets takers in;
-closing hands in every attempt still running.
+closing hands in every attempt still running, so no result is left half-way.
+
+Refusals are :class:`SessionError`: a ``ValueError`` whose message (English, for the CLI and
+logs) says what is wrong and how to fix it, and whose :meth:`SessionError.text` gives the same
+message in the admin's language.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,207 +23,205 @@ from app import audit
 from app.assembly.models import Blueprint
 from app.assembly.service import blueprint_version_ids
 from app.auth.models import Role, User
-from app.auth.security import decrypt_token, encrypt_token, keyed_digest, new_participant_token
-from app.bank.parsed import ImportFailed, Problem
 from app.bank.service import freeze_versions
-from app.delivery.attempts import TOKEN_PURPOSE, submit_all_active
-from app.delivery.models import (
-    JobGroup,
-    Participant,
-    ProctorAssignment,
-    RosterEntry,
-    SessionState,
-    TestSession,
-)
+from app.delivery.models import ProctorAssignment, SessionState, TestSession
 
+# Starts with a letter or digit so a code is never mistaken for a command-line option.
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")
-TRANSITIONS = {
-    "open": ({SessionState.scheduled, SessionState.paused}, SessionState.open),
-    "pause": ({SessionState.open}, SessionState.paused),
-    "close": ({SessionState.scheduled, SessionState.open, SessionState.paused},
+NAME_MAX, ROOM_MAX = 200, 100
+
+# action -> (states it is allowed from, state it leads to)
+TRANSITIONS: dict[str, tuple[frozenset[SessionState], SessionState]] = {
+    "open": (frozenset({SessionState.scheduled, SessionState.paused}), SessionState.open),
+    "pause": (frozenset({SessionState.open}), SessionState.paused),
+    "resume": (frozenset({SessionState.paused}), SessionState.open),
+    "close": (frozenset({SessionState.scheduled, SessionState.open, SessionState.paused}),
               SessionState.closed),
 }
 
 
+class Word(str):
+    """A message parameter that is itself a locale key (a state or verb), translated with the
+    message instead of being shown raw."""
+
+
 class SessionError(ValueError):
-    """A refused session change; the message says what and how to fix it."""
+    """A refused session or roster change. ``key`` names ``sessions.error_<key>`` in the
+    locale files; ``str(error)`` is the English text."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.key, self.params = key, params
+        super().__init__(self.text("en"))
+
+    def text(self, lang: str) -> str:
+        from app.web import translate  # lazily: app.web imports much of the app
+
+        values = {name: translate(lang, value) if isinstance(value, Word) else value
+                  for name, value in self.params.items()}
+        return translate(lang, f"sessions.error_{self.key}", **values)
+
+
+def session_by_code(db: Session, code: str) -> TestSession | None:
+    return db.scalar(select(TestSession).where(TestSession.code == code.strip().upper()))
+
+
+def _staff(db: Session, username: str) -> User:
+    """An active proctor or admin account, or a SessionError saying which name is wrong."""
+    name = username.strip().lower()
+    user = db.scalar(select(User).where(User.username == name))
+    if user is None or user.role not in (Role.proctor, Role.admin):
+        raise SessionError("proctor_unknown", username=name)
+    if not user.is_active:
+        raise SessionError("proctor_inactive", username=name)
+    return user
 
 
 def create_session(db: Session, *, code: str, name: str, room: str, blueprint_code: str,
-                   starts_at: datetime, ends_at: datetime, proctors: list[str], actor: str,
-                   now: datetime) -> TestSession:
+                   starts_at: datetime, ends_at: datetime,
+                   proctor_usernames: Iterable[str] = (), actor: str, now: datetime,
+                   proctors: Iterable[str] = ()) -> TestSession:
+    """Schedule a session and freeze every bank version its blueprint draws from: from now on
+    the items a taker may see can no longer change (corrections make a new version or an
+    audited key correction). ``proctors`` is the older name of ``proctor_usernames``."""
     code = code.strip().upper()
+    name, room = name.strip() or code, room.strip()
     if not CODE_RE.match(code):
-        raise SessionError(f"session code {code!r} must be 2-32 characters of A-Z, 0-9, '-', '_'")
-    if db.scalar(select(TestSession.id).where(TestSession.code == code)) is not None:
-        raise SessionError(f"session {code} already exists; choose another code")
-    blueprint = db.scalar(select(Blueprint).where(Blueprint.code == blueprint_code))
+        raise SessionError("code_invalid", code=code)
+    if len(name) > NAME_MAX:
+        raise SessionError("name_too_long", limit=NAME_MAX)
+    if len(room) > ROOM_MAX:
+        raise SessionError("room_too_long", limit=ROOM_MAX)
+    if session_by_code(db, code) is not None:
+        raise SessionError("code_taken", code=code)
+    blueprint = db.scalar(select(Blueprint).where(Blueprint.code == blueprint_code.strip()))
     if blueprint is None:
-        raise SessionError(f"blueprint {blueprint_code!r} does not exist; import it first")
+        raise SessionError("blueprint_missing", blueprint=blueprint_code.strip())
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise ValueError("starts_at and ends_at must be timezone-aware")
     if ends_at <= starts_at:
-        raise SessionError("the session must end after it starts")
-    users = []
-    for username in proctors:
-        user = db.scalar(select(User).where(User.username == username.strip().lower()))
-        if user is None or user.role not in (Role.proctor, Role.admin):
-            raise SessionError(f"{username!r} is not a proctor or admin account")
-        users.append(user)
-    session = TestSession(code=code, name=name.strip() or code, room=room.strip(),
-                          blueprint_id=blueprint.id, starts_at=starts_at, ends_at=ends_at,
-                          state=SessionState.scheduled, settings={}, created_at=now)
+        raise SessionError("window")
+    users: dict[int, User] = {}
+    for username in [*proctor_usernames, *proctors]:
+        if username.strip():
+            user = _staff(db, username)
+            users[user.id] = user
+    session = TestSession(code=code, name=name, room=room, blueprint_id=blueprint.id,
+                          starts_at=starts_at, ends_at=ends_at, state=SessionState.scheduled,
+                          settings={}, created_at=now)
     db.add(session)
     db.flush()
-    db.add_all(ProctorAssignment(session_id=session.id, user_id=u.id) for u in users)
-    # A bank version used by a session never changes again.
-    freeze_versions(db, blueprint_version_ids(db, blueprint.id))
+    db.add_all(ProctorAssignment(session_id=session.id, user_id=uid) for uid in users)
+    version_ids = blueprint_version_ids(db, blueprint.id)
+    freeze_versions(db, version_ids)
+    db.flush()
     audit.record(db, actor=actor, action="session.create", target=f"session:{code}", now=now,
-                 data={"blueprint": blueprint_code, "proctors": [u.username for u in users]})
+                 data={"blueprint": blueprint.code, "room": room,
+                       "starts_at": starts_at.isoformat(), "ends_at": ends_at.isoformat(),
+                       "proctors": sorted(u.username for u in users.values()),
+                       "frozen_bank_versions": sorted(version_ids)})
     return session
+
+
+def allowed_actions(session: TestSession) -> list[str]:
+    """The state changes the session accepts now, in the order the admin page shows them."""
+    return [a for a, (sources, _) in TRANSITIONS.items() if session.state in sources
+            and not (a == "open" and session.state == SessionState.paused)]
 
 
 def change_state(db: Session, *, session: TestSession, action: str, actor: str,
                  now: datetime, reason: str = "") -> int:
-    """open / pause / close; returns how many attempts closing handed in."""
-    allowed, target = TRANSITIONS[action]
-    if session.state not in allowed:
-        raise SessionError(f"session {session.code} is {session.state.value}; it cannot {action}")
-    handed_in = 0
+    """open / pause / resume / close. Closing hands in every attempt still running (in this
+    same transaction, so a session is never closed with attempts left open). Returns how many
+    attempts closing handed in (0 for the other actions)."""
+    if action not in TRANSITIONS:
+        raise ValueError(f"unknown session action {action!r}")
+    sources, target = TRANSITIONS[action]
+    if session.state not in sources:
+        raise SessionError("transition", code=session.code,
+                           state=Word(f"sessions.state_word_{session.state.value}"),
+                           verb=Word(f"sessions.verb_{action}"))
+    previous = session.state
     session.state = target
     session.paused_at = now if target == SessionState.paused else None
+    handed_in = 0
     if target == SessionState.closed:
+        from app.delivery.attempts import submit_all_active  # the taker side's own rule
+
         handed_in = submit_all_active(db, session_id=session.id, reason="session_closed",
                                       actor=actor, now=now)
+    db.flush()
+    data: dict[str, Any] = {"from": previous.value}
+    if target == SessionState.closed:
+        data["handed_in"] = handed_in
     audit.record(db, actor=actor, action=f"session.{action}", target=f"session:{session.code}",
-                 reason=reason, now=now, data={"handed_in": handed_in})
+                 reason=reason.strip(), now=now, data=data)
     return handed_in
 
 
-# -- roster -------------------------------------------------------------------------------------
-
-HEADERS = {  # accepted header -> field
-    "nip": "nip", "name": "name", "nama": "name", "job_group": "job_group",
-    "kelompok_jabatan": "job_group", "grade": "grade", "jenjang": "grade",
-    "position": "position", "jabatan": "position", "unit": "unit", "unit_kerja": "unit",
-}
-REQUIRED = ("nip", "name", "job_group")
+def open_session(db: Session, *, session: TestSession, actor: str, now: datetime) -> None:
+    change_state(db, session=session, action="open", actor=actor, now=now)
 
 
-@dataclass
-class RosterRow:
-    nip: str
-    name: str
-    job_group: str
-    grade: str
-    position: str
-    unit: str
+def pause_session(db: Session, *, session: TestSession, actor: str, now: datetime,
+                  reason: str = "") -> None:
+    change_state(db, session=session, action="pause", actor=actor, now=now, reason=reason)
 
 
-def parse_roster(data: bytes, *, source: str) -> list[RosterRow]:
-    """Read a roster CSV; every problem is reported by row and column, all at once."""
-    problems: list[Problem] = []
-
-    def problem(row: int, column: str, message: str, nip: str = "") -> None:
-        location = f"row {row}" + (f", column {column}" if column else "")
-        problems.append(Problem(source, location, nip, message))
-
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportFailed([Problem(source, "row 1", "", "not UTF-8 text; save the sheet as "
-                                    "'CSV UTF-8'")]) from None
-    try:
-        dialect = csv.Sniffer().sniff(text[:2048], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    header = [h.strip().lower() for h in next(reader, [])]
-    fields = [HEADERS.get(h) for h in header]
-    for number, column in enumerate(header, 1):
-        if fields[number - 1] is None:
-            problem(1, column or f"#{number}", "unknown column; use nip, name, job_group, grade, "
-                    "position, unit (or nip, nama, kelompok_jabatan, jenjang, jabatan, "
-                    "unit_kerja)")
-    missing = [f for f in REQUIRED if f not in fields]
-    if missing:
-        problem(1, "", f"missing column(s): {', '.join(missing)}")
-        raise ImportFailed(problems)
-    rows: list[RosterRow] = []
-    seen: dict[str, int] = {}
-    groups = {g.value for g in JobGroup}
-    for number, values in enumerate(reader, 2):
-        if not any(v.strip() for v in values):
-            continue
-        record = {f: (values[i].strip() if i < len(values) else "")
-                  for i, f in enumerate(fields) if f}
-        raw_nip = record.get("nip", "").lstrip("'").replace(" ", "")
-        if "e+" in raw_nip.lower() or "," in raw_nip or "." in raw_nip:
-            problem(number, "nip", f"{raw_nip!r} looks like a number Excel shortened; format "
-                    "the NIP column as text and export again", raw_nip)
-        elif not (raw_nip.isdigit() and len(raw_nip) == 18):
-            problem(number, "nip", f"NIP must be 18 digits, not {raw_nip!r}", raw_nip)
-        elif raw_nip in seen:
-            problem(number, "nip", f"NIP {raw_nip} is also on row {seen[raw_nip]}; a person "
-                    "appears once", raw_nip)
-        else:
-            seen[raw_nip] = number
-        if not record.get("name"):
-            problem(number, "name", "the name is empty", raw_nip)
-        group = record.get("job_group", "").lower()
-        if group not in groups:
-            problem(number, "job_group", f"{group!r} is not one of {', '.join(sorted(groups))}",
-                    raw_nip)
-        elif group == "fungsional" and not record.get("grade"):
-            problem(number, "grade", "a functional position needs its grade (e.g. Ahli Muda)",
-                    raw_nip)
-        rows.append(RosterRow(raw_nip, record.get("name", ""), group, record.get("grade", ""),
-                              record.get("position", ""), record.get("unit", "")))
-    if not rows and not problems:
-        problem(2, "", "the roster has no participants")
-    if problems:
-        raise ImportFailed(problems)
-    return rows
+def resume_session(db: Session, *, session: TestSession, actor: str, now: datetime) -> None:
+    change_state(db, session=session, action="resume", actor=actor, now=now)
 
 
-def import_roster(db: Session, *, session: TestSession, rows: list[RosterRow], secret: str,
-                  actor: str, now: datetime) -> tuple[int, int]:
-    """Add the people to the session (updating their details by NIP). Someone already on the
-    roster keeps their token, so printed cards stay valid. Returns (added, updated)."""
-    added = updated = 0
-    for row in rows:
-        person = db.scalar(select(Participant).where(Participant.nip == row.nip))
-        if person is None:
-            person = Participant(nip=row.nip, name=row.name, job_group=JobGroup(row.job_group),
-                                 grade=row.grade, position=row.position, unit=row.unit)
-            db.add(person)
-            db.flush()
-        else:
-            person.name, person.job_group = row.name, JobGroup(row.job_group)
-            person.grade, person.position, person.unit = row.grade, row.position, row.unit
-        entry = db.scalar(select(RosterEntry).where(RosterEntry.session_id == session.id,
-                                                    RosterEntry.participant_id == person.id))
-        if entry is None:
-            token = new_participant_token()
-            db.add(RosterEntry(session_id=session.id, participant_id=person.id,
-                               token_hmac=keyed_digest(secret, TOKEN_PURPOSE, token),
-                               token_encrypted=encrypt_token(secret, token)))
-            added += 1
-        else:
-            updated += 1
+def close_session(db: Session, *, session: TestSession, actor: str, now: datetime,
+                  reason: str = "") -> int:
+    return change_state(db, session=session, action="close", actor=actor, now=now,
+                        reason=reason)
+
+
+# -- proctors -----------------------------------------------------------------------------------
+
+
+def session_proctors(db: Session, session: TestSession) -> list[User]:
+    return list(db.scalars(
+        select(User).join(ProctorAssignment, ProctorAssignment.user_id == User.id)
+        .where(ProctorAssignment.session_id == session.id).order_by(User.username)))
+
+
+def assign_proctor(db: Session, *, session: TestSession, username: str, actor: str,
+                   now: datetime) -> bool:
+    """Let a proctor (or admin) watch this session's console. False if already assigned."""
+    user = _staff(db, username)
+    if db.get(ProctorAssignment, (session.id, user.id)) is not None:
+        return False
+    db.add(ProctorAssignment(session_id=session.id, user_id=user.id))
     db.flush()
-    audit.record(db, actor=actor, action="roster.import", target=f"session:{session.code}",
-                 now=now, data={"added": added, "updated": updated})
-    return added, updated
+    audit.record(db, actor=actor, action="session.proctor_assign",
+                 target=f"session:{session.code}", now=now, data={"user": user.username})
+    return True
 
 
-def tokens_csv(db: Session, *, session: TestSession, secret: str) -> str:
-    """nip,name,token for printing cards (decrypted; the caller audits the export)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["nip", "name", "token"])
-    for entry, person in db.execute(
-            select(RosterEntry, Participant)
-            .join(Participant, Participant.id == RosterEntry.participant_id)
-            .where(RosterEntry.session_id == session.id).order_by(Participant.name)):
-        writer.writerow([person.nip, person.name, decrypt_token(secret,
-                                                                entry.token_encrypted)])
-    return out.getvalue()
+def unassign_proctor(db: Session, *, session: TestSession, username: str, actor: str,
+                     now: datetime) -> bool:
+    """Take a proctor off this session. False if they were not assigned."""
+    name = username.strip().lower()
+    user = db.scalar(select(User).where(User.username == name))
+    assignment = db.get(ProctorAssignment, (session.id, user.id)) if user else None
+    if assignment is None:
+        return False
+    db.delete(assignment)
+    db.flush()
+    audit.record(db, actor=actor, action="session.proctor_unassign",
+                 target=f"session:{session.code}", now=now, data={"user": name})
+    return True
+
+
+# The roster functions lived here before app.delivery.roster existed; older callers (the demo,
+# the benchmark) still import them from this module.
+_MOVED_TO_ROSTER = frozenset({"RosterRow", "parse_roster", "import_roster", "tokens_csv"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_ROSTER:
+        from app.delivery import roster
+
+        return getattr(roster, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

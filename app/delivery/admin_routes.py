@@ -1,0 +1,252 @@
+"""Admin pages for test sessions: schedule one, open/pause/resume/close it, assign proctors,
+upload the roster (with the full located error report), reissue a token, and print login
+cards (HTML, PDF) or export tokens (CSV).
+
+Every page that shows tokens is audited as ``session.tokens_export`` and is not cached: whoever
+holds a card or the CSV can log in as that participant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.assembly.models import Blueprint
+from app.auth.deps import AdminUser, ClockDep
+from app.auth.models import Role, User
+from app.bank.parsed import ImportFailed, Problem
+from app.dashboard import session_rows
+from app.db import DbSession, WriteDb
+from app.delivery import roster as roster_service
+from app.delivery import sessions as service
+from app.delivery.cards import card_labels, cards_pdf, group_token
+from app.delivery.models import Attempt, AttemptState, TestSession
+from app.web import LANGUAGES, redirect, render, request_language
+
+router = APIRouter(prefix="/admin/sessions")
+MAX_ROSTER_BYTES = 2 * 1024 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+# Attempts that closing the session hands in (logged in, working, or paused).
+LIVE = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
+
+
+def _actor(user: User) -> str:
+    return f"user:{user.username}"
+
+
+def _session_or_404(db: Session, code: str) -> TestSession:
+    session = service.session_by_code(db, code)
+    if session is None:
+        raise HTTPException(status_code=404)
+    return session
+
+
+def _staff_choices(db: Session) -> list[User]:
+    return list(db.scalars(select(User).where(User.is_active.is_(True),
+                                              User.role.in_([Role.proctor, Role.admin]))
+                           .order_by(User.role.desc(), User.username)))
+
+
+def _list_page(request: Request, db: Session, *, status_code: int = 200, error: str = "",
+               form: dict | None = None) -> Response:
+    blueprints = list(db.scalars(select(Blueprint).order_by(Blueprint.code)))
+    return render(request, "delivery/sessions.html", status_code=status_code,
+                  sessions=session_rows(db), blueprints=blueprints, staff=_staff_choices(db),
+                  error=error, form=form or {"proctors": []},
+                  zone=request.app.state.settings.timezone)
+
+
+@router.get("", include_in_schema=False)
+def sessions_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+    return _list_page(request, db)
+
+
+def _local(value: str, zone: ZoneInfo) -> datetime:
+    """A date-time input's value ("2026-12-01T08:00") in the agency's time zone."""
+    try:
+        return datetime.fromisoformat(value.strip()).replace(tzinfo=zone)
+    except ValueError:
+        raise service.SessionError("time_format", value=value) from None
+
+
+@router.post("", include_in_schema=False)
+async def sessions_create(
+    request: Request, db: DbSession, clock: ClockDep, user: AdminUser,
+    code: Annotated[str, Form(max_length=64)],
+    blueprint: Annotated[str, Form(max_length=64)],
+    starts_at: Annotated[str, Form(max_length=32)],
+    ends_at: Annotated[str, Form(max_length=32)],
+    name: Annotated[str, Form(max_length=300)] = "",
+    room: Annotated[str, Form(max_length=200)] = "",
+    proctors: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    form = {"code": code, "name": name, "room": room, "blueprint": blueprint,
+            "starts_at": starts_at, "ends_at": ends_at, "proctors": proctors or []}
+    zone = ZoneInfo(request.app.state.settings.timezone)
+    try:
+        session = service.create_session(
+            db, code=code, name=name, room=room, blueprint_code=blueprint,
+            starts_at=_local(starts_at, zone), ends_at=_local(ends_at, zone),
+            proctor_usernames=proctors or [], actor=_actor(user), now=clock.now())
+    except service.SessionError as exc:  # refused before anything was written
+        return _list_page(request, db, status_code=422, form=form,
+                          error=exc.text(request_language(request)))
+    return redirect(request, f"/admin/sessions/{session.code}")
+
+
+def _session_page(request: Request, db: Session, session: TestSession, *,
+                  status_code: int = 200, fragment: str | None = None,
+                  headers: dict[str, str] | None = None, **context) -> Response:
+    assigned = service.session_proctors(db, session)
+    taken = {u.id for u in assigned}
+    attempts = dict(db.execute(select(Attempt.state, func.count()).where(
+        Attempt.session_id == session.id).group_by(Attempt.state)).tuples().all())
+    defaults = {"state_error": "", "proctor_error": "", "roster_error": "", "result": None,
+                "problems": [], "reissued": None}
+    return render(
+        request, "delivery/session.html", fragment=fragment, status_code=status_code,
+        headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
+        actions=service.allowed_actions(session), proctors=assigned,
+        other_staff=[u for u in _staff_choices(db) if u.id not in taken],
+        roster=roster_service.roster_rows(db, session),
+        live_attempts=sum(n for s, n in attempts.items() if s in LIVE),
+        **{**defaults, **context})
+
+
+@router.get("/{code}", include_in_schema=False)
+def session_page(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+    return _session_page(request, db, _session_or_404(db, code))
+
+
+@router.post("/{code}/state", include_in_schema=False)
+async def session_state(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    action: Annotated[str, Form(max_length=16)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    session = _session_or_404(db, code)
+    if action not in service.TRANSITIONS:
+        raise HTTPException(status_code=400)
+    try:
+        service.change_state(db, session=session, action=action, actor=_actor(user),
+                             now=clock.now(), reason=reason)
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             fragment="delivery/_session_state.html",
+                             state_error=exc.text(request_language(request)))
+    return redirect(request, f"/admin/sessions/{session.code}")
+
+
+@router.post("/{code}/proctors", include_in_schema=False)
+async def session_proctors(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    username: Annotated[str, Form(max_length=64)],
+    op: Annotated[str, Form(max_length=8)] = "add",
+) -> Response:
+    session = _session_or_404(db, code)
+    try:
+        if op == "remove":
+            service.unassign_proctor(db, session=session, username=username,
+                                     actor=_actor(user), now=clock.now())
+        else:
+            service.assign_proctor(db, session=session, username=username, actor=_actor(user),
+                                   now=clock.now())
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             proctor_error=exc.text(request_language(request)))
+    return redirect(request, f"/admin/sessions/{session.code}")
+
+
+@router.post("/{code}/roster", include_in_schema=False)
+async def roster_upload(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    session = _session_or_404(db, code)
+    name = (file.filename or "roster.csv").rsplit("/", 1)[-1][:200]
+    data = await file.read(MAX_ROSTER_BYTES + 1)
+    page = {"fragment": "delivery/_roster.html"}
+    if len(data) > MAX_ROSTER_BYTES:
+        problems = [Problem(name, "", "", "the file is larger than 2 MB; is it really a roster "
+                            "CSV?", "roster_file_too_large", {"limit_mb": 2})]
+        return _session_page(request, db, session, status_code=422, problems=problems, **page)
+    try:
+        rows = roster_service.parse_roster(data, source=name)
+        result = roster_service.import_roster(
+            db, session=session, rows=rows, secret=request.app.state.secret,
+            actor=_actor(user), now=clock.now())
+    except ImportFailed as exc:
+        return _session_page(request, db, session, status_code=422, problems=exc.problems,
+                             **page)
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             roster_error=exc.text(request_language(request)), **page)
+    return _session_page(request, db, session, result=result, **page)
+
+
+@router.post("/{code}/reissue", include_in_schema=False)
+async def token_reissue(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    nip: Annotated[str, Form(max_length=40)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    """The new token is shown once, here, so the admin can hand over a new card."""
+    session = _session_or_404(db, code)
+    page = {"fragment": "delivery/_roster.html"}
+    try:
+        token = roster_service.reissue_token(
+            db, session=session, nip=nip, reason=reason, secret=request.app.state.secret,
+            actor=_actor(user), now=clock.now())
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             roster_error=exc.text(request_language(request)), **page)
+    return _session_page(request, db, session, headers=NO_STORE, **page,
+                         reissued={"nip": roster_service.clean_nip(nip),
+                                   "token": group_token(token)})
+
+
+def _card_language(lang: str) -> str:
+    """Cards are for the participants: Indonesian unless asked otherwise."""
+    return lang if lang in LANGUAGES else "id"
+
+
+@router.get("/{code}/cards", include_in_schema=False)
+def cards_page(request: Request, code: str, db: WriteDb, clock: ClockDep, user: AdminUser,
+               nip: str = "", lang: str = "") -> Response:
+    session = _session_or_404(db, code)
+    rows = roster_service.export_tokens(db, session=session, secret=request.app.state.secret,
+                                        fmt="html", actor=_actor(user), now=clock.now(),
+                                        nip=nip)
+    return render(request, "delivery/cards.html", headers=NO_STORE, session=session,
+                  cards=[{**row._asdict(), "grouped": group_token(row.token)} for row in rows],
+                  labels=card_labels(_card_language(lang)), nip=nip)
+
+
+@router.get("/{code}/tokens.csv", include_in_schema=False)
+def tokens_csv(request: Request, code: str, db: WriteDb, clock: ClockDep,
+               user: AdminUser) -> Response:
+    session = _session_or_404(db, code)
+    rows = roster_service.export_tokens(db, session=session, secret=request.app.state.secret,
+                                        fmt="csv", actor=_actor(user), now=clock.now())
+    return Response(roster_service.tokens_to_csv(rows), media_type="text/csv; charset=utf-8",
+                    headers={**NO_STORE, "Content-Disposition":
+                             f'attachment; filename="tokens-{session.code}.csv"'})
+
+
+@router.get("/{code}/tokens.pdf", include_in_schema=False)
+def tokens_pdf(request: Request, code: str, db: WriteDb, clock: ClockDep, user: AdminUser,
+               nip: str = "", lang: str = "") -> Response:
+    session = _session_or_404(db, code)
+    rows = roster_service.export_tokens(db, session=session, secret=request.app.state.secret,
+                                        fmt="pdf", actor=_actor(user), now=clock.now(),
+                                        nip=nip)
+    data = cards_pdf(session=session, rows=rows,
+                     labels=card_labels(_card_language(lang)))
+    return Response(data, media_type="application/pdf", headers={
+        **NO_STORE, "Content-Disposition": f'attachment; filename="kartu-{session.code}.pdf"'})

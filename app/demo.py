@@ -25,7 +25,8 @@ from app.auth.models import Role, User
 from app.auth.security import decrypt_token, settings_hasher
 from app.bank.service import ImportOptions, import_bank, read_path
 from app.delivery.models import JobGroup, Participant, RosterEntry, TestSession
-from app.delivery.sessions import RosterRow, change_state, create_session, import_roster
+from app.delivery.roster import RosterRow, import_roster
+from app.delivery.sessions import change_state, create_session
 from app.scoring.standards import load_default_standards
 from app.settings import Settings
 
@@ -123,7 +124,7 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
             db, code=SESSION_CODE, name="Demo CACT", room="Lab Komputer 1",
             blueprint_code=blueprint.code, starts_at=datetime.combine(today, time(7, 30), zone),
             ends_at=datetime.combine(today + timedelta(days=1), time(12, 0), zone),
-            proctors=[proctor.username], actor="demo", now=now)
+            proctor_usernames=[proctor.username], actor="demo", now=now)
         change_state(db, session=session, action="open", actor="demo", now=now)
         report.created.append(f"session {SESSION_CODE}")
 

@@ -54,7 +54,8 @@ def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
     from app.clock import SystemClock
     from app.db import Database, upgrade
     from app.delivery.models import Participant, RosterEntry
-    from app.delivery.sessions import RosterRow, change_state, create_session, import_roster
+    from app.delivery.roster import RosterRow, import_roster
+    from app.delivery.sessions import change_state, create_session
     from app.settings import get_settings
 
     settings = get_settings()
@@ -73,7 +74,7 @@ def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
             actor="bench", now=now)
         session = create_session(db, code="BENCH", name="Bench", room="",
                                  blueprint_code=blueprint.code, starts_at=now,
-                                 ends_at=now + timedelta(hours=8), proctors=[], actor="bench",
+                                 ends_at=now + timedelta(hours=8), actor="bench",
                                  now=now)
         change_state(db, session=session, action="open", actor="bench", now=now)
         rows = [RosterRow(nip=f"19900101202001{n:04d}", name=f"Bench {n}", job_group="pengawas",

@@ -78,11 +78,11 @@ def _staff(db: Session, username: str) -> User:
 
 def create_session(db: Session, *, code: str, name: str, room: str, blueprint_code: str,
                    starts_at: datetime, ends_at: datetime,
-                   proctor_usernames: Iterable[str] = (), actor: str, now: datetime,
-                   proctors: Iterable[str] = ()) -> TestSession:
+                   proctor_usernames: Iterable[str] = (), actor: str,
+                   now: datetime) -> TestSession:
     """Schedule a session and freeze every bank version its blueprint draws from: from now on
     the items a taker may see can no longer change (corrections make a new version or an
-    audited key correction). ``proctors`` is the older name of ``proctor_usernames``."""
+    audited key correction)."""
     code = code.strip().upper()
     name, room = name.strip() or code, room.strip()
     if not CODE_RE.match(code):
@@ -101,7 +101,7 @@ def create_session(db: Session, *, code: str, name: str, room: str, blueprint_co
     if ends_at <= starts_at:
         raise SessionError("window")
     users: dict[int, User] = {}
-    for username in [*proctor_usernames, *proctors]:
+    for username in proctor_usernames:
         if username.strip():
             user = _staff(db, username)
             users[user.id] = user
@@ -212,16 +212,3 @@ def unassign_proctor(db: Session, *, session: TestSession, username: str, actor:
     audit.record(db, actor=actor, action="session.proctor_unassign",
                  target=f"session:{session.code}", now=now, data={"user": name})
     return True
-
-
-# The roster functions lived here before app.delivery.roster existed; older callers (the demo,
-# the benchmark) still import them from this module.
-_MOVED_TO_ROSTER = frozenset({"RosterRow", "parse_roster", "import_roster", "tokens_csv"})
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED_TO_ROSTER:
-        from app.delivery import roster
-
-        return getattr(roster, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

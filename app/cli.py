@@ -581,6 +581,29 @@ def roster_import(code: str, path: str) -> None:
     typer.echo(f"Roster of {code.upper()}: {added} added, {kept} already there")
 
 
+@roster_cli.command("remove")
+def roster_remove(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    nip: Annotated[str, typer.Argument(help="The participant's NIP")],
+    reason: Annotated[str, typer.Option("--reason", help="Why, e.g. 'pindah ke hari kedua'")],
+) -> None:
+    """Take someone off a session's roster (refused once they have started; audited)."""
+    from app.delivery.roster import clean_nip, remove_from_roster
+    from app.delivery.sessions import SessionError, session_by_code
+
+    database = _ready_database()
+    try:
+        with database.transaction() as db:
+            session = session_by_code(db, code)
+            if session is None:
+                raise fail(f"No session {code!r}")
+            remove_from_roster(db, session=session, nip=nip, reason=reason, actor="cli",
+                               now=_now())
+    except SessionError as exc:
+        raise fail(f"Not removed: {exc}") from None
+    typer.echo(f"NIP {clean_nip(nip)} removed from the roster of {code.upper()}")
+
+
 @attempt_cli.command("unlock")
 def attempt_unlock(
     session: Annotated[str, typer.Argument(help="Session code")],

@@ -108,7 +108,7 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
     attempts = dict(db.execute(select(Attempt.state, func.count()).where(
         Attempt.session_id == session.id).group_by(Attempt.state)).tuples().all())
     defaults = {"state_error": "", "proctor_error": "", "roster_error": "", "result": None,
-                "problems": [], "reissued": None}
+                "problems": [], "reissued": None, "removed": None}
     return render(
         request, "delivery/session.html", fragment=fragment, status_code=status_code,
         headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
@@ -209,6 +209,23 @@ async def token_reissue(
     return _session_page(request, db, session, headers=NO_STORE, **page,
                          reissued={"nip": roster_service.clean_nip(nip),
                                    "token": group_token(token)})
+
+
+@router.post("/{code}/remove", include_in_schema=False)
+async def roster_remove(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    nip: Annotated[str, Form(max_length=40)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    session = _session_or_404(db, code)
+    page = {"fragment": "delivery/_roster.html"}
+    try:
+        roster_service.remove_from_roster(db, session=session, nip=nip, reason=reason,
+                                          actor=_actor(user), now=clock.now())
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             roster_error=exc.text(request_language(request)), **page)
+    return _session_page(request, db, session, removed=roster_service.clean_nip(nip), **page)
 
 
 def _card_language(lang: str) -> str:

@@ -19,15 +19,26 @@ import re
 import string
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import delete, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.auth.security import decrypt_token, encrypt_token, keyed_digest, new_participant_token
 from app.bank.parsed import ImportFailed, Problem, problem
-from app.delivery.models import JobGroup, Participant, RosterEntry, SessionState, TestSession
+from app.delivery.models import (
+    Answer,
+    AnswerEvent,
+    Attempt,
+    AttemptState,
+    JobGroup,
+    Participant,
+    RosterEntry,
+    SessionState,
+    TestSession,
+)
 from app.delivery.sessions import SessionError
 
 TOKEN_PURPOSE = "participant-token"  # the HMAC purpose the taker login checks against
@@ -202,39 +213,51 @@ def import_roster(db: Session, *, session: TestSession, rows: list[RosterRow], s
     if session.state == SessionState.closed:
         raise SessionError("roster_closed", code=session.code)
     nips = [row.nip for row in rows]
+    known = set(db.scalars(select(Participant.nip).where(Participant.nip.in_(nips))))
+    # INSERT .. ON CONFLICT DO NOTHING, not a plain add: two admins importing lists that share
+    # a new NIP at the same moment must both succeed (PostgreSQL makes the second wait for the
+    # first and then skip the row), not fail on the unique constraint.
+    fresh = [row for row in rows if row.nip not in known]
+    created = 0
+    if fresh:
+        created = len(db.execute(_insert(db, Participant).values([
+            {"nip": r.nip, "name": r.name, "job_group": JobGroup(r.job_group), "grade": r.grade,
+             "position": r.position, "unit": r.unit} for r in fresh]
+        ).on_conflict_do_nothing(index_elements=["nip"]).returning(Participant.id)).all())
     people = {p.nip: p for p in db.scalars(select(Participant).where(Participant.nip.in_(nips)))}
-    on_roster = {e.participant_id: e for e in db.scalars(
-        select(RosterEntry).where(RosterEntry.session_id == session.id))}
-    added = kept = created = 0
-    for row in rows:
-        person = people.get(row.nip)
-        if person is None:
-            person = Participant(nip=row.nip)
-            db.add(person)
-            people[row.nip] = person
-            created += 1
-        person.name, person.job_group, person.grade = row.name, JobGroup(row.job_group), row.grade
-        person.position, person.unit = row.position, row.unit
-    db.flush()  # ids for the new participants
     for row in rows:
         person = people[row.nip]
-        entry = on_roster.get(person.id)
+        person.name, person.job_group, person.grade = row.name, JobGroup(row.job_group), row.grade
+        person.position, person.unit = row.position, row.unit
+    on_roster = {e.participant_id: e for e in db.scalars(
+        select(RosterEntry).where(RosterEntry.session_id == session.id))}
+    new_entries = []
+    for row in rows:
+        entry = on_roster.get(people[row.nip].id)
         if entry is None:
             _, digest, blob = _new_entry_token(secret)
-            entry = RosterEntry(session_id=session.id, participant_id=person.id,
-                                token_hmac=digest, token_encrypted=blob, seat=row.seat)
-            db.add(entry)
-            on_roster[person.id] = entry
-            added += 1
-        else:
-            if row.seat:
-                entry.seat = row.seat
-            kept += 1
+            new_entries.append({"session_id": session.id, "participant_id": people[row.nip].id,
+                                "token_hmac": digest, "token_encrypted": blob,
+                                "seat": row.seat})
+        elif row.seat:
+            entry.seat = row.seat
+    added = 0
+    if new_entries:
+        added = len(db.execute(_insert(db, RosterEntry).values(new_entries)
+                               .on_conflict_do_nothing(
+                                   index_elements=["session_id", "participant_id"])
+                               .returning(RosterEntry.id)).all())
+    kept = len(rows) - added
     db.flush()
     audit.record(db, actor=actor, action="roster.import", target=f"session:{session.code}",
                  now=now, data={"rows": len(rows), "added": added, "kept": kept,
                                 "new_participants": created})
     return RosterImport(added, kept)
+
+
+def _insert(db: Session, model: type) -> Any:
+    dialect = db.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(model)
 
 
 def _entry_for(db: Session, session: TestSession, nip: str) -> tuple[RosterEntry, Participant]:
@@ -261,11 +284,44 @@ def reissue_token(db: Session, *, session: TestSession, nip: str, reason: str, s
         if digest != entry.token_hmac:
             break
     entry.token_hmac, entry.token_encrypted = digest, blob
+    # Whoever is logged in with the old card (perhaps the person who saw it) is logged out and
+    # the seat is freed, so the owner can log in with the new card on any computer. The
+    # answers and the deadlines stay with the attempt.
+    attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
+    logged_out = attempt is not None and attempt.access_token_hmac is not None
+    if attempt is not None:
+        attempt.access_token_hmac = None
+        attempt.workstation_id = None
     db.flush()
     audit.record(db, actor=actor, action="roster.reissue_token",
                  target=f"session:{session.code}", reason=reason.strip(), now=now,
-                 data={"nip": person.nip})
+                 data={"nip": person.nip, "logged_out": logged_out})
     return token
+
+
+def remove_from_roster(db: Session, *, session: TestSession, nip: str, reason: str, actor: str,
+                       now: datetime) -> None:
+    """Take someone off the roster (wrong list, moved to another day). Refused once they have
+    started or answered anything: their work is evidence and must stay; hand it in instead.
+    Someone who only logged in loses that empty attempt with the roster entry. The person
+    (NIP, name) stays, since other sessions may know them."""
+    if not reason.strip():
+        raise SessionError("reason_required")
+    if session.state == SessionState.closed:
+        raise SessionError("roster_closed", code=session.code)
+    entry, person = _entry_for(db, session, nip)
+    attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
+    if attempt is not None:
+        answered = db.scalar(select(exists().where(AnswerEvent.attempt_id == attempt.id)))
+        if attempt.state != AttemptState.not_started or answered:
+            raise SessionError("roster_remove_started", nip=person.nip, code=session.code)
+        db.execute(delete(Answer).where(Answer.attempt_id == attempt.id))
+        db.delete(attempt)
+    db.delete(entry)
+    db.flush()
+    audit.record(db, actor=actor, action="roster.remove", target=f"session:{session.code}",
+                 reason=reason.strip(), now=now,
+                 data={"nip": person.nip, "had_attempt": attempt is not None})
 
 
 def roster_rows(db: Session, session: TestSession) -> list[tuple[RosterEntry, Participant]]:
@@ -274,7 +330,7 @@ def roster_rows(db: Session, session: TestSession) -> list[tuple[RosterEntry, Pa
     rows = db.execute(
         select(RosterEntry, Participant)
         .join(Participant, Participant.id == RosterEntry.participant_id)
-        .where(RosterEntry.session_id == session.id)).tuples()
+        .where(RosterEntry.session_id == session.id)).all()
     return sorted(rows, key=lambda row: (row[1].name.casefold(), row[1].nip))
 
 

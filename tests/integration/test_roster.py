@@ -195,8 +195,8 @@ def test_reissue_is_audited_and_the_old_token_stops_working(db, clock):
                                secret=SECRET, actor="user:admin", now=clock.now())
     assert new != old and tokens_by_nip(db, session)[NIP_A] == new
     event = db.scalar(select(AuditEvent).where(AuditEvent.action == "roster.reissue_token"))
-    assert (event.actor, event.reason, event.data) == ("user:admin", "kartu hilang",
-                                                       {"nip": NIP_A})
+    assert (event.actor, event.reason, event.data) == (
+        "user:admin", "kartu hilang", {"nip": NIP_A, "logged_out": False})
     assert old not in audit_text(db) and new not in audit_text(db)
     with pytest.raises(attempts.TakerError):
         attempts.login(db, nip=NIP_A, token=old, workstation="PC-1", client_addr="10.0.0.9",
@@ -205,6 +205,97 @@ def test_reissue_is_audited_and_the_old_token_stops_working(db, clock):
     result = attempts.login(db, nip=NIP_A, token=grouped, workstation="PC-1",
                             client_addr="10.0.0.9", secret=SECRET, now=clock.now())
     assert result.participant.nip == NIP_A
+
+
+def test_reissue_logs_out_whoever_holds_the_old_card_and_frees_the_seat(db, clock):
+    """A card someone else saw: the reissue throws that person out at once, and the owner
+    logs in with the new card at another computer, keeping their answers and deadline."""
+    session = scheduled(db, clock)
+    load(db, clock, session, INDONESIAN)
+    change_state(db, session=session, action="open", actor="test", now=clock.now())
+    old = tokens_by_nip(db, session)[NIP_A]
+    intruder = attempts.login(db, nip=NIP_A, token=old, workstation="PC-9",
+                              client_addr="10.0.0.99", secret=SECRET, now=clock.now())
+    attempts.start(db, attempt=intruder.attempt, now=clock.now())
+    deadline = intruder.attempt.deadline_at
+    assert attempts.attempt_for_access_token(db, token=intruder.access_token, secret=SECRET)
+    new = roster.reissue_token(db, session=session, nip=NIP_A, reason="kartu terlihat orang",
+                               secret=SECRET, actor="user:admin", now=clock.now())
+    assert attempts.attempt_for_access_token(db, token=intruder.access_token,
+                                             secret=SECRET) is None
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "roster.reissue_token"))
+    assert event.data == {"nip": NIP_A, "logged_out": True}
+    clock.advance(60)
+    owner = attempts.login(db, nip=NIP_A, token=new, workstation="PC-3",
+                           client_addr="10.0.0.3", secret=SECRET, now=clock.now())
+    assert owner.attempt.id == intruder.attempt.id and owner.attempt.deadline_at == deadline
+    assert owner.attempt.workstation_id == "PC-3"
+
+
+def test_removing_from_the_roster_only_before_any_work(db, clock):
+    session = scheduled(db, clock)
+    load(db, clock, session, INDONESIAN)
+    change_state(db, session=session, action="open", actor="test", now=clock.now())
+    tokens = tokens_by_nip(db, session)
+    with pytest.raises(SessionError, match="reason"):
+        roster.remove_from_roster(db, session=session, nip=NIP_C, reason="", actor="t",
+                                  now=clock.now())
+    # Logged in but still reading the instructions: the empty attempt goes with the entry.
+    attempts.login(db, nip=NIP_C, token=tokens[NIP_C], workstation="PC-1",
+                   client_addr="10.0.0.1", secret=SECRET, now=clock.now())
+    roster.remove_from_roster(db, session=session, nip=NIP_C, reason="salah daftar",
+                              actor="user:admin", now=clock.now())
+    assert NIP_C not in tokens_by_nip(db, session)
+    assert db.scalar(select(Participant).where(Participant.nip == NIP_C)) is not None
+    event = db.scalar(select(AuditEvent).where(AuditEvent.action == "roster.remove"))
+    assert (event.reason, event.data) == ("salah daftar", {"nip": NIP_C, "had_attempt": True})
+    with pytest.raises(attempts.TakerError):
+        attempts.login(db, nip=NIP_C, token=tokens[NIP_C], workstation="PC-1",
+                       client_addr="10.0.0.1", secret=SECRET, now=clock.now())
+    # Started: the work is evidence, so removal is refused and nothing changes.
+    started = attempts.login(db, nip=NIP_A, token=tokens[NIP_A], workstation="PC-2",
+                             client_addr="10.0.0.2", secret=SECRET, now=clock.now())
+    attempts.start(db, attempt=started.attempt, now=clock.now())
+    with pytest.raises(SessionError, match="already started"):
+        roster.remove_from_roster(db, session=session, nip=NIP_A, reason="x", actor="t",
+                                  now=clock.now())
+    assert NIP_A in tokens_by_nip(db, session)
+    with pytest.raises(SessionError, match="not on the roster"):
+        roster.remove_from_roster(db, session=session, nip=NIP_C, reason="x", actor="t",
+                                  now=clock.now())
+
+
+def test_two_imports_of_the_same_new_people_at_once_both_succeed(database, clock, backend):
+    """Two admins upload overlapping lists at the same moment: both imports succeed and
+    everyone is on the roster once (no unique-constraint error, no duplicate person)."""
+    import threading
+
+    with database.transaction() as db:
+        scheduled(db, clock)
+    rows = roster.parse_roster(INDONESIAN.encode("utf-8"), source="peserta.csv")
+    barrier, errors = threading.Barrier(2), []
+
+    def run():
+        try:
+            if backend == "sqlite":  # one writer at a time by design: start them together
+                barrier.wait(timeout=10)
+            with database.transaction() as db:
+                session = db.scalar(select(roster.TestSession))
+                if backend == "postgresql":  # both have read "nobody known yet"
+                    barrier.wait(timeout=10)
+                roster.import_roster(db, session=session, rows=rows, secret=SECRET,
+                                     actor="test", now=clock.now())
+        except Exception as exc:  # noqa: BLE001 - the test reports any failure
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    with database.transaction(write=False) as db:
+        assert count(db, Participant) == 3 and count(db, RosterEntry) == 3
 
 
 def test_closed_session_roster_and_tokens_do_not_change(db, clock):

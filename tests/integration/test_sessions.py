@@ -301,6 +301,26 @@ def test_reissue_from_the_roster_table_shows_the_new_token_once(admin, database,
     assert shown not in admin.get("/admin/sessions/WEB-1").text  # shown once only
 
 
+def test_remove_from_the_roster_table(admin, database):
+    create_via_form(admin)
+    upload(admin, ROSTER.encode())
+    page = admin.get("/admin/sessions/WEB-1")
+    assert 'action="/admin/sessions/WEB-1/remove"' in page.text
+    token = csrf_from(page.text)
+    no_reason = admin.post("/admin/sessions/WEB-1/remove", headers={"HX-Request": "true"},
+                           data={"csrf_token": token, "nip": "198001012005011001"})
+    assert no_reason.status_code == 422 and "alasan" in no_reason.text
+    done = admin.post("/admin/sessions/WEB-1/remove", headers={"HX-Request": "true"},
+                      data={"csrf_token": token, "nip": "198001012005011001",
+                            "reason": "salah daftar"})
+    assert done.status_code == 200 and 'data-testid="roster-removed"' in done.text
+    assert 'data-testid="roster-198001012005011001"' not in done.text
+    with database.transaction(write=False) as db:
+        assert db.scalar(select(func.count()).select_from(RosterEntry)) == 1
+        event = db.scalar(select(AuditEvent).where(AuditEvent.action == "roster.remove"))
+        assert event.actor == "user:admin" and event.reason == "salah daftar"
+
+
 def test_token_downloads_and_cards_page_are_audited(admin, database, settings):
     create_via_form(admin)
     upload(admin, ROSTER.encode())
@@ -362,7 +382,8 @@ def test_session_pages_are_for_admins_only(client, make_user, database, clock):
     for path, data in (("/admin/sessions", {"code": "X1"}),
                        ("/admin/sessions/WEB-1/state", {"action": "open"}),
                        ("/admin/sessions/WEB-1/proctors", {"username": "pak.budi"}),
-                       ("/admin/sessions/WEB-1/reissue", {"nip": "1", "reason": "x"})):
+                       ("/admin/sessions/WEB-1/reissue", {"nip": "1", "reason": "x"}),
+                       ("/admin/sessions/WEB-1/remove", {"nip": "1", "reason": "x"})):
         assert client.post(path, data={"csrf_token": token, **data}).status_code == 403, path
     with database.transaction(write=False) as db:
         assert db.scalar(select(TestSession.state)) == SessionState.scheduled

@@ -57,6 +57,13 @@ def test_an_event_from_the_command_line(database, clock, tmp_path):
         assert not any(t["token"].encode() in blob for t in tokens for blob in stored)
 
     assert "is open" in cact(database.url, "session", "open", "UJI-1").stdout
+    budi = next(t for t in tokens if t["name"] == "Budi Santoso")
+    unreasoned = cact(database.url, "roster", "remove", "UJI-1", budi["nip"], "--reason", " ")
+    assert unreasoned.returncode == 1 and "reason" in unreasoned.stderr
+    removed = cact(database.url, "roster", "remove", "UJI-1", budi["nip"], "--reason", "sakit")
+    assert removed.returncode == 0 and "removed" in removed.stdout, removed.stderr
+    assert [t["name"] for t in csv.DictReader(io.StringIO(cact(
+        database.url, "session", "tokens", "UJI-1").stdout))] == ["Siti Rahma"]
     siti = next(t for t in tokens if t["name"] == "Siti Rahma")
     now = SystemClock().now()  # the CLI closes on the real clock; start the attempt on it too
     with database.transaction() as db:

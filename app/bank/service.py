@@ -375,4 +375,7 @@ def correct_key(
                  target=f"item:{bank.code}/v{version.version}/{item.code}", reason=reason.strip(),
                  now=now, data={"old": old, "new": new, "key_revision": version.key_revision})
     db.flush()
+    from app.scoring.service import rescore_item  # results scored with the old key
+
+    rescore_item(db, item=item, reason=reason, actor=actor, now=now)
     return correction

@@ -53,18 +53,45 @@ def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
                          server_time=now)
 
 
+HEARTBEAT_S = 20
+
+
+async def status_response(request: Request, lookup, now: datetime) -> JSONResponse:
+    """The status a page polls every few seconds. It also tells the proctor console that the
+    page is alive: when the attempt was last seen more than HEARTBEAT_S ago, ``last_seen_at``
+    is written through the save batcher (so at most one small write per taker per 20 s, in
+    the same group commits as the saves)."""
+    def work(db: Session):
+        attempt = lookup(db)
+        stale = attempt.state in attempts.LIVE_STATES and (
+            attempt.last_seen_at is None
+            or (now - attempt.last_seen_at).total_seconds() >= HEARTBEAT_S)
+        return status_of(db, attempt, now), attempt.id if stale else None
+    status, touch = await in_transaction(request, work, write=False)
+    if touch is not None:
+        await request.app.state.save_batcher.submit(
+            lambda db: attempts.touch(db, attempt_id=touch, now=now))
+    return _json(status)
+
+
 def bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
 
 
+SAVE_FAILURES_ALERT = 3  # failed tries before a save that the proctor console should see
+
+
 def save_work(request: Request, token: str, item_id: int, body: AnswerUpdate, now: datetime,
-              workstation: str | None):
+              workstation: str | None, failures: int = 0):
     def work(db: Session) -> AnswerSaved:
         result = attempts.save_with_token(
             db, token=token, secret=request.app.state.secret, item_id=item_id,
             response=body.response, seq=body.seq, flagged=body.flagged,
             workstation=workstation, grace_s=request.app.state.settings.save_grace_s, now=now)
+        if failures >= SAVE_FAILURES_ALERT and result.attempt_id is not None:
+            attempts.record_save_failures(db, attempt_id=result.attempt_id, failures=failures,
+                                          now=now)
         return AnswerSaved(stored_seq=result.stored_seq, accepted=result.accepted,
                            remaining_s=result.remaining_s, state=result.state)
     return work
@@ -98,9 +125,7 @@ async def taker_attempt(request: Request, clock: ClockDep) -> JSONResponse:
 
 @router.get("/status", response_model=AttemptStatus, responses=ERRORS)
 async def taker_status(request: Request, clock: ClockDep) -> JSONResponse:
-    def work(db: Session) -> AttemptStatus:
-        return status_of(db, bearer_lookup(request, db), clock.now())
-    return _json(await in_transaction(request, work, write=False))
+    return await status_response(request, lambda db: bearer_lookup(request, db), clock.now())
 
 
 @router.put("/answers/{item_id}", response_model=AnswerSaved, responses=ERRORS)

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
-from app.db import DbSession, in_transaction
+from app.db import DbSession
 from app.delivery import attempts
-from app.delivery.api import _json, client_addr, save_work, status_of
+from app.delivery.api import _json, client_addr, save_work, status_response
 from app.delivery.deps import SEAT_COOKIE, TAKER_COOKIE, PageAttempt, cookie_lookup_json
 from app.bank.models import Item
 from app.bank.routes import media_response
@@ -145,16 +145,17 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
 @router.put("/ujian/jawaban/{item_id}", include_in_schema=False)
 async def exam_save(request: Request, item_id: int, body: AnswerUpdate,
                     clock: ClockDep) -> JSONResponse:
+    reported = request.headers.get("x-save-failures", "0")
     work = save_work(request, request.cookies.get(TAKER_COOKIE, ""), item_id, body,
-                     clock.now(), _seat(request))
+                     clock.now(), _seat(request),
+                     failures=int(reported) if reported.isdigit() and len(reported) < 7 else 0)
     return _json(await request.app.state.save_batcher.submit(work))
 
 
 @router.get("/ujian/status", include_in_schema=False)
 async def exam_status(request: Request, clock: ClockDep) -> JSONResponse:
-    def work(db: Session):
-        return status_of(db, cookie_lookup_json(request, db), clock.now())
-    return _json(await in_transaction(request, work, write=False))
+    return await status_response(request, lambda db: cookie_lookup_json(request, db),
+                                 clock.now())
 
 
 @router.post("/ujian/bagian-berikut", include_in_schema=False)

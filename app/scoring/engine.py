@@ -170,6 +170,60 @@ def nine_box(performance: str, potential: str) -> int:
     return NINE_BOX[(performance, potential)]
 
 
+# Potensi band -> the nine-box's potential axis.
+POTENTIAL_OF_BAND = {"Rendah": "low", "Menengah": "medium", "Tinggi": "high"}
+PERFORMANCE_LEVELS = ("below", "as_expected", "above")
+
+
+def performance_from_category(label: str, purpose: str = "mapping") -> str:
+    """For agencies that put kompetensi on the performance axis: the top category of the
+    purpose is "above", the middle "as_expected", the lowest "below"."""
+    labels = [name for _, name in CATEGORIES[purpose]]
+    return ("above", "as_expected", "below")[labels.index(label)]
+
+
+def performance_from_score(score: Decimal, bands: tuple[Decimal, Decimal] = (Decimal(76),
+                                                                            Decimal(91))) -> str:
+    """A numeric kinerja score (0-100) on the three-level axis: below the first bound "below",
+    from the second "above" (defaults: the SKP predicates Baik from 76, Sangat Baik from 91)."""
+    low, high = bands
+    if score >= high:
+        return "above"
+    return "as_expected" if score >= low else "below"
+
+
+def mean_percent(parts: Sequence[tuple[Decimal, Decimal]]) -> Decimal | None:
+    """The unweighted mean of raw/max percentages, rounded once to two decimals: every part
+    counts the same, however many items measured it. None without parts."""
+    if not parts:
+        return None
+    total = sum((raw * 100 / maximum if maximum > 0 else ZERO for raw, maximum in parts), ZERO)
+    return (total / len(parts)).quantize(Decimal("0.01"))
+
+
+def combined_jpm(potensi_score: Decimal, kompetensi_jpm: Decimal,
+                 weights: tuple[Decimal, Decimal]) -> Decimal:
+    """Weighted mean of the potensi score and the kompetensi JPM, both on 0-100, with the
+    (potensi, kompetensi) weights of the job group; two decimals."""
+    w_potensi, w_kompetensi = (_dec(w) for w in weights)
+    if w_potensi + w_kompetensi <= 0:
+        raise ValueError("combined JPM weights must not both be zero")
+    value = (potensi_score * w_potensi + kompetensi_jpm * w_kompetensi) / (w_potensi
+                                                                          + w_kompetensi)
+    return value.quantize(Decimal("0.01"))
+
+
+def strengths_and_development(gap_by_competency: Mapping[str, int]
+                              ) -> tuple[list[str], list[str]]:
+    """Strengths (gap >= 0, largest first) and development areas (gap < 0, largest shortfall
+    first); ties in name order so a report never reorders between runs."""
+    strengths = sorted((c for c, g in gap_by_competency.items() if g >= 0),
+                       key=lambda c: (-gap_by_competency[c], c))
+    development = sorted((c for c, g in gap_by_competency.items() if g < 0),
+                         key=lambda c: (gap_by_competency[c], c))
+    return strengths, development
+
+
 def _population_variance(values: Sequence[float]) -> float:
     mean = sum(values) / len(values)
     return sum((v - mean) ** 2 for v in values) / len(values)

@@ -1,0 +1,158 @@
+"""Item analysis of one bank version: load what the takers answered, score it with the
+current keys, and hand the matrix to the pure statistics in :mod:`app.analysis.stats`.
+
+Only finished attempts count (submitted, or closed by the clock): an attempt still running
+would show its unanswered items as wrong. Each table is read with one query, whatever the
+number of attempts or items (the version's item ids go in as a subquery, not as a list).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.analysis.stats import Analysis, ItemSpec, ItemStat, OptionSpec, analyse
+from app.bank.models import BankVersion, Item, ItemBank, ItemKind, ItemOption
+from app.delivery.models import Answer, Attempt, AttemptItem, AttemptState, TestSession
+from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
+
+FINISHED = (AttemptState.submitted, AttemptState.expired)
+
+
+@dataclass(frozen=True)
+class VersionAnalysis:
+    bank_version_id: int
+    bank_code: str
+    bank_title: str
+    version: int
+    key_revision: int
+    session_code: str | None  # the filter, when one was asked for
+    sessions: list[str]  # codes of the sessions with finished attempts on this version
+    attempts: int
+    analysis: Analysis
+
+
+def _distractor(kind: str, option: ItemOption, top_weight: Decimal | None) -> bool:
+    """Which options are meant to draw the weaker takers (see stats.OptionSpec)."""
+    if kind == ItemKind.single.value:
+        return not option.is_key
+    if kind == ItemKind.weighted.value:
+        return option.weight is not None and top_weight is not None and option.weight < top_weight
+    if kind == ItemKind.multiple.value:
+        return option.weight is None or option.weight <= 0
+    return False  # Likert categories are a scale, not right and wrong answers
+
+
+def _labels(response: Any, labels: dict[int, str]) -> list[str]:
+    chosen = response if isinstance(response, list) else [response]
+    return [labels[r] for r in chosen if isinstance(r, int) and r in labels]
+
+
+def item_analysis(db: Session, *, session: TestSession | None = None, bank_version_id: int
+                  ) -> VersionAnalysis | None:
+    """The item analysis of a bank version over the finished attempts (of one session when
+    ``session`` is given), scored with the version's current keys and points. None when the
+    version does not exist."""
+    row = db.execute(select(BankVersion, ItemBank)
+                     .join(ItemBank, ItemBank.id == BankVersion.bank_id)
+                     .where(BankVersion.id == bank_version_id)).first()
+    if row is None:
+        return None
+    version, bank = row
+    rules = dict(version.scoring_rules or {})
+    item_ids = select(Item.id).where(Item.bank_version_id == version.id).scalar_subquery()
+
+    items = list(db.scalars(select(Item).where(Item.bank_version_id == version.id)
+                            .order_by(Item.code)))
+    options: dict[int, list[ItemOption]] = {}
+    for option in db.scalars(select(ItemOption).where(ItemOption.item_id.in_(item_ids))
+                             .order_by(ItemOption.item_id, ItemOption.position)):
+        options.setdefault(option.item_id, []).append(option)
+
+    finished = [Attempt.state.in_(FINISHED)]
+    if session is not None:
+        finished.append(Attempt.session_id == session.id)
+    presented: dict[int, set[int]] = {}
+    for attempt_id, item_id in db.execute(
+            select(AttemptItem.attempt_id, AttemptItem.item_id)
+            .join(Attempt, Attempt.id == AttemptItem.attempt_id)
+            .where(AttemptItem.item_id.in_(item_ids), *finished)):
+        presented.setdefault(attempt_id, set()).add(item_id)
+    responses: dict[tuple[int, int], Any] = {
+        (attempt_id, item_id): response for attempt_id, item_id, response in db.execute(
+            select(Answer.attempt_id, Answer.item_id, Answer.response)
+            .join(Attempt, Attempt.id == Answer.attempt_id)
+            .where(Answer.item_id.in_(item_ids), *finished))}
+    sessions = list(db.scalars(
+        select(TestSession.code).join(Attempt, Attempt.session_id == TestSession.id)
+        .join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
+        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(FINISHED))
+        .distinct().order_by(TestSession.code)))
+
+    specs, scored, labels = [], [], []
+    for item in items:
+        opts = options.get(item.id, [])
+        kind = ItemKind(item.kind).value
+        scoring = ScoredItem(kind, tuple(
+            ScoredOption(o.id, bool(o.is_key), Decimal(o.weight) if o.weight is not None
+                         else None) for o in opts), dict(item.scoring or {}))
+        top = max((o.weight for o in opts if o.weight is not None), default=None)
+        specs.append(ItemSpec(item.code, item.construct, kind, float(item_max(scoring, rules)),
+                              tuple(OptionSpec(o.label, _distractor(kind, o, top))
+                                    for o in opts)))
+        scored.append(scoring)
+        labels.append({o.id: o.label for o in opts})
+
+    attempt_ids = sorted(presented)
+    scores: list[list[float | None]] = []
+    choices: list[list[list[str] | None]] = []
+    for attempt_id in attempt_ids:
+        had = presented[attempt_id]
+        score_row: list[float | None] = []
+        choice_row: list[list[str] | None] = []
+        for item, scoring, item_labels in zip(items, scored, labels, strict=True):
+            if item.id not in had:
+                score_row.append(None)
+                choice_row.append(None)
+                continue
+            response = responses.get((attempt_id, item.id))
+            score_row.append(float(item_score(scoring, response, rules)))
+            choice_row.append(_labels(response, item_labels) if response not in (None, [])
+                              else [])
+        scores.append(score_row)
+        choices.append(choice_row)
+
+    return VersionAnalysis(
+        bank_version_id=version.id, bank_code=bank.code, bank_title=bank.title,
+        version=version.version, key_revision=version.key_revision,
+        session_code=session.code if session is not None else None, sessions=sessions,
+        attempts=len(attempt_ids), analysis=analyse(specs, scores, choices))
+
+
+CSV_HEADER = ["item_code", "construct", "kind", "n", "mean", "max_score", "p", "r_corrected",
+              "blanks", "options", "flags"]
+
+
+def _num(value: float | None, places: int = 3) -> str:
+    return "" if value is None else f"{value:.{places}f}"
+
+
+def to_csv(result: VersionAnalysis, items: Sequence[ItemStat] | None = None) -> bytes:
+    """One row per item (in ``items`` order, default by code); options as ``A=12;B=3``.
+    UTF-8 with a BOM and CRLF, like the results export, so Excel opens it as it is."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    for stat in items if items is not None else result.analysis.items:
+        writer.writerow([stat.code, stat.scale, stat.kind, stat.n, _num(stat.mean),
+                         _num(stat.max_score, 2), _num(stat.p), _num(stat.r), stat.blanks,
+                         ";".join(f"{o.label}={o.count}" for o in stat.options),
+                         ";".join(stat.flags)])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")

@@ -1,0 +1,205 @@
+"""A session's results as a table (the admin page, CSV and XLSX exports): one row per
+participant on the roster, with per-construct scores and levels, JPM, category, potensi band
+and nine-box; the XLSX adds a sheet of item-level responses.
+
+Numbers are written without trailing zeros ("12.5", "40") so the same results give the same
+file on SQLite and PostgreSQL; XLSX cells hold real numbers so spreadsheets can compute.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.delivery.models import (
+    Answer,
+    Attempt,
+    AttemptItem,
+    Participant,
+    RosterEntry,
+    TestSession,
+)
+from app.scoring.models import ConstructScore, Result
+from app.scoring.service import DONE_STATES, ScoringCache, item_scores
+
+
+@dataclass
+class ConstructCell:
+    raw: Decimal
+    max_raw: Decimal
+    percent: Decimal
+    level: int | None
+    theta: float | None
+
+
+@dataclass
+class ResultRow:
+    nip: str
+    name: str
+    job_group: str
+    grade: str
+    unit: str
+    status: str  # attempt state, or "absent" when the participant never logged in
+    attempt_id: int | None = None
+    total: Decimal | None = None
+    constructs: dict[str, ConstructCell] = field(default_factory=dict)
+    potensi_score: Decimal | None = None
+    potensi_band: str = ""
+    jpm: Decimal | None = None
+    combined_jpm: Decimal | None = None
+    category: str = ""
+    nine_box: int | None = None
+    development_areas: list[str] = field(default_factory=list)
+
+    @property
+    def scored(self) -> bool:
+        return self.total is not None
+
+
+@dataclass
+class ResultsTable:
+    constructs: list[str]
+    rows: list[ResultRow]
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def number_text(value: Decimal | float | None) -> str:
+    """"12.5", "40", "" for None: the same text on every backend."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 4))
+    return format(Decimal(value).normalize(), "f")
+
+
+def results_table(db: Session, session: TestSession) -> ResultsTable:
+    """Every roster participant of the session (ordered by NIP) with their result, if any."""
+    rows_by_attempt: dict[int, ResultRow] = {}
+    rows: list[ResultRow] = []
+    for person, attempt in db.execute(
+            select(Participant, Attempt)
+            .join(RosterEntry, RosterEntry.participant_id == Participant.id)
+            .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+            .where(RosterEntry.session_id == session.id).order_by(Participant.nip)):
+        row = ResultRow(nip=person.nip, name=person.name, job_group=str(person.job_group.value),
+                        grade=person.grade, unit=person.unit,
+                        status=attempt.state.value if attempt else "absent",
+                        attempt_id=attempt.id if attempt else None)
+        rows.append(row)
+        if attempt:
+            rows_by_attempt[attempt.id] = row
+    attempt_ids = list(rows_by_attempt)
+    constructs: set[str] = set()
+    for start in range(0, len(attempt_ids), 500):
+        chunk = attempt_ids[start:start + 500]
+        for result in db.scalars(select(Result).where(Result.attempt_id.in_(chunk))):
+            row = rows_by_attempt[result.attempt_id]
+            detail = result.detail or {}
+            row.total, row.jpm = result.total_score, result.jpm
+            row.category, row.potensi_band = result.category, result.potensi_band
+            row.nine_box = result.nine_box
+            row.potensi_score = _dec(detail.get("potensi_score"))
+            row.combined_jpm = _dec(detail.get("combined_jpm"))
+            row.development_areas = list(detail.get("development_areas") or [])
+        for score in db.scalars(select(ConstructScore).where(
+                ConstructScore.attempt_id.in_(chunk))):
+            rows_by_attempt[score.attempt_id].constructs[score.construct] = ConstructCell(
+                score.raw, score.max_raw, score.percent, score.level, score.theta)
+            constructs.add(score.construct)
+    return ResultsTable(sorted(constructs), rows)
+
+
+def _header(table: ResultsTable) -> list[str]:
+    head = ["nip", "name", "job_group", "grade", "unit", "status", "total_score"]
+    for construct in table.constructs:
+        head += [f"{construct}.raw", f"{construct}.percent", f"{construct}.level"]
+    return head + ["potensi_score", "potensi_band", "jpm", "combined_jpm", "category",
+                   "nine_box"]
+
+
+def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
+    values: list[Any] = [row.nip, row.name, row.job_group, row.grade, row.unit, row.status,
+                         row.total]
+    for construct in table.constructs:
+        cell = row.constructs.get(construct)
+        values += [cell.raw, cell.percent, cell.level] if cell else [None, None, None]
+    return values + [row.potensi_score, row.potensi_band, row.jpm, row.combined_jpm,
+                     row.category, row.nine_box]
+
+
+def to_csv(table: ResultsTable) -> bytes:
+    """UTF-8 with a BOM (Excel then reads names with accents correctly), comma separated."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(_header(table))
+    for row in table.rows:
+        writer.writerow([v if isinstance(v, str) else number_text(v)
+                         for v in _values(table, row)])
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def response_rows(db: Session, session: TestSession) -> list[tuple[str, str, int, str, Decimal]]:
+    """(NIP, item code, position, response as option labels, score) for every item of every
+    handed-in attempt, scored with the current keys."""
+    cache = ScoringCache(db)
+    out = []
+    for nip, attempt_id in db.execute(
+            select(Participant.nip, Attempt.id)
+            .join(RosterEntry, RosterEntry.participant_id == Participant.id)
+            .join(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+            .where(Attempt.session_id == session.id, Attempt.state.in_(DONE_STATES))
+            .order_by(Participant.nip)):
+        form = list(db.execute(select(AttemptItem.item_id, AttemptItem.position).where(
+            AttemptItem.attempt_id == attempt_id).order_by(AttemptItem.position)).all())
+        answers = dict(db.execute(select(Answer.item_id, Answer.response).where(
+            Answer.attempt_id == attempt_id)).all())
+        scores = dict(item_scores(cache, [i for i, _ in form], answers))
+        for item_id, position in form:
+            item = cache.items[item_id]
+            response = answers.get(item_id)
+            chosen = response if isinstance(response, list) else (
+                [] if response is None else [response])
+            # In the author's option order (the taker saw a shuffled one).
+            out.append((nip, item.code, position,
+                        ";".join(label for o, label in item.labels.items() if o in chosen),
+                        scores[item_id]))
+    return out
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+def to_xlsx(table: ResultsTable, responses: list[tuple[str, str, int, str, Decimal]]) -> bytes:
+    """Sheet "Hasil": one row per participant; sheet "Jawaban": item-level responses."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Hasil"
+    sheet.append(_header(table))
+    for row in table.rows:
+        sheet.append([_cell(v) for v in _values(table, row)])
+    # NIPs are 18 digits: as numbers a spreadsheet would round them, so they stay text.
+    for cell in sheet["A"]:
+        cell.number_format = "@"
+    answers = book.create_sheet("Jawaban")
+    answers.append(["nip", "item_code", "position", "response", "score"])
+    for nip, code, position, response, score in responses:
+        answers.append([nip, code, position, response or None, _cell(score)])
+    sheet.freeze_panes = "C2"
+    answers.freeze_panes = "A2"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()

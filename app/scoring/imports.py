@@ -1,0 +1,281 @@
+"""CSV imports that feed scoring: job standards (required level per job and competency) and
+kinerja ratings (the nine-box's performance axis).
+
+Like the roster import, every bad row is reported with its row and column, and nothing is
+written when any row is bad.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.bank.parsed import ImportFailed, Problem
+from app.delivery.models import Participant
+from app.delivery.roster import GRADES, clean_nip
+from app.scoring import engine
+from app.scoring.models import JobStandard, PerformanceRating
+from app.scoring.service import rescore_participants
+from app.scoring.standards import COMPETENCIES
+
+JOB_GROUPS = ("administrator", "pengawas", "pelaksana")
+MAX_ROWS = 20000
+
+# Kinerja predicates as agencies write them (PermenPANRB 6/2022 uses "di atas / sesuai /
+# di bawah ekspektasi"; older SKP reports say sangat baik / baik / cukup / kurang).
+RATING_WORDS = {
+    "below": "below", "as_expected": "as_expected", "above": "above",
+    "di bawah ekspektasi": "below", "dibawah ekspektasi": "below",
+    "sesuai ekspektasi": "as_expected",
+    "di atas ekspektasi": "above", "diatas ekspektasi": "above",
+    "sangat baik": "above", "baik": "as_expected", "butuh perbaikan": "below",
+    "cukup": "below", "kurang": "below", "sangat kurang": "below",
+}
+
+
+def _letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+class _Table:
+    """A CSV with required columns, read leniently (BOM, ';' or tab from Excel) and located
+    precisely (row numbers as a spreadsheet shows them, column name and letter)."""
+
+    def __init__(self, data: bytes, source: str, required: tuple[str, ...],
+                 optional: tuple[str, ...] = ()) -> None:
+        self.source, self.problems = source, []
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise ImportFailed([Problem(source, "", "", "the file is not UTF-8 text; save it "
+                                        "as 'CSV UTF-8' from the spreadsheet")]) from None
+        first = text.split("\n", 1)[0]
+        counts = {d: first.count(d) for d in (",", ";", "\t")}
+        delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+        self.reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+        header = [h.strip().lower() for h in next(self.reader, [])]
+        self.columns: dict[str, int] = {}
+        for index, name in enumerate(header):
+            if name in required + optional and name not in self.columns:
+                self.columns[name] = index
+            elif name:
+                self.problems.append(Problem(
+                    source, f"row 1, column {_letter(index)}", "",
+                    f"unknown or repeated column {name!r}; the columns are "
+                    f"{', '.join(required + optional)}"))
+        missing = [c for c in required if c not in self.columns]
+        if missing:
+            self.problems.append(Problem(source, "row 1", "",
+                                         f"missing column(s): {', '.join(missing)}"))
+            raise ImportFailed(self.problems)
+
+    def rows(self):
+        for number, values in enumerate(self.reader, 2):
+            if not any(v.strip() for v in values):
+                continue
+            if number > MAX_ROWS + 1:
+                self.problem(number, None, f"more than {MAX_ROWS} rows; split the file")
+                return
+            yield number, {name: values[i].strip() if i < len(values) else ""
+                           for name, i in self.columns.items()}
+
+    def problem(self, row: int, column: str | None, message: str, who: str = "") -> None:
+        where = f"row {row}" + (f", column {column} ({_letter(self.columns[column])})"
+                                if column else "")
+        self.problems.append(Problem(self.source, where, who, message))
+
+
+# -- job standards ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StandardRow:
+    job_key: str
+    competency: str
+    required_level: int
+
+
+def _job_key(value: str) -> str | None:
+    text = value.strip()
+    if text.lower() in JOB_GROUPS:
+        return text.lower()
+    group, _, grade = text.partition(":")
+    if group.strip().lower() == "fungsional":
+        for known in GRADES:
+            if known.lower() == grade.strip().lower():
+                return f"fungsional:{known}"
+    return None
+
+
+def parse_standards(data: bytes, *, source: str) -> list[StandardRow]:
+    """Read ``job_key,competency,required_level`` rows; ImportFailed lists every problem."""
+    table = _Table(data, source, ("job_key", "competency", "required_level"))
+    rows: list[StandardRow] = []
+    seen: dict[tuple[str, str], int] = {}
+    for number, record in table.rows():
+        key = _job_key(record["job_key"])
+        if key is None:
+            table.problem(number, "job_key",
+                          f"unknown job {record['job_key']!r}: use {', '.join(JOB_GROUPS)} or "
+                          f"fungsional:<grade> with a grade of {', '.join(GRADES)}")
+        competency = record["competency"].lower().removeprefix("kompetensi.")
+        if competency not in COMPETENCIES:
+            table.problem(number, "competency",
+                          f"unknown competency {record['competency']!r}; one of "
+                          f"{', '.join(COMPETENCIES)}")
+        level = record["required_level"]
+        if not (level.isdigit() and 1 <= int(level) <= 5):
+            table.problem(number, "required_level",
+                          f"the required level must be a whole number 1 to 5, not {level!r}")
+        if key and competency in COMPETENCIES and level.isdigit() and 1 <= int(level) <= 5:
+            if (key, competency) in seen:
+                table.problem(number, "competency", f"{key} / {competency} is already given "
+                              f"in row {seen[(key, competency)]}")
+            else:
+                seen[(key, competency)] = number
+                rows.append(StandardRow(key, competency, int(level)))
+    if not rows and not table.problems:
+        table.problem(2, None, "the file has no rows")
+    if table.problems:
+        raise ImportFailed(table.problems)
+    return rows
+
+
+@dataclass
+class ImportCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def import_standards(db: Session, *, rows: list[StandardRow], source: str, actor: str,
+                     now: datetime) -> ImportCounts:
+    """Add or change required levels (other rows of the table are kept). Results are not
+    rescored here: a standard changes the reading of past sessions, so that is the admin's
+    explicit ``rescore``."""
+    existing = {(s.job_key, s.competency): s for s in db.scalars(select(JobStandard))}
+    counts = ImportCounts()
+    for row in rows:
+        current = existing.get((row.job_key, row.competency))
+        if current is None:
+            db.add(JobStandard(job_key=row.job_key, competency=row.competency,
+                               required_level=row.required_level))
+            counts.added += 1
+        elif current.required_level != row.required_level:
+            current.required_level = row.required_level
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+    db.flush()
+    audit.record(db, actor=actor, action="standards.import", target="job_standards", now=now,
+                 data={"source": source, **counts.__dict__})
+    return counts
+
+
+# -- kinerja ratings ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    nip: str
+    period: str
+    rating: str
+    score: Decimal | None
+
+
+def parse_ratings(data: bytes, *, source: str) -> list[RatingRow]:
+    """Read ``nip,period,rating`` rows. A rating is below / as_expected / above, an
+    Indonesian predicate (di atas ekspektasi, sangat baik ...) or a 0-100 score, mapped with
+    the SKP bands (>= 91 above, >= 76 as expected)."""
+    table = _Table(data, source, ("nip", "period", "rating"))
+    rows: list[RatingRow] = []
+    seen: dict[tuple[str, str], int] = {}
+    for number, record in table.rows():
+        nip = clean_nip(record["nip"])
+        ok = True
+        if not (nip.isdigit() and len(nip) == 18):
+            table.problem(number, "nip", f"a NIP has 18 digits, not {record['nip']!r}", nip)
+            ok = False
+        period = record["period"]
+        if not period or len(period) > 32:
+            table.problem(number, "period", "give the period (e.g. 2025), at most 32 "
+                          "characters", nip)
+            ok = False
+        text, score = record["rating"].strip(), None
+        rating = RATING_WORDS.get(" ".join(text.lower().replace("_", " ").split())) \
+            or RATING_WORDS.get(text.lower())
+        if rating is None:
+            try:
+                score = Decimal(text.replace(",", "."))
+            except InvalidOperation:
+                score = None
+            if score is None or not score.is_finite() or not 0 <= score <= 100:
+                table.problem(number, "rating", f"{text!r} is not a rating: write below, "
+                              "as_expected, above (or di bawah / sesuai / di atas "
+                              "ekspektasi) or a score 0-100", nip)
+                ok = False
+            else:
+                rating = engine.performance_from_score(score)
+        if ok and (nip, period) in seen:
+            table.problem(number, "nip", f"NIP {nip} period {period} is already in row "
+                          f"{seen[(nip, period)]}", nip)
+            ok = False
+        if ok:
+            seen[(nip, period)] = number
+            rows.append(RatingRow(nip, period, rating, score))
+    if not rows and not table.problems:
+        table.problem(2, None, "the file has no rows")
+    if table.problems:
+        raise ImportFailed(table.problems)
+    return rows
+
+
+def import_ratings(db: Session, *, rows: list[RatingRow], source: str, actor: str,
+                   now: datetime) -> tuple[ImportCounts, int]:
+    """Store kinerja ratings (one per participant and period) and rescore the handed-in
+    attempts of those participants so their nine-box follows. Every NIP must be a known
+    participant, else nothing is stored. Returns the counts and how many attempts were
+    rescored."""
+    nips = sorted({r.nip for r in rows})
+    people: dict[str, int] = {}
+    for start in range(0, len(nips), 500):
+        people.update(db.execute(select(Participant.nip, Participant.id).where(
+            Participant.nip.in_(nips[start:start + 500]))).all())
+    unknown = [r for r in rows if r.nip not in people]
+    if unknown:
+        raise ImportFailed([Problem(source, "", r.nip, f"no participant with NIP {r.nip}; "
+                                    "import the roster first") for r in unknown])
+    existing = {(p.participant_id, p.period): p for p in db.scalars(
+        select(PerformanceRating).where(PerformanceRating.participant_id.in_(
+            list(people.values()))))} if people else {}
+    counts = ImportCounts()
+    for row in rows:
+        pid = people[row.nip]
+        current = existing.get((pid, row.period))
+        if current is None:
+            db.add(PerformanceRating(participant_id=pid, period=row.period, rating=row.rating,
+                                     score=row.score))
+            counts.added += 1
+        elif (current.rating, current.score) != (row.rating, row.score):
+            current.rating, current.score = row.rating, row.score
+            counts.updated += 1
+        else:
+            counts.unchanged += 1
+    db.flush()
+    summary = rescore_participants(db, participant_ids=people.values(), now=now)
+    audit.record(db, actor=actor, action="performance.import", target="performance_ratings",
+                 now=now, data={"source": source, **counts.__dict__,
+                                "rescored": summary.scored})
+    return counts, summary.scored

@@ -1,0 +1,150 @@
+"""Admin pages for a session's results: the sortable results table, the audited rescore button,
+and the CSV / XLSX downloads. Sorting is done by the server (links in the column headers), so
+the page needs no script."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.auth.deps import AdminUser, ClockDep
+from app.auth.models import User
+from app.bank.constructs import KNOWN_CONSTRUCTS
+from app.db import DbSession, WriteDb
+from app.delivery.models import TestSession
+from app.delivery.sessions import session_by_code
+from app.reports.export import (
+    ResultRow,
+    ResultsTable,
+    response_rows,
+    results_table,
+    to_csv,
+    to_xlsx,
+)
+from app.scoring.schemas import SORT_COLUMNS, ResultsQuery
+from app.scoring.service import rescore_session
+from app.web import redirect, render, request_language
+
+router = APIRouter(prefix="/admin/sessions")
+NO_STORE = {"Cache-Control": "no-store"}  # results name people: no copies in caches
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _actor(user: User) -> str:
+    return f"user:{user.username}"
+
+
+def _session_or_404(db: Session, code: str) -> TestSession:
+    session = session_by_code(db, code)
+    if session is None:
+        raise HTTPException(status_code=404)
+    return session
+
+
+def _sort_key(column: str):
+    """A key that puts missing values last whichever the direction (see _sorted)."""
+    def value(row: ResultRow) -> Any:
+        if column.startswith("c:"):
+            cell = row.constructs.get(column[2:])
+            return None if cell is None else (cell.level or 0, cell.percent)
+        return {"name": row.name.lower(), "nip": row.nip, "job": (row.job_group, row.grade),
+                "total": row.total, "jpm": row.jpm, "category": row.category or None,
+                "band": row.potensi_band or None, "box": row.nine_box}[column]
+    return value
+
+
+def _sorted(table: ResultsTable, query: ResultsQuery) -> list[ResultRow]:
+    key = _sort_key(query.sort)
+    present = [r for r in table.rows if key(r) is not None]
+    missing = [r for r in table.rows if key(r) is None]
+    present.sort(key=lambda r: (key(r), r.nip), reverse=query.descending)
+    return present + missing
+
+
+def _construct_label(code: str, lang: str) -> str:
+    known = KNOWN_CONSTRUCTS.get(code)
+    if known is None:
+        return code
+    return known.name_id if lang == "id" else known.name_en
+
+
+def _page(request: Request, db: Session, session: TestSession, query: ResultsQuery, *,
+          status_code: int = 200, error: str = "", notice: str = "") -> Response:
+    table = results_table(db, session)
+    lang = request_language(request)
+    return render(
+        request, "scoring/results.html", fragment="scoring/_results_table.html",
+        status_code=status_code, headers=NO_STORE, session=session, table=table,
+        rows=_sorted(table, query), query=query, error=error, notice=notice,
+        construct_labels={c: _construct_label(c, lang) for c in table.constructs},
+        scored=sum(1 for r in table.rows if r.scored), sort_columns=SORT_COLUMNS,
+        number=_number)
+
+
+def _number(value: Decimal | None) -> str:
+    if value is None:
+        return "—"
+    return format(value.normalize(), "f")
+
+
+@router.get("/{code}/results", include_in_schema=False)
+def results_page(request: Request, code: str, db: DbSession, user: AdminUser,
+                 sort: str = "nip", dir: str = "asc", scored: int | None = None,
+                 changed: int | None = None) -> Response:
+    session = _session_or_404(db, code)
+    query = ResultsQuery.parse(sort, dir)
+    notice = ""
+    if scored is not None and changed is not None:
+        from app.web import translate
+
+        notice = translate(request_language(request), "results.rescored", scored=scored,
+                           changed=changed)
+    return _page(request, db, session, query, notice=notice)
+
+
+@router.post("/{code}/results/rescore", include_in_schema=False)
+async def results_rescore(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    reason: Annotated[str, Form(max_length=500)] = "",
+) -> Response:
+    session = _session_or_404(db, code)
+    try:
+        summary = rescore_session(db, session=session, actor=_actor(user), now=clock.now(),
+                                  reason=reason.strip())
+    except ValueError as exc:  # the session's scoring settings are wrong
+        from app.web import translate
+
+        return _page(request, db, session, ResultsQuery(), status_code=422,
+                     error=translate(request_language(request), "results.error_settings",
+                                     detail=str(exc)))
+    return redirect(request, f"/admin/sessions/{session.code}/results"
+                             f"?scored={summary.scored}&changed={summary.changed}")
+
+
+def _download(db: Session, session: TestSession, user: User, fmt: str, now) -> Response:
+    table = results_table(db, session)
+    if fmt == "csv":
+        data, media = to_csv(table), "text/csv; charset=utf-8"
+    else:
+        data, media = to_xlsx(table, response_rows(db, session)), XLSX_TYPE
+    audit.record(db, actor=_actor(user), action="results.export",
+                 target=f"session:{session.code}", now=now,
+                 data={"format": fmt, "rows": len(table.rows)})
+    return Response(data, media_type=media, headers={
+        **NO_STORE,
+        "Content-Disposition": f'attachment; filename="hasil-{session.code}.{fmt}"'})
+
+
+@router.get("/{code}/results.csv", include_in_schema=False)
+def results_csv(code: str, db: WriteDb, clock: ClockDep, user: AdminUser) -> Response:
+    return _download(db, _session_or_404(db, code), user, "csv", clock.now())
+
+
+@router.get("/{code}/results.xlsx", include_in_schema=False)
+def results_xlsx(code: str, db: WriteDb, clock: ClockDep, user: AdminUser) -> Response:
+    return _download(db, _session_or_404(db, code), user, "xlsx", clock.now())

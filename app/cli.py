@@ -40,6 +40,13 @@ cli.add_typer(session_cli, name="session")
 cli.add_typer(roster_cli, name="roster")
 cli.add_typer(attempt_cli, name="attempt")
 cli.add_typer(audit_cli, name="audit")
+standards_cli = typer.Typer(help="Job standards: required competency levels per job.",
+                            no_args_is_help=True)
+results_cli = typer.Typer(help="Results of a session: rescore, export.", no_args_is_help=True)
+performance_cli = typer.Typer(help="Kinerja ratings for the nine-box.", no_args_is_help=True)
+cli.add_typer(standards_cli, name="standards")
+cli.add_typer(results_cli, name="results")
+cli.add_typer(performance_cli, name="performance")
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -632,6 +639,137 @@ def attempt_unlock(
     typer.echo(f"Unlocked: NIP {nip} may log in on another computer")
 
 
+# -- scoring: standards, results, kinerja --------------------------------------------------------
+
+
+@standards_cli.command("load-defaults")
+def standards_load_defaults() -> None:
+    """Add the default required levels (DOMAIN.md) that are missing; never overwrites."""
+    from app.scoring.standards import load_default_standards
+
+    database = _ready_database()
+    with database.transaction() as db:
+        added = load_default_standards(db)
+        if added:
+            from app import audit
+
+            audit.record(db, actor="cli", action="standards.load_defaults",
+                         target="job_standards", now=_now(), data={"added": added})
+    typer.echo(f"Job standards: {added} default row(s) added")
+
+
+@standards_cli.command("import")
+def standards_import(
+    path: Annotated[str, typer.Argument(help="CSV with job_key,competency,required_level")],
+) -> None:
+    """Add or change required levels from a CSV; every bad row is listed by row and column
+    and nothing is imported then. Existing results change only with `cact results rescore`."""
+    from pathlib import Path
+
+    from app.bank.parsed import ImportFailed
+    from app.scoring.imports import import_standards, parse_standards
+
+    file = Path(path)
+    if not file.is_file():
+        raise fail(f"{path}: no such file")
+    database = _ready_database()
+    try:
+        rows = parse_standards(file.read_bytes(), source=file.name)
+        with database.transaction() as db:
+            counts = import_standards(db, rows=rows, source=file.name, actor="cli", now=_now())
+    except ImportFailed as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    typer.echo(f"Job standards: {counts.added} added, {counts.updated} changed, "
+               f"{counts.unchanged} unchanged")
+
+
+@results_cli.command("rescore")
+def results_rescore(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log)")] = "",
+) -> None:
+    """Score every handed-in attempt of the session again (audited) and print a summary."""
+    from app.delivery.sessions import session_by_code
+    from app.scoring.service import rescore_session
+
+    database = _ready_database()
+    try:
+        with database.transaction() as db:
+            session = session_by_code(db, code)
+            if session is None:
+                raise fail(f"No session {code!r}")
+            summary = rescore_session(db, session=session, actor="cli", now=_now(),
+                                      reason=reason)
+    except ValueError as exc:  # a bad scoring setting in the session
+        raise fail(f"Not rescored: {exc}") from None
+    typer.echo(f"Session {code.upper()}: {summary.scored} attempt(s) scored, "
+               f"{summary.changed} changed, {summary.without_attempt} never logged in")
+    for label, count in sorted(summary.categories.items()):
+        typer.echo(f"  {label}: {count}")
+    for change in summary.changes:
+        typer.echo(f"  attempt {change['attempt']}: total {change['old_total']} -> "
+                   f"{change['new_total']}, JPM {change['old_jpm']} -> {change['new_jpm']}")
+
+
+@results_cli.command("export")
+def results_export(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    out: Annotated[str, typer.Option("--out", help="File to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
+) -> None:
+    """One row per participant: NIP, name, job group, construct scores and levels, JPM,
+    category, potensi band, nine-box (xlsx adds a sheet of item responses). Audited."""
+    from pathlib import Path
+
+    from app import audit
+    from app.delivery.sessions import session_by_code
+    from app.reports.export import response_rows, results_table, to_csv, to_xlsx
+
+    if fmt not in ("csv", "xlsx"):
+        raise fail(f"--format must be csv or xlsx, not {fmt!r}", 2)
+    database = _ready_database()
+    with database.transaction() as db:
+        session = session_by_code(db, code)
+        if session is None:
+            raise fail(f"No session {code!r}")
+        table = results_table(db, session)
+        data = (to_csv(table) if fmt == "csv"
+                else to_xlsx(table, response_rows(db, session)))
+        audit.record(db, actor="cli", action="results.export", target=f"session:{session.code}",
+                     now=_now(), data={"format": fmt, "rows": len(table.rows)})
+    Path(out).write_bytes(data)
+    scored = sum(1 for row in table.rows if row.scored)
+    typer.echo(f"{len(table.rows)} participant(s), {scored} with a result, written to {out}")
+
+
+@performance_cli.command("import")
+def performance_import(
+    path: Annotated[str, typer.Argument(help="CSV with nip,period,rating")],
+) -> None:
+    """Kinerja ratings (below / as_expected / above, the Indonesian predicates, or a 0-100
+    score); the nine-box of those participants' results follows at once."""
+    from pathlib import Path
+
+    from app.bank.parsed import ImportFailed
+    from app.scoring.imports import import_ratings, parse_ratings
+
+    file = Path(path)
+    if not file.is_file():
+        raise fail(f"{path}: no such file")
+    database = _ready_database()
+    try:
+        rows = parse_ratings(file.read_bytes(), source=file.name)
+        with database.transaction() as db:
+            counts, rescored = import_ratings(db, rows=rows, source=file.name, actor="cli",
+                                              now=_now())
+    except ImportFailed as exc:
+        _print_problems(exc.problems)
+        raise typer.Exit(1) from None
+    typer.echo(f"Kinerja ratings: {counts.added} added, {counts.updated} changed, "
+               f"{counts.unchanged} unchanged; {rescored} result(s) rescored")
+
+
 # -- demo, serve --------------------------------------------------------------------------------
 
 
@@ -676,6 +814,9 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         log_level="info",
+        # Proctors' live streams never end by themselves: a restart waits for them at most
+        # this long (their pages reconnect on their own to the new process).
+        timeout_graceful_shutdown=5,
     )
 
 

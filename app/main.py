@@ -19,13 +19,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, dashboard, system
+from app.analysis import routes as analysis_routes
 from app.assembly import routes as assembly_routes
 from app.auth import routes as auth_routes
 from app.bank import routes as bank_routes
 from app.delivery import admin_routes as session_admin_routes
 from app.delivery import api as taker_api
 from app.delivery import taker_routes
+from app.scoring import routes as scoring_routes
 from app.delivery.attempts import TakerError
+from app.proctoring import routes as proctor_routes
 from app.delivery.batching import SaveBatcher
 from app.delivery.deps import TakerLoginRequired
 from app.auth.deps import Forbidden, LoginRequired, csrf_protect
@@ -58,6 +61,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     session_admin_routes.router,
     taker_api.router,
     taker_routes.router,
+    scoring_routes.router,
+    proctor_routes.router,
+    proctor_routes.api,
+    analysis_routes.router,
 )
 
 

@@ -34,6 +34,7 @@ from app.auth.security import (
 )
 from app.bank.models import Item, ItemKind, ItemOption
 from app.db import RecordedRefusal
+from app.proctoring.models import Incident
 from app.delivery.models import (
     Answer,
     AnswerEvent,
@@ -112,11 +113,16 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
                           workstation_id=workstation, last_seen_at=now)
         db.add(attempt)
         db.flush()
-        _build_attempt_form(db, attempt, session)
+        build_attempt_form(db, attempt, session)
     elif attempt.state in LIVE_STATES and attempt.workstation_id not in (None, workstation):
         audit.record(db, actor=f"taker:{nip}", action="taker.login_refused_seat",
                      target=f"attempt:{attempt.id}", now=now,
                      data={"seat": workstation, "held_by": attempt.workstation_id})
+        # The proctor console shows this on the participant's row: someone tried to sit down
+        # at a second computer (a crashed PC, or someone else with the card).
+        db.add(Incident(session_id=session.id, attempt_id=attempt.id, kind="seat_refused",
+                        note=f"{workstation} (held by {attempt.workstation_id})"[:2000],
+                        created_at=now))
         raise LoginRefused(409, "taker.error_seat",
                          "this attempt is active on another computer; ask the proctor to unlock")
     auth_service.clear_failures(db, username=throttle_name, client_addr=client_addr)
@@ -144,7 +150,8 @@ def attempt_for_access_token(db: Session, *, token: str, secret: str) -> Attempt
     return row[0] if row else None
 
 
-def _build_attempt_form(db: Session, attempt: Attempt, session: TestSession) -> None:
+def build_attempt_form(db: Session, attempt: Attempt, session: TestSession) -> None:
+    """Draw and store the attempt's form from its seed (see app.assembly.forms)."""
     blueprint = db.get(Blueprint, session.blueprint_id)
     spec = blueprint.spec
     version_ids = {p["bank_version_id"] for s in spec["sections"] for p in s["picks"]}
@@ -204,6 +211,9 @@ def start(db: Session, *, attempt: Attempt, now: datetime) -> None:
     """Leave the instructions: the first section's clock (and the whole test's) starts now."""
     if attempt.state != AttemptState.not_started:
         return
+    if db.scalar(select(TestSession.state).where(TestSession.id == attempt.session_id)
+                 ) == SessionState.paused:
+        raise TakerError(409, "taker.error_session_paused", "the session is paused")
     spec = _spec(db, attempt)
     attempt.state = AttemptState.active
     attempt.started_at = now
@@ -282,14 +292,25 @@ def _require_live(attempt: Attempt) -> None:
 
 def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datetime) -> None:
     """Hand in the attempt (idempotent: a second submit changes nothing)."""
+    was_done = attempt.state in DONE_STATES
     refresh(db, attempt=attempt, now=now)
     if attempt.state in DONE_STATES:
+        if not was_done:  # time ran out just now, and this request writes it
+            _score(db, attempt, now)
         return
     sections = _sections(db, attempt)
     _finish(db, attempt, sections[attempt.current_section], at=now,
             state=AttemptState.submitted, reason=reason)
     audit.record(db, actor=actor, action="attempt.submit", target=f"attempt:{attempt.id}",
                  now=now, data={"reason": reason})
+    _score(db, attempt, now)
+
+
+def _score(db: Session, attempt: Attempt, now: datetime) -> None:
+    """Score a handed-in attempt; never fails the hand-in (see scoring.service)."""
+    from app.scoring.service import score_attempt_safely  # scoring reads delivery's tables
+
+    score_attempt_safely(db, attempt=attempt, now=now)
 
 
 def unlock_seat(db: Session, *, attempt: Attempt, reason: str, actor: str,
@@ -303,6 +324,7 @@ def unlock_seat(db: Session, *, attempt: Attempt, reason: str, actor: str,
         raise ValueError("the attempt is already closed")
     previous = attempt.workstation_id
     attempt.workstation_id = None
+    attempt.access_token_hmac = None  # the old computer is logged out and cannot save
     audit.record(db, actor=actor, action="attempt.unlock", target=f"attempt:{attempt.id}",
                  reason=reason.strip(), now=now, data={"previous_seat": previous})
 
@@ -343,6 +365,8 @@ def sweep(db: Session, *, now: datetime) -> int:
     due = list(db.scalars(_due(now)))
     for attempt in due:
         refresh(db, attempt=attempt, now=now)
+        if attempt.state in DONE_STATES:
+            _score(db, attempt, now)
     return len(due)
 
 
@@ -355,6 +379,7 @@ class SaveResult:
     accepted: bool  # False: an equal or newer save was already stored
     remaining_s: int | None
     state: str
+    attempt_id: int | None = None
 
 
 def _validate_response(kind: ItemKind, option_order: list[int], response: Any) -> Any:
@@ -459,7 +484,23 @@ def save_with_token(db: Session, *, token: str, secret: str, item_id: int, respo
     deadline = min([d for d in (row.deadline_at, row.section_deadline) if d], default=None)
     remaining = None if deadline is None else max(
         0, int((deadline - (row.paused_at or now)).total_seconds() + 0.999))
-    return SaveResult(stored, accepted, remaining, AttemptState.active.value)
+    return SaveResult(stored, accepted, remaining, AttemptState.active.value, row.id)
+
+
+def record_save_failures(db: Session, *, attempt_id: int, failures: int, now: datetime) -> None:
+    """The page reports that its saves failed several times before this one got through
+    (network or server trouble at that PC): an event for the proctor console's row."""
+    session_id = db.scalar(select(Attempt.session_id).where(Attempt.id == attempt_id))
+    db.execute(Incident.__table__.insert().values(
+        session_id=session_id, attempt_id=attempt_id, kind="save_failures", created_at=now,
+        note=f"{failures} failed save tries before a save got through"))
+
+
+def touch(db: Session, *, attempt_id: int, now: datetime) -> None:
+    """The page is alive (for the proctor console's "last seen")."""
+    db.execute(update(Attempt).where(Attempt.id == attempt_id, (Attempt.last_seen_at < now)
+                                     | Attempt.last_seen_at.is_(None))
+               .values(last_seen_at=now).execution_options(synchronize_session=False))
 
 
 def _check_seq(seq: Any) -> None:
@@ -505,9 +546,11 @@ def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, s
     db.execute(update(Attempt).where(Attempt.id == attempt.id).values(
         last_seq=case((Attempt.last_seq < seq, seq), else_=Attempt.last_seq),
         last_seen_at=now).execution_options(synchronize_session=False))
+    if attempt.state in DONE_STATES:  # a save in flight at the deadline (grace): rescore
+        _score(db, attempt, now)
     section = db.get(AttemptSection, (attempt.id, attempt.current_section))
     return SaveResult(stored, accepted, remaining_seconds(attempt, section, now),
-                      attempt.state.value)
+                      attempt.state.value, attempt.id)
 
 
 def _require_save_window(db: Session, attempt: Attempt, section_index: int, grace_s: int,

@@ -144,11 +144,22 @@ def change_state(db: Session, *, session: TestSession, action: str, actor: str,
     session.state = target
     session.paused_at = now if target == SessionState.paused else None
     handed_in = 0
+    if SessionState.paused in (previous, target) and target != SessionState.closed:
+        # Everyone's clock stops and restarts with the session: paused time is nobody's loss.
+        from app.proctoring.service import pause_all, resume_all
+
+        if target == SessionState.paused:
+            pause_all(db, session=session, actor=actor, now=now, reason=reason)
+        else:
+            resume_all(db, session=session, actor=actor, now=now)
     if target == SessionState.closed:
         from app.delivery.attempts import submit_all_active  # the taker side's own rule
 
         handed_in = submit_all_active(db, session_id=session.id, reason="session_closed",
                                       actor=actor, now=now)
+        from app.scoring.service import score_session_safely  # every result, once more
+
+        score_session_safely(db, session=session, now=now)
     db.flush()
     data: dict[str, Any] = {"from": previous.value}
     if target == SessionState.closed:

@@ -18,6 +18,7 @@ PUBLIC_ROUTES = {
     ("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("POST", "/lang"),
     ("GET", "/healthz"), ("GET", "/docs"), ("GET", "/openapi.json"),
     ("POST", "/ujian/masuk"), ("POST", "/ujian/keluar"), ("POST", "/api/v1/taker/login"),
+    ("GET", "/papan/{code}/{key}"),  # the room's score screen: its unguessable key admits
 }
 # Taker routes answer an anonymous browser by sending it to the taker login page ("/"), and
 # the page's own JSON calls with 401, like the API.

@@ -54,6 +54,8 @@
     retryDelay = Math.min(retryDelay * 2, 30000);
   }
 
+  var failures = 0;
+
   function flush() {
     if (sending) return Promise.resolve();
     var queue = pending();
@@ -63,7 +65,9 @@
     var entry = queue[0];
     return fetch("/ujian/jawaban/" + entry.item, {
       method: "PUT",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      // How many tries failed before this one: the proctor console flags a struggling PC.
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf,
+                 "X-Save-Failures": String(failures) },
       credentials: "same-origin",
       body: JSON.stringify({ response: entry.response, seq: entry.seq, flagged: entry.flagged })
     }).then(function (res) {
@@ -73,6 +77,7 @@
     }).then(function (r) {
       sending = false;
       if (r.status === 200) {
+        failures = 0;
         var journal = readJournal();
         var current = journal[entry.item];
         if (current && current.seq <= r.body.stored_seq) { delete journal[entry.item]; writeJournal(journal); }
@@ -102,6 +107,7 @@
 
   function offline() {
     sending = false;
+    failures += 1;
     offlineBanner.hidden = false;
     showState("unsent");
     scheduleRetry();

@@ -1,0 +1,384 @@
+"""The proctor's live console (HTML + server-sent events, polling as fallback), its actions,
+the JSON face of the same (``/api/v1/proctor``), and the room's public score screen.
+
+Access: admins see every session; a proctor only the sessions assigned to them, for every
+route here (page, fragments, stream, actions, API). The stream re-reads the database every
+second and closes itself after a few minutes so the browser reconnects through the full
+authorization again (a proctor taken off the session, or logged out, stops receiving).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.auth.deps import ClockDep, Forbidden, StaffUser
+from app.auth.models import Role, User
+from app.db import DbSession
+from app.delivery import sessions as session_service
+from app.delivery.models import ProctorAssignment, SessionState, TestSession
+from app.proctoring import service
+from app.proctoring.console import board_rows, console_state, fingerprint
+from app.web import redirect, render, request_language, templates, template_context, translate
+
+router = APIRouter()
+api = APIRouter(prefix="/api/v1/proctor", tags=["proctor"])
+
+STREAM_TICK_S = 1.0
+STREAM_REFRESH_S = 10.0  # re-render even without changes: "12 s ago", "disconnected"
+STREAM_MAX_S = 240.0
+NO_STORE = {"Cache-Control": "no-store"}
+SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reset", "note")
+
+
+def _actor(user: User) -> str:
+    return f"user:{user.username}"
+
+
+def authorized_session(db: Session, code: str, user: User) -> TestSession:
+    """The session, if this staff member may watch it: 404 if it does not exist, 403 for a
+    proctor not assigned to it."""
+    session = session_service.session_by_code(db, code)
+    if session is None:
+        raise HTTPException(status_code=404)
+    if user.role != Role.admin and db.get(ProctorAssignment, (session.id, user.id)) is None:
+        raise Forbidden()
+    return session
+
+
+def _grid_context(request: Request, db: Session, session: TestSession, now) -> dict[str, Any]:
+    zone = ZoneInfo(request.app.state.settings.timezone)
+    return {"console": console_state(db, session=session, now=now), "zone": zone,
+            "actions": session_service.allowed_actions(session)}
+
+
+def _console_page(request: Request, db: Session, session: TestSession, now, *,
+                  status_code: int = 200, error: str = "", notice: str = "",
+                  panel: dict | None = None) -> Response:
+    return render(request, "proctor/console.html", status_code=status_code, error=error,
+                  notice=notice, panel=panel, session=session,
+                  **_grid_context(request, db, session, now))
+
+
+@router.get("/proctor/sessions/{code}", include_in_schema=False)
+def console_page(request: Request, code: str, db: DbSession, clock: ClockDep,
+                 user: StaffUser) -> Response:
+    session = authorized_session(db, code, user)
+    return _console_page(request, db, session, clock.now())
+
+
+@router.get("/proctor/sessions/{code}/grid", include_in_schema=False)
+def console_grid(request: Request, code: str, db: DbSession, clock: ClockDep,
+                 user: StaffUser) -> Response:
+    """The live part alone: what the stream pushes, and what the fallback polls."""
+    session = authorized_session(db, code, user)
+    return render(request, "proctor/_grid.html", headers=NO_STORE,
+                  **_grid_context(request, db, session, clock.now()))
+
+
+def _sse(event: str, html: str) -> str:
+    return f"event: {event}\n" + "".join(f"data: {line}\n" for line in html.splitlines()) + "\n"
+
+
+@router.get("/proctor/sessions/{code}/stream", include_in_schema=False)
+async def console_stream(request: Request, code: str, clock: ClockDep,
+                         user: StaffUser) -> Response:
+    """Server-sent events: ``grid`` with the live part whenever the database says something
+    changed (checked every second), and at least every 10 s."""
+    database = request.app.state.db
+
+    def authorize() -> int:
+        with database.transaction(write=False) as db:
+            return authorized_session(db, code, user).id
+
+    session_id = await run_in_threadpool(authorize)
+    context = template_context(request)
+    grid = templates.get_template("proctor/_grid.html")
+    row = templates.get_template("proctor/_seat_row.html")
+    counters = templates.get_template("proctor/_counters.html")
+
+    def current() -> tuple:
+        with database.transaction(write=False) as db:
+            return fingerprint(db, session_id=session_id)
+
+    def snapshot() -> tuple[dict, dict[int, str]]:
+        with database.transaction(write=False) as db:
+            session = db.get(TestSession, session_id)
+            page = {**context, **_grid_context(request, db, session, clock.now())}
+        code = page["console"].code
+        return page, {s.entry_id: row.render({**page, "s": s, "code": code, "oob": True})
+                      for s in page["console"].seats}
+
+    async def events():
+        """A full ``grid`` first (and whenever the roster or the session state changed);
+        after that ``rows``: the counters and only the rows whose HTML changed, swapped out
+        of band, so a room of 300 costs the browser a few rows per push, not the table."""
+        yield "retry: 2000\n\n"
+        started = last_push = time.monotonic()
+        mark = shape = None
+        shown: dict[int, str] = {}
+        while time.monotonic() - started < STREAM_MAX_S:
+            if await request.is_disconnected():
+                return
+            new_mark = await run_in_threadpool(current)
+            if new_mark != mark or time.monotonic() - last_push >= STREAM_REFRESH_S:
+                page, rows = await run_in_threadpool(snapshot)
+                new_shape = (tuple(rows), page["console"].session_state)
+                if new_shape != shape:
+                    yield _sse("grid", grid.render(page))
+                else:
+                    changed = "".join(html for key, html in rows.items()
+                                      if shown.get(key) != html)
+                    # Rows go in a <template>: parsed after a <div>, a bare <tr> is dropped.
+                    yield _sse("rows", counters.render({**page, "oob": True})
+                               + f"<template>{changed}</template>")
+                mark, shape, shown, last_push = new_mark, new_shape, rows, time.monotonic()
+            await asyncio.sleep(STREAM_TICK_S)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={**NO_STORE, "X-Accel-Buffering": "no"})
+
+
+def _panel(db: Session, session: TestSession, entry_id: int, now) -> dict:
+    state = console_state(db, session=session, now=now)
+    seat = next((s for s in state.seats if s.entry_id == entry_id), None)
+    if seat is None:
+        raise HTTPException(status_code=404)
+    from sqlalchemy import select
+
+    from app.proctoring.models import Incident
+
+    notes = list(db.scalars(select(Incident).where(
+        Incident.session_id == session.id, Incident.attempt_id == seat.attempt_id)
+        .order_by(Incident.id.desc()).limit(20))) if seat.attempt_id else []
+    return {"seat": seat, "notes": notes}
+
+
+@router.get("/proctor/sessions/{code}/peserta/{entry_id}", include_in_schema=False)
+def seat_panel(request: Request, code: str, entry_id: int, db: DbSession, clock: ClockDep,
+               user: StaffUser) -> Response:
+    session = authorized_session(db, code, user)
+    panel = _panel(db, session, entry_id, clock.now())
+    if request.headers.get("HX-Request"):
+        return render(request, "proctor/_panel.html", session=session, panel=panel,
+                      zone=ZoneInfo(request.app.state.settings.timezone))
+    return _console_page(request, db, session, clock.now(), panel=panel)
+
+
+def _error_text(request: Request, exc: service.ActionRefused) -> str:
+    return translate(request_language(request), f"proctor.error_{exc.key}", **exc.params)
+
+
+def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action: str,
+                    user: User, now, minutes: int = 0, reason: str = "") -> str:
+    """One action on one participant; returns the locale key of what was done."""
+    if action not in SEAT_ACTIONS:
+        raise HTTPException(status_code=400)
+    if session.state == SessionState.closed and action != "note":
+        raise service.ActionRefused("session_closed", "the session is closed")
+    attempt = service.attempt_for_entry(db, session=session, entry_id=entry_id,
+                                        create=action in ("extra_time", "note"), now=now)
+    if attempt is None:
+        if db.get(service.RosterEntry, entry_id) is None:
+            raise HTTPException(status_code=404)
+        raise service.ActionRefused("not_logged_in", "this participant has not logged in yet")
+    actor = _actor(user)
+    if action == "extra_time":
+        service.add_extra_time(db, attempt=attempt, minutes=minutes, actor=actor, now=now,
+                               reason=reason)
+    elif action == "pause":
+        if not service.pause_attempt(db, attempt=attempt, actor=actor, now=now, reason=reason):
+            raise service.ActionRefused("not_running", "only a running attempt can be paused")
+    elif action == "resume":
+        if session.state == SessionState.paused:
+            raise service.ActionRefused("session_paused",
+                                        "the whole session is paused; resume the session")
+        if not service.resume_attempt(db, attempt=attempt, actor=actor, now=now,
+                                      reason=reason):
+            raise service.ActionRefused("not_paused", "the attempt is not paused")
+    elif action == "unlock":
+        service.unlock(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    elif action == "submit":
+        service.force_submit(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    elif action == "reset":
+        service.reset(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    else:
+        service.note(db, session=session, author=user, text=reason, now=now, attempt=attempt)
+    db.flush()
+    return f"proctor.done_{action}"
+
+
+@router.post("/proctor/sessions/{code}/peserta/{entry_id}/{action}", include_in_schema=False)
+async def seat_action(
+    request: Request, code: str, entry_id: int, action: str, db: DbSession, clock: ClockDep,
+    user: StaffUser,
+    minutes: Annotated[int, Form(ge=0, le=service.MAX_EXTRA_MINUTES)] = 0,
+    reason: Annotated[str, Form(max_length=2000)] = "",
+) -> Response:
+    session = authorized_session(db, code, user)
+    now = clock.now()
+    try:
+        done = run_seat_action(db, session=session, entry_id=entry_id, action=action,
+                               user=user, now=now, minutes=minutes, reason=reason)
+    except service.ActionRefused as exc:
+        db.rollback()  # e.g. the attempt made for extra time before arrival: not kept
+        panel = _panel(db, session, entry_id, now)
+        if request.headers.get("HX-Request"):
+            return render(request, "proctor/_panel.html", status_code=422, session=session,
+                          panel=panel, error=_error_text(request, exc),
+                          zone=ZoneInfo(request.app.state.settings.timezone))
+        return _console_page(request, db, session, now, status_code=422, panel=panel,
+                             error=_error_text(request, exc))
+    if request.headers.get("HX-Request"):
+        return render(request, "proctor/_panel.html", session=session,
+                      panel=_panel(db, session, entry_id, now), notice=translate(
+                          request_language(request), done),
+                      zone=ZoneInfo(request.app.state.settings.timezone))
+    return redirect(request, f"/proctor/sessions/{session.code}/peserta/{entry_id}")
+
+
+@router.post("/proctor/sessions/{code}/pilihan", include_in_schema=False)
+async def bulk_action(request: Request, code: str, db: DbSession, clock: ClockDep,
+                      user: StaffUser) -> Response:
+    """Extra time, pause or resume for the selected participants (all or nothing)."""
+    session = authorized_session(db, code, user)
+    form = await request.form()
+    entries = [int(v) for v in form.getlist("entry") if str(v).isdigit()]
+    action = str(form.get("action", ""))
+    minutes = int(form["minutes"]) if str(form.get("minutes", "")).isdigit() else 0
+    reason = str(form.get("reason", ""))[:500]
+    lang = request_language(request)
+    try:
+        if session.state == SessionState.closed:
+            raise service.ActionRefused("session_closed", "the session is closed")
+        changed = service.bulk(db, session=session, entry_ids=entries, action=action,
+                               actor=_actor(user), now=clock.now(), minutes=minutes,
+                               reason=reason)
+    except service.ActionRefused as exc:
+        db.rollback()  # all or nothing: nobody got the minutes
+        return _console_page(request, db, session, clock.now(), status_code=422,
+                             error=_error_text(request, exc))
+    return _console_page(request, db, session, clock.now(),
+                         notice=translate(lang, "proctor.bulk_done", count=changed))
+
+
+@router.post("/proctor/sessions/{code}/state", include_in_schema=False)
+async def session_state(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: StaffUser,
+    action: Annotated[str, Form(max_length=16)],
+    reason: Annotated[str, Form(max_length=500)] = "",
+    confirm: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    """Open, pause all, resume all, close (closing asks for a ticked confirmation)."""
+    session = authorized_session(db, code, user)
+    if action not in session_service.TRANSITIONS:
+        raise HTTPException(status_code=400)
+    lang = request_language(request)
+    if action == "close" and confirm != "yes":
+        return _console_page(request, db, session, clock.now(), status_code=422,
+                             error=translate(lang, "proctor.error_confirm_close"))
+    try:
+        session_service.change_state(db, session=session, action=action, actor=_actor(user),
+                                     now=clock.now(), reason=reason)
+    except session_service.SessionError as exc:
+        return _console_page(request, db, session, clock.now(), status_code=422,
+                             error=exc.text(lang))
+    return redirect(request, f"/proctor/sessions/{session.code}")
+
+
+@router.post("/proctor/sessions/{code}/papan", include_in_schema=False)
+async def display_switch(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: StaffUser,
+    enabled: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    session = authorized_session(db, code, user)
+    service.set_public_display(db, session=session, enabled=enabled == "on",
+                               actor=_actor(user), now=clock.now())
+    return redirect(request, f"/proctor/sessions/{session.code}")
+
+
+# -- the room's screen (no login: the unguessable key in the address is the permission) -----
+
+
+def _board_session(db: Session, code: str, key: str) -> TestSession:
+    from app.auth.security import constant_time_equal
+
+    session = session_service.session_by_code(db, code)
+    expected = (session.settings or {}).get("display_key") if session else None
+    if not (session and session.public_scores and expected
+            and constant_time_equal(expected, key)):
+        raise HTTPException(status_code=404)
+    return session
+
+
+@router.get("/papan/{code}/{key}", include_in_schema=False)
+def board_page(request: Request, code: str, key: str, db: DbSession) -> Response:
+    session = _board_session(db, code, key)
+    return render(request, "proctor/board.html", fragment="proctor/_board_rows.html",
+                  session=session, rows=board_rows(db, session=session), key=key,
+                  zone=ZoneInfo(request.app.state.settings.timezone), headers=NO_STORE)
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+class SeatRead(BaseModel):
+    entry_id: int
+    nip: str
+    name: str
+    seat: str
+    state: str
+    answered: int
+    total: int
+    flagged: int
+    remaining_s: int | None
+    seen_ago_s: int | None
+    extra_min: int
+    attention: list[str]
+
+
+class ConsoleRead(BaseModel):
+    code: str
+    session_state: str
+    counters: dict[str, int]
+    seats: list[SeatRead]
+
+
+class SeatActionCreate(BaseModel):
+    action: str = Field(description="extra_time, pause, resume, unlock, submit, reset, note")
+    minutes: int = Field(0, ge=0, le=service.MAX_EXTRA_MINUTES)
+    reason: str = Field("", max_length=2000)
+
+
+@api.get("/sessions/{code}", response_model=ConsoleRead)
+def api_console(code: str, db: DbSession, clock: ClockDep, user: StaffUser) -> ConsoleRead:
+    """The console's rows as JSON (same access rule as the page)."""
+    session = authorized_session(db, code, user)
+    state = console_state(db, session=session, now=clock.now())
+    return ConsoleRead(code=state.code, session_state=state.session_state,
+                       counters=state.counters, seats=[
+                           SeatRead(**{**s.__dict__, "attention": [k for k, _ in s.attention]})
+                           for s in state.seats])
+
+
+@api.post("/sessions/{code}/seats/{entry_id}", responses={422: {"description": "refused"}})
+def api_seat_action(code: str, entry_id: int, body: SeatActionCreate, request: Request,
+                    db: DbSession, clock: ClockDep, user: StaffUser) -> JSONResponse:
+    """One action on one participant (cookie session + X-CSRF-Token header)."""
+    session = authorized_session(db, code, user)
+    try:
+        done = run_seat_action(db, session=session, entry_id=entry_id, action=body.action,
+                               user=user, now=clock.now(), minutes=body.minutes,
+                               reason=body.reason)
+    except service.ActionRefused as exc:
+        db.rollback()
+        return JSONResponse({"detail": str(exc), "code": exc.key}, status_code=422)
+    return JSONResponse({"done": done.removeprefix("proctor.done_")})

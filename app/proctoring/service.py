@@ -1,0 +1,300 @@
+"""What a proctor does to a session and its seats: pause and resume (one, several or all),
+extra time, unlock to another computer, force submit, reset an attempt that has not really
+started, incident notes, and the public score display switch.
+
+Time arithmetic, the rule every action here keeps: deadlines are absolute timestamps, so a
+pause freezes the attempt at ``paused_at`` and the resume moves every deadline still ahead
+(the attempt's and the current section's) later by exactly the paused span, which is also
+added to ``paused_total_s``. Paused time therefore never counts against anyone, whoever paused.
+Extra time moves the same deadlines by the added seconds, or, before the clock started, is
+kept in ``extra_time_s`` and applied when it starts.
+
+Every action writes the audit log with actor, target and reason, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, exists, select
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.auth.models import User
+from app.delivery import attempts as attempt_rules
+from app.delivery.models import (
+    Answer,
+    AnswerEvent,
+    Attempt,
+    AttemptSection,
+    AttemptState,
+    Participant,
+    RosterEntry,
+    SessionState,
+    TestSession,
+)
+from app.proctoring.models import Incident
+
+MAX_EXTRA_MINUTES = 240
+DONE = attempt_rules.DONE_STATES
+
+
+class ActionRefused(ValueError):
+    """A proctor action that cannot be done now; ``key`` is a locale key (proctor.error_*)
+    and ``params`` fill its placeholders. ``str()`` is the English text for the CLI."""
+
+    def __init__(self, key: str, english: str, **params: object) -> None:
+        super().__init__(english.format(**params))
+        self.key, self.params = key, params
+
+
+def _need_reason(reason: str) -> str:
+    if not reason.strip():
+        raise ActionRefused("reason_required", "give a reason; it is recorded in the audit log")
+    return reason.strip()[:500]
+
+
+def _target(attempt: Attempt) -> str:
+    return f"attempt:{attempt.id}"
+
+
+def _current_section(db: Session, attempt: Attempt) -> AttemptSection | None:
+    return db.get(AttemptSection, (attempt.id, attempt.current_section))
+
+
+# -- one attempt: the clock -------------------------------------------------------------------
+
+
+def pause_attempt(db: Session, *, attempt: Attempt, actor: str, now: datetime,
+                  reason: str = "") -> bool:
+    """Freeze a running attempt (its page shows the pause and cannot save). False if it was
+    not running (already paused, not started, handed in): pausing twice changes nothing."""
+    attempt_rules.refresh(db, attempt=attempt, now=now)  # time that ran out is not paused
+    if attempt.state != AttemptState.active:
+        return False
+    attempt.state = AttemptState.paused
+    attempt.paused_at = now
+    audit.record(db, actor=actor, action="attempt.pause", target=_target(attempt),
+                 reason=reason.strip(), now=now)
+    return True
+
+
+def resume_attempt(db: Session, *, attempt: Attempt, actor: str, now: datetime,
+                   reason: str = "") -> bool:
+    """Let a paused attempt run again, every deadline moved later by the paused span."""
+    if attempt.state != AttemptState.paused or attempt.paused_at is None:
+        return False
+    span = max(timedelta(0), now - attempt.paused_at)
+    section = _current_section(db, attempt)
+    if attempt.deadline_at:
+        attempt.deadline_at += span
+    if section is not None and section.deadline_at:
+        section.deadline_at += span
+    seconds = int(span.total_seconds())
+    attempt.paused_total_s += seconds
+    attempt.paused_at = None
+    attempt.state = AttemptState.active
+    audit.record(db, actor=actor, action="attempt.resume", target=_target(attempt),
+                 reason=reason.strip(), now=now, data={"paused_s": seconds})
+    return True
+
+
+def add_extra_time(db: Session, *, attempt: Attempt, minutes: int, actor: str, now: datetime,
+                   reason: str) -> None:
+    """Give more time, before the clock started (kept and applied at the start) or while it
+    runs or is paused (the attempt's and the current section's deadlines move)."""
+    reason = _need_reason(reason)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not (
+            1 <= minutes <= MAX_EXTRA_MINUTES):
+        raise ActionRefused("minutes_range", "extra time is 1 to {limit} minutes",
+                            limit=MAX_EXTRA_MINUTES)
+    attempt_rules.refresh(db, attempt=attempt, now=now)
+    if attempt.state in DONE:
+        raise ActionRefused("already_done", "the attempt is already handed in")
+    seconds = minutes * 60
+    attempt.extra_time_s += seconds
+    if attempt.state != AttemptState.not_started:  # not started: start() adds extra_time_s
+        added = timedelta(seconds=seconds)
+        section = _current_section(db, attempt)
+        if attempt.deadline_at:
+            attempt.deadline_at += added
+        if section is not None and section.deadline_at:
+            section.deadline_at += added
+    audit.record(db, actor=actor, action="attempt.extra_time", target=_target(attempt),
+                 reason=reason, now=now, data={"minutes": minutes,
+                                               "total_extra_s": attempt.extra_time_s})
+
+
+# -- one attempt: seat and outcome ------------------------------------------------------------
+
+
+def unlock(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: str) -> None:
+    """Move to another computer: the old seat is logged out at once (it can no longer save;
+    its page keeps any unsent answers in its journal) and the next login on any PC takes the
+    seat with the deadlines unchanged."""
+    reason = _need_reason(reason)
+    if attempt.state in DONE:
+        raise ActionRefused("already_done", "the attempt is already handed in")
+    attempt_rules.unlock_seat(db, attempt=attempt, reason=reason, actor=actor, now=now)
+
+
+def force_submit(db: Session, *, attempt: Attempt, actor: str, now: datetime,
+                 reason: str) -> None:
+    """Hand the attempt in for the taker (cheating, illness, a taker who left)."""
+    reason = _need_reason(reason)
+    attempt_rules.refresh(db, attempt=attempt, now=now)
+    if attempt.state in DONE:
+        raise ActionRefused("already_done", "the attempt is already handed in")
+    attempt.paused_at = None
+    if attempt.state == AttemptState.not_started:
+        attempt.state = AttemptState.submitted
+        attempt.submitted_at, attempt.submit_reason = now, "forced"
+    else:
+        attempt.state = AttemptState.active  # submit() treats every running attempt alike
+        attempt_rules.submit(db, attempt=attempt, reason="forced", actor=actor, now=now)
+    attempt.access_token_hmac = None
+    audit.record(db, actor=actor, action="attempt.force_submit", target=_target(attempt),
+                 reason=reason, now=now)
+
+
+def reset(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: str) -> None:
+    """Throw away an attempt that has not really started (wrong person at the PC, a start
+    by mistake): only while no answer was ever saved. The participant logs in again and gets
+    a new form and a fresh clock; extra time already granted is kept."""
+    reason = _need_reason(reason)
+    if attempt.state in DONE:
+        raise ActionRefused("already_done", "the attempt is already handed in")
+    if db.scalar(select(exists().where(AnswerEvent.attempt_id == attempt.id))):
+        raise ActionRefused("reset_answered",
+                            "answers were already saved; reset is only for an attempt that "
+                            "has not really started (use extra time or force submit)")
+    extra = attempt.extra_time_s
+    entry_id, session_id = attempt.roster_entry_id, attempt.session_id
+    audit.record(db, actor=actor, action="attempt.reset", target=_target(attempt),
+                 reason=reason, now=now, data={"state": attempt.state.value,
+                                               "started_at": attempt.started_at.isoformat()
+                                               if attempt.started_at else None})
+    db.execute(delete(Answer).where(Answer.attempt_id == attempt.id))
+    db.delete(attempt)
+    db.flush()
+    if extra:
+        fresh = _new_attempt(db, entry_id, session_id, now)
+        fresh.extra_time_s = extra
+
+
+def _new_attempt(db: Session, entry_id: int, session_id: int, now: datetime) -> Attempt:
+    attempt = Attempt(roster_entry_id=entry_id, session_id=session_id,
+                      seed=secrets.randbits(62), state=AttemptState.not_started)
+    db.add(attempt)
+    db.flush()
+    attempt_rules.build_attempt_form(db, attempt, db.get(TestSession, session_id))
+    return attempt
+
+
+def attempt_for_entry(db: Session, *, session: TestSession, entry_id: int,
+                      create: bool = False, now: datetime | None = None) -> Attempt | None:
+    """The attempt of a roster entry of this session. With ``create``, someone who has not
+    logged in yet gets their attempt now (not started, no seat), so extra time can be given
+    before they arrive."""
+    entry = db.get(RosterEntry, entry_id)
+    if entry is None or entry.session_id != session.id:
+        return None
+    attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
+    if attempt is None and create and session.state != SessionState.closed:
+        attempt = _new_attempt(db, entry.id, session.id, now)
+    return attempt
+
+
+def note(db: Session, *, session: TestSession, author: User | None, text: str, now: datetime,
+         attempt: Attempt | None = None, kind: str = "note") -> Incident:
+    """An incident note (by a proctor) or an event that needs attention (by the server)."""
+    text = text.strip()
+    if not text:
+        raise ActionRefused("note_required", "write what happened")
+    incident = Incident(session_id=session.id, attempt_id=attempt.id if attempt else None,
+                        author_id=author.id if author else None, kind=kind, note=text[:2000],
+                        created_at=now)
+    db.add(incident)
+    db.flush()
+    if author is not None:
+        audit.record(db, actor=f"user:{author.username}", action="incident.note",
+                     target=_target(attempt) if attempt else f"session:{session.code}",
+                     now=now, data={"incident": incident.id})
+    return incident
+
+
+# -- several at once --------------------------------------------------------------------------
+
+BULK_ACTIONS = ("extra_time", "pause", "resume")
+
+
+def bulk(db: Session, *, session: TestSession, entry_ids: Iterable[int], action: str,
+         actor: str, now: datetime, minutes: int = 0, reason: str = "") -> int:
+    """Extra time, pause or resume for the selected participants. All or nothing: a refusal
+    for one (e.g. already handed in) refuses the whole selection, so the proctor never
+    wonders who got the minutes. Returns how many attempts changed."""
+    if action not in BULK_ACTIONS:
+        raise ActionRefused("unknown_action", "unknown action {action}", action=action)
+    ids = sorted(set(entry_ids))
+    if not ids:
+        raise ActionRefused("nothing_selected", "select at least one participant")
+    changed = 0
+    for entry_id in ids:
+        attempt = attempt_for_entry(db, session=session, entry_id=entry_id,
+                                    create=action == "extra_time", now=now)
+        if attempt is None:
+            continue  # pause/resume: not logged in yet, nothing to pause
+        if action == "extra_time":
+            add_extra_time(db, attempt=attempt, minutes=minutes, actor=actor, now=now,
+                           reason=reason)
+            changed += 1
+        elif action == "pause":
+            changed += pause_attempt(db, attempt=attempt, actor=actor, now=now, reason=reason)
+        else:
+            changed += resume_attempt(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    db.flush()
+    return changed
+
+
+def pause_all(db: Session, *, session: TestSession, actor: str, now: datetime,
+              reason: str = "") -> int:
+    """Freeze every running attempt of the session (the session's own pause calls this)."""
+    running = db.scalars(select(Attempt).where(Attempt.session_id == session.id,
+                                               Attempt.state == AttemptState.active))
+    return sum(pause_attempt(db, attempt=a, actor=actor, now=now, reason=reason)
+               for a in list(running))
+
+
+def resume_all(db: Session, *, session: TestSession, actor: str, now: datetime) -> int:
+    paused = db.scalars(select(Attempt).where(Attempt.session_id == session.id,
+                                              Attempt.state == AttemptState.paused))
+    return sum(resume_attempt(db, attempt=a, actor=actor, now=now) for a in list(paused))
+
+
+# -- public score display ----------------------------------------------------------------------
+
+
+def set_public_display(db: Session, *, session: TestSession, enabled: bool, actor: str,
+                       now: datetime) -> str | None:
+    """Switch the room's score screen on (a fresh unguessable key in its address, so only the
+    screen the proctor opens shows it) or off (the old address stops working)."""
+    settings = dict(session.settings or {})
+    if enabled:
+        settings["display_key"] = secrets.token_urlsafe(12)
+    else:
+        settings.pop("display_key", None)
+    session.settings = settings
+    session.public_scores = enabled
+    db.flush()
+    audit.record(db, actor=actor, action="session.public_display",
+                 target=f"session:{session.code}", now=now, data={"enabled": enabled})
+    return settings.get("display_key")
+
+
+def participant_name(db: Session, attempt: Attempt) -> tuple[str, str]:
+    row = db.execute(select(Participant.name, Participant.nip)
+                     .join(RosterEntry, RosterEntry.participant_id == Participant.id)
+                     .where(RosterEntry.id == attempt.roster_entry_id)).first()
+    return (row[0], row[1]) if row else ("", "")

@@ -1,0 +1,100 @@
+/* Proctor console: ticks the countdowns and "last seen" between pushes (rows carry absolute
+   times, corrected by the server's clock in every push), keeps the selection when rows are
+   replaced, opens a participant's panel, and falls back to polling (and says so) while the
+   event stream is down. */
+(function () {
+  "use strict";
+  var stream = document.getElementById("live-stream");
+  var live = document.getElementById("live");
+  if (!stream || !live) return;
+  var status = document.getElementById("stream-status");
+  var offset = 0;  // server clock minus this computer's clock, in ms
+  var selected = {};
+  var pollTimer = null;
+
+  function fmt(s) {
+    s = Math.max(0, Math.floor(s));
+    var m = Math.floor(s / 60), r = s % 60;
+    return m + ":" + (r < 10 ? "0" : "") + r;
+  }
+
+  function syncClock() {
+    var counters = document.getElementById("counters");
+    var serverNow = counters && parseInt(counters.getAttribute("data-server-now"), 10);
+    if (serverNow) offset = serverNow - Date.now();
+  }
+
+  function tick() {
+    var now = (Date.now() + offset) / 1000;
+    var table = live.querySelector("[data-seen-label]");
+    var label = table ? table.getAttribute("data-seen-label") : "{s}";
+    live.querySelectorAll("[data-deadline]").forEach(function (cell) {
+      var time = cell.querySelector("time");
+      if (time) time.textContent = fmt(parseInt(cell.getAttribute("data-deadline"), 10) - now);
+    });
+    live.querySelectorAll("[data-seen-at]").forEach(function (cell) {
+      var time = cell.querySelector("time");
+      var ago = Math.max(0, Math.floor(now - parseInt(cell.getAttribute("data-seen-at"), 10)));
+      if (time) time.textContent = label.replace("{s}", ago);
+    });
+  }
+
+  function countSelected() {
+    var n = Object.keys(selected).length;
+    document.querySelectorAll("[data-selected-count]").forEach(function (el) { el.textContent = n; });
+  }
+
+  function afterPush() {
+    live.querySelectorAll('input[name="entry"]').forEach(function (box) {
+      box.checked = !!selected[box.value];
+    });
+    countSelected();
+    syncClock();
+    tick();
+  }
+
+  document.addEventListener("change", function (event) {
+    var box = event.target;
+    if (box.name === "entry") {
+      if (box.checked) selected[box.value] = true; else delete selected[box.value];
+      countSelected();
+    } else if (box.hasAttribute && box.hasAttribute("data-select-all")) {
+      live.querySelectorAll('input[name="entry"]').forEach(function (b) {
+        b.checked = box.checked;
+        if (box.checked) selected[b.value] = true; else delete selected[b.value];
+      });
+      countSelected();
+    }
+  });
+
+  // One listener for every row's name (rows are replaced on pushes): open the panel.
+  live.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a[data-panel]");
+    if (!link || !window.htmx || event.ctrlKey || event.metaKey) return;
+    event.preventDefault();
+    window.htmx.ajax("GET", link.getAttribute("href"), {target: "#panel", swap: "innerHTML"});
+  });
+
+  function setStatus(kind) {
+    if (!status) return;
+    status.textContent = status.getAttribute("data-" + kind);
+    status.className = "stream-status stream-" + kind;
+  }
+
+  function poll() {
+    if (window.htmx) window.htmx.ajax("GET", live.getAttribute("data-grid-url"), {target: "#live", swap: "innerHTML"});
+  }
+
+  stream.addEventListener("htmx:sseOpen", function () {
+    setStatus("live");
+    if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+  });
+  stream.addEventListener("htmx:sseError", function () {
+    setStatus("fallback");
+    if (!pollTimer) { poll(); pollTimer = setInterval(poll, 3000); }
+  });
+  stream.addEventListener("htmx:sseMessage", afterPush);
+  live.addEventListener("htmx:afterSwap", afterPush);
+  afterPush();
+  setInterval(tick, 1000);
+})();

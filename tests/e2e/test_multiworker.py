@@ -1,0 +1,156 @@
+"""Two app workers on one PostgreSQL database, as behind nginx: a taker saves through one, the
+proctor's event stream is served by the other, and the stream still shows the answer. Nothing
+about a session lives in one process."""
+
+from __future__ import annotations
+
+import http.client
+import http.cookiejar
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
+from tests.e2e.conftest import ADMIN, SETUP_EXAMS, free_port, run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def start_worker(env: dict, log_path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return proc, base
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(open(log_path).read())
+        time.sleep(0.2)
+
+
+def post_json(base: str, path: str, body: dict, token: str = "") -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                     headers=headers, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def call_json(base: str, path: str, token: str, method: str = "GET", body=None) -> dict:
+    request = urllib.request.Request(
+        base + path, method=method, data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def staff_cookie(base: str) -> str:
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    page = opener.open(base + "/login", timeout=10).read().decode()
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"username": ADMIN[0], "password": ADMIN[1],
+                                   "csrf_token": csrf}).encode()
+    opener.open(base + "/login", data=form, timeout=10).read()
+    cookies = {c.name: c.value for c in jar}
+    assert "cact_session" in cookies, "staff login failed"
+    return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
+
+def stream_events(base: str, path: str, cookie: str):
+    """Yield (event, HTML) for each event of the stream: a full ``grid``, then ``rows``."""
+    parsed = urllib.parse.urlparse(base)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=20)
+    conn.request("GET", path, headers={"Cookie": cookie, "Accept": "text/event-stream"})
+    response = conn.getresponse()
+    assert response.status == 200 and response.getheader("content-type", "").startswith(
+        "text/event-stream")
+    event, data = "", []
+    try:
+        while True:
+            line = response.fp.readline().decode()
+            if not line:
+                return
+            line = line.rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data.append(line[6:])
+            elif line == "":
+                if event:
+                    yield event, "\n".join(data)
+                event, data = "", []
+    finally:
+        conn.close()
+
+
+def progress_of(html: str, nip: str) -> str | None:
+    """The row's "answered/total" cell, or None when the push does not carry that row."""
+    row = re.search(rf'data-testid="seat-{nip}".*?</tr>', html, re.S)
+    return re.search(r'data-testid="progress">([^<]*)<', row.group(0)).group(1) if row else None
+
+
+def test_a_save_on_one_worker_shows_on_the_stream_of_another(tmp_path):
+    problem = pg_reachable()
+    if problem:
+        unavailable(problem)
+    url = create_pg_database("cact_multiworker")
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": url}
+    procs = []
+    try:
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--password-stdin",
+                stdin=ADMIN[1] + "\n")
+        setup = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert setup.returncode == 0, setup.stderr
+        nip, token = json.loads(setup.stdout.strip().splitlines()[-1])["normal"][0]
+        one, base_one = start_worker(env, tmp_path / "one.log")
+        two, base_two = start_worker(env, tmp_path / "two.log")
+        procs = [one, two]
+        assert one.pid != two.pid
+
+        stream = stream_events(base_two, "/proctor/sessions/E2E/stream",
+                               staff_cookie(base_two))
+        event, html = next(stream)
+        assert event == "grid" and progress_of(html, nip) == "—"  # not logged in yet
+
+        login = post_json(base_one, "/api/v1/taker/login",
+                          {"nip": nip, "token": token, "workstation": "PC-01"})
+        form = call_json(base_one, "/api/v1/taker/attempt", login["access_token"])
+        item = form["items"][0]
+        option = item["options"][0]["id"]
+        saved = call_json(base_one, f"/api/v1/taker/answers/{item['item_id']}",
+                          login["access_token"], method="PUT",
+                          body={"response": [option] if item["kind"] == "multiple" else option,
+                                "seq": 1})
+        assert saved["accepted"] is True
+        acknowledged = time.monotonic()
+        for _event, html in stream:
+            if progress_of(html, nip) == "1/5":
+                break
+            assert time.monotonic() - acknowledged < 5, "the other worker never showed it"
+        assert time.monotonic() - acknowledged < 3  # "within about 2 seconds"
+        stream.close()
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+        drop_pg_database(url)

@@ -79,6 +79,16 @@ def _ready_database():
     return database
 
 
+def _session(db, code: str):
+    """The session with this code, or exit 1 saying there is none."""
+    from app.delivery.sessions import session_by_code
+
+    session = session_by_code(db, code)
+    if session is None:
+        raise fail(f"No session {code!r}")
+    return session
+
+
 def _now():
     from app.clock import SystemClock
 
@@ -444,17 +454,12 @@ def session_create(
 
 
 def _session_state(code: str, action: str, reason: str = "") -> None:
-    from sqlalchemy import select
-
-    from app.delivery.models import TestSession
     from app.delivery.sessions import SessionError, change_state
 
     database = _ready_database()
     try:
         with database.transaction() as db:
-            session = db.scalar(select(TestSession).where(TestSession.code == code.upper()))
-            if session is None:
-                raise fail(f"No session {code!r}")
+            session = _session(db, code)
             handed_in = change_state(db, session=session, action=action, actor="cli",
                                      now=_now(), reason=reason)
             state = session.state.value
@@ -521,7 +526,7 @@ def session_tokens(
 
     from app.delivery import roster
     from app.delivery.cards import card_labels, cards_pdf
-    from app.delivery.sessions import SessionError, session_by_code
+    from app.delivery.sessions import SessionError
 
     if fmt not in ("csv", "pdf"):
         raise fail(f"--format must be csv or pdf, not {fmt!r}", 2)
@@ -533,9 +538,7 @@ def session_tokens(
     database = _ready_database()
     try:
         with database.transaction() as db:
-            session = session_by_code(db, code)
-            if session is None:
-                raise fail(f"No session {code!r}")
+            session = _session(db, code)
             if reissue:
                 token = roster.reissue_token(db, session=session, nip=reissue, reason=reason,
                                              secret=secret, actor="cli", now=_now())
@@ -565,7 +568,7 @@ def roster_import(code: str, path: str) -> None:
 
     from app.bank.parsed import ImportFailed
     from app.delivery.roster import import_roster, parse_roster
-    from app.delivery.sessions import SessionError, session_by_code
+    from app.delivery.sessions import SessionError
 
     file = Path(path)
     if not file.is_file():
@@ -574,9 +577,7 @@ def roster_import(code: str, path: str) -> None:
     try:
         rows = parse_roster(file.read_bytes(), source=file.name)
         with database.transaction() as db:
-            session = session_by_code(db, code)
-            if session is None:
-                raise fail(f"No session {code!r}")
+            session = _session(db, code)
             added, kept = import_roster(db, session=session, rows=rows,
                                         secret=get_settings().resolved_secret(),
                                         actor="cli", now=_now())
@@ -596,14 +597,12 @@ def roster_remove(
 ) -> None:
     """Take someone off a session's roster (refused once they have started; audited)."""
     from app.delivery.roster import clean_nip, remove_from_roster
-    from app.delivery.sessions import SessionError, session_by_code
+    from app.delivery.sessions import SessionError
 
     database = _ready_database()
     try:
         with database.transaction() as db:
-            session = session_by_code(db, code)
-            if session is None:
-                raise fail(f"No session {code!r}")
+            session = _session(db, code)
             remove_from_roster(db, session=session, nip=nip, reason=reason, actor="cli",
                                now=_now())
     except SessionError as exc:
@@ -690,15 +689,12 @@ def results_rescore(
     reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log)")] = "",
 ) -> None:
     """Score every handed-in attempt of the session again (audited) and print a summary."""
-    from app.delivery.sessions import session_by_code
     from app.scoring.service import rescore_session
 
     database = _ready_database()
     try:
         with database.transaction() as db:
-            session = session_by_code(db, code)
-            if session is None:
-                raise fail(f"No session {code!r}")
+            session = _session(db, code)
             summary = rescore_session(db, session=session, actor="cli", now=_now(),
                                       reason=reason)
     except ValueError as exc:  # a bad scoring setting in the session
@@ -723,16 +719,13 @@ def results_export(
     from pathlib import Path
 
     from app import audit
-    from app.delivery.sessions import session_by_code
     from app.reports.export import response_rows, results_table, to_csv, to_xlsx
 
     if fmt not in ("csv", "xlsx"):
         raise fail(f"--format must be csv or xlsx, not {fmt!r}", 2)
     database = _ready_database()
     with database.transaction() as db:
-        session = session_by_code(db, code)
-        if session is None:
-            raise fail(f"No session {code!r}")
+        session = _session(db, code)
         table = results_table(db, session)
         data = (to_csv(table) if fmt == "csv"
                 else to_xlsx(table, response_rows(db, session)))

@@ -7,11 +7,15 @@
    open session with N participants.
 2. Starts `cact serve` (production settings) and logs every taker in and fetches their form,
    all at once (bounded by --concurrency connections): the start-of-session time.
-3. Sends autosaves as fast as --concurrency connections allow (closed loop), with 5 %
-   duplicates and 5 % out-of-order older saves injected; every acknowledgement is recorded.
-4. Compares the database with the acknowledgements: an answer whose stored seq is lower than
+3. Sends autosaves as fast as --concurrency connections allow (closed loop: the capacity),
+   with 5 % duplicates and 5 % out-of-order older saves injected; every acknowledgement is
+   recorded.
+4. Then the exam as it is sat (--paced-seconds, default 60): every taker changes an answer
+   after a random think time (mean --think seconds, default 10); its latency is what a taker
+   waits for "tersimpan".
+5. Compares the database with the acknowledgements: an answer whose stored seq is lower than
    an acknowledged one is lost or regressed (must be 0).
-5. Serves bench/bare_app.py (one SQLite row per request, same uvicorn) and drives the same
+6. Serves bench/bare_app.py (one SQLite row per request, same uvicorn) and drives the same
    number of requests at the same concurrency: the reference throughput.
 """
 
@@ -22,7 +26,6 @@ import asyncio
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,47 +153,83 @@ async def start_phase(base: str, logins, concurrency: int):
     return takers, elapsed, latencies, errors
 
 
-async def save_phase(base: str, takers, total: int, concurrency: int):
+class SaveLog:
+    """What the client saw: acknowledged seqs per (attempt, item), latencies, errors."""
+
+    def __init__(self) -> None:
+        self.acked: dict[tuple[int, int], int] = {}  # highest acknowledged seq
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = defaultdict(int)
+        self.stale = 0
+
+
+async def send_save(client, taker: dict, rng: random.Random, log: SaveLog) -> None:
+    """One answer change of one taker, with 5 % older saves arriving late and 5 % sent twice
+    (a retried request), each acknowledgement recorded for the durability check."""
+    item_id, options, kind = rng.choice(taker["items"])
+    taker["seq"] += 1
+    seq = taker["seq"]
+    roll = rng.random()
+    if roll < 0.05 and seq > 2:
+        seq -= 2  # an older save arriving late
+    response = [rng.choice(options)] if kind == "multiple" else rng.choice(options)
+    body = {"response": response, "seq": seq, "flagged": roll > 0.97}
+    for _ in range(2 if roll > 0.95 else 1):
+        t0 = time.perf_counter()
+        try:
+            r = await client.put(f"/api/v1/taker/answers/{item_id}", json=body,
+                                 headers=taker["headers"])
+        except httpx.HTTPError as exc:
+            log.errors[type(exc).__name__] += 1
+            continue
+        log.latencies.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            log.errors[str(r.status_code)] += 1
+            continue
+        data = r.json()
+        log.stale += not data["accepted"]
+        key = (taker["attempt_id"], item_id)
+        log.acked[key] = max(log.acked.get(key, 0), data["stored_seq"])
+
+
+async def save_phase(base: str, takers, total: int, concurrency: int, log: SaveLog):
+    """Closed loop: ``concurrency`` connections send saves back to back (the capacity)."""
     rng = random.Random(7)
-    acked: dict[tuple[int, int], int] = {}  # (attempt, item) -> highest acknowledged seq
-    latencies, errors = [], defaultdict(int)
-    counter = {"sent": 0, "stale": 0}
+    sent = 0
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        async def worker(wid: int):
-            while counter["sent"] < total:
-                counter["sent"] += 1
-                index = rng.randrange(len(takers))
-                taker = takers[index]
-                item_id, options, kind = rng.choice(taker["items"])
-                taker["seq"] += 1
-                seq = taker["seq"]
-                roll = rng.random()
-                if roll < 0.05 and seq > 2:
-                    seq -= 2  # an older save arriving late
-                response = [rng.choice(options)] if kind == "multiple" else rng.choice(options)
-                body = {"response": response, "seq": seq, "flagged": roll > 0.97}
-                for attempt in range(2 if roll > 0.95 else 1):  # 5 % sent twice
-                    t0 = time.perf_counter()
-                    try:
-                        r = await client.put(f"/api/v1/taker/answers/{item_id}", json=body,
-                                             headers=taker["headers"])
-                    except httpx.HTTPError as exc:
-                        errors[type(exc).__name__] += 1
-                        continue
-                    latencies.append(time.perf_counter() - t0)
-                    if r.status_code != 200:
-                        errors[str(r.status_code)] += 1
-                        continue
-                    data = r.json()
-                    counter["stale"] += not data["accepted"]
-                    key = (taker["attempt_id"], item_id)
-                    acked[key] = max(acked.get(key, 0), data["stored_seq"])
+        async def worker() -> None:
+            nonlocal sent
+            while sent < total:
+                sent += 1
+                await send_save(client, takers[rng.randrange(len(takers))], rng, log)
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
-        elapsed = time.perf_counter() - t0
-    return acked, elapsed, latencies, errors, counter
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - t0
+
+
+async def paced_phase(base: str, takers, seconds: float, think: float, concurrency: int,
+                      log: SaveLog):
+    """The exam as it is sat: every taker changes an answer after a random think time
+    (exponential, mean ``think`` seconds), for ``seconds``. Latency here is what a taker
+    waits for "tersimpan" under the room's real load."""
+    rng = random.Random(11)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        end = time.perf_counter() + seconds
+
+        async def taker_loop(taker: dict) -> None:
+            while True:
+                pause = rng.expovariate(1 / think)
+                if time.perf_counter() + pause >= end:
+                    return
+                await asyncio.sleep(pause)
+                await send_save(client, taker, rng, log)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(taker_loop(t) for t in takers))
+        return time.perf_counter() - t0
 
 
 async def bare_phase(base: str, total: int, concurrency: int):
@@ -239,6 +278,10 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--db", default="", help="PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--think", type=float, default=10.0,
+                        help="paced phase: mean seconds between a taker's answer changes")
+    parser.add_argument("--paced-seconds", type=float, default=60.0,
+                        help="length of the paced phase (0: skip it)")
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="cact-autosave-"))
@@ -258,17 +301,29 @@ def main() -> None:
             start_phase(base, logins, args.concurrency))
         print(f"session start: {len(takers)} logged in and got their form in {elapsed:.1f} s "
               f"(login+form {percentiles(latencies)}); errors {dict(errors)}")
-        acked, elapsed, latencies, errors, counter = asyncio.run(
-            save_phase(base, takers, args.saves, args.concurrency))
-        rate = len(latencies) / elapsed
-        print(f"autosave: {len(latencies)} requests in {elapsed:.1f} s = {rate:.0f}/s, "
-              f"{percentiles(latencies)}; stale (not accepted) {counter['stale']}, "
-              f"errors {dict(errors)}")
+        log = SaveLog()
+        elapsed = asyncio.run(save_phase(base, takers, args.saves, args.concurrency, log))
+        rate = len(log.latencies) / elapsed
+        print(f"autosave capacity (closed loop, {args.concurrency} connections): "
+              f"{len(log.latencies)} requests in {elapsed:.1f} s = {rate:.0f}/s, "
+              f"{percentiles(log.latencies)}; stale (not accepted) {log.stale}, "
+              f"errors {dict(log.errors)}")
+        if args.paced_seconds:
+            paced = SaveLog()
+            elapsed = asyncio.run(paced_phase(base, takers, args.paced_seconds, args.think,
+                                              args.concurrency, paced))
+            print(f"autosave as sat (each taker every {args.think:g} s on average, "
+                  f"{args.paced_seconds:g} s): {len(paced.latencies)} requests = "
+                  f"{len(paced.latencies) / elapsed:.0f}/s, {percentiles(paced.latencies)}; "
+                  f"errors {dict(paced.errors)}")
+            for key, seq in paced.acked.items():
+                log.acked[key] = max(log.acked.get(key, 0), seq)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    lost = verify(env, acked)
-    print(f"durability: {len(acked)} acknowledged answers checked, lost or regressed: {lost}")
+    lost = verify(env, log.acked)
+    print(f"durability: {len(log.acked)} acknowledged answers checked, "
+          f"lost or regressed: {lost}")
 
     bare_port = free_port()
     bare_env = {"CACT_BARE_DB": str(data_dir / "bare.sqlite3")}

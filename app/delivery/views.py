@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
-from app.bank.models import Item, ItemOption
+from app.delivery import content
 from app.delivery.attempts import refresh, remaining_seconds
 from app.delivery.models import (
     Answer,
@@ -120,23 +120,20 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             remaining_s=remaining_seconds(attempt, row, now) if state == "open" else None))
     entries = list(db.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id)
                               .order_by(AttemptItem.position)))
-    visible = [e.item_id for e in entries if view.sections[e.section].state != "pending"]
-    items = {i.id: i for i in db.scalars(select(Item).where(Item.id.in_(visible)))}
-    contents = dict(db.execute(select(ItemOption.id, ItemOption.content)
-                               .where(ItemOption.item_id.in_(visible))).all())
-    kinds = dict(db.execute(select(Item.id, Item.kind).where(
-        Item.id.in_([e.item_id for e in entries]))).all())
+    visible = {e.item_id for e in entries if view.sections[e.section].state != "pending"}
+    items, options = content.contents(db, (e.item_id for e in entries))
     answers = {a.item_id: a for a in db.scalars(select(Answer).where(
         Answer.attempt_id == attempt.id))}
     for entry in entries:
-        item = items.get(entry.item_id)
+        item = items[entry.item_id]
+        shown = entry.item_id in visible
         answer = answers.get(entry.item_id)
         view.items.append(ItemView(
             item_id=entry.item_id, position=entry.position, section=entry.section,
-            kind=kinds[entry.item_id].value,
-            bank_version_id=item.bank_version_id if item else 0,
-            stem=item.stem if item else None,
-            options=[OptionView(o, contents[o]) for o in entry.option_order] if item else [],
+            kind=item.kind, bank_version_id=item.bank_version_id if shown else 0,
+            stem=item.stem if shown else None,
+            options=[OptionView(o, options[entry.item_id][o]) for o in entry.option_order]
+            if shown else [],
             response=answer.response if answer else None, seq=answer.seq if answer else 0,
             flagged=answer.flagged if answer else False))
     return view

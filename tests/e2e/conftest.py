@@ -59,16 +59,10 @@ def run_cli(env, *args, stdin=None):
     return result.stdout
 
 
-@pytest.fixture(scope="session")
-def live_server(tmp_path_factory) -> str:
-    """`cact serve` on a free port with its own data directory; the admin exists."""
-    data_dir: Path = tmp_path_factory.mktemp("e2e-data")
-    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": ""}
-    run_cli(env, "db", "upgrade")
-    run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--full-name", "Admin E2E",
-            "--password-stdin", stdin=ADMIN[1] + "\n")
+def start_server(env: dict, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`cact serve` on a free port, its output in ``log_path``; returns once /healthz answers."""
     port = free_port()
-    log = (data_dir / "server.log").open("w")
+    log = log_path.open("w")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
@@ -77,18 +71,28 @@ def live_server(tmp_path_factory) -> str:
         try:
             with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
                 if response.status == 200:
-                    break
+                    return proc, base
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError((data_dir / "server.log").read_text())
+            raise RuntimeError(log_path.read_text())
         time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory) -> str:
+    """`cact serve` on a free port with its own data directory; the admin exists."""
+    data_dir: Path = tmp_path_factory.mktemp("e2e-data")
+    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": ""}
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--full-name", "Admin E2E",
+            "--password-stdin", stdin=ADMIN[1] + "\n")
+    proc, base = start_server(env, data_dir / "server.log")
     _ENV["env"] = env
     yield base
     proc.terminate()
     proc.wait(timeout=10)
-    log.close()
 
 
 @pytest.fixture(scope="session")

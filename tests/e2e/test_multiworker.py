@@ -18,29 +18,9 @@ import urllib.request
 import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
-from tests.e2e.conftest import ADMIN, SETUP_EXAMS, free_port, run_cli
+from tests.e2e.conftest import ADMIN, SETUP_EXAMS, run_cli, start_server
 
 pytestmark = pytest.mark.e2e
-
-
-def start_worker(env: dict, log_path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return proc, base
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(open(log_path).read())
-        time.sleep(0.2)
 
 
 def post_json(base: str, path: str, body: dict, token: str = "") -> dict:
@@ -122,8 +102,8 @@ def test_a_save_on_one_worker_shows_on_the_stream_of_another(tmp_path):
                                capture_output=True, text=True, timeout=120)
         assert setup.returncode == 0, setup.stderr
         nip, token = json.loads(setup.stdout.strip().splitlines()[-1])["normal"][0]
-        one, base_one = start_worker(env, tmp_path / "one.log")
-        two, base_two = start_worker(env, tmp_path / "two.log")
+        one, base_one = start_server(env, tmp_path / "one.log")
+        two, base_two = start_server(env, tmp_path / "two.log")
         procs = [one, two]
         assert one.pid != two.pid
 

@@ -38,6 +38,10 @@ def test_console_follows_the_taker_live_and_acts_on_their_page(
     staff(console, live_server)
     console.goto(live_server + "/proctor/sessions/E2E")
     expect(console.get_by_test_id("stream-status")).to_contain_text("Langsung")
+    clock = console.get_by_test_id("session-clock")
+    first = clock.inner_text()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", first)
+    expect(clock).not_to_have_text(first, timeout=3000)  # the session clock runs
     row = console.get_by_test_id(f"seat-{nip}")
     expect(row.get_by_test_id("state")).to_have_text("Belum masuk")
 

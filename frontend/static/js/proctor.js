@@ -24,8 +24,16 @@
     if (serverNow) offset = serverNow - Date.now();
   }
 
+  var clock = document.querySelector("[data-clock]");
+  var clockFormat = null;
+  try {
+    clockFormat = new Intl.DateTimeFormat("en-GB", {timeZone: clock && clock.getAttribute("data-tz"),
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false});
+  } catch (e) { clockFormat = null; }  // an unknown zone: the server's time stays as rendered
+
   function tick() {
     var now = (Date.now() + offset) / 1000;
+    if (clock && clockFormat) clock.textContent = clockFormat.format(new Date(now * 1000));
     var table = live.querySelector("[data-seen-label]");
     var label = table ? table.getAttribute("data-seen-label") : "{s}";
     live.querySelectorAll("[data-deadline]").forEach(function (cell) {

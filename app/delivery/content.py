@@ -1,0 +1,98 @@
+"""Frozen bank content, read once per process.
+
+At 08:00 every taker's login draws a form from the same pool and every first page shows the
+same items: reading the pool (items and option ids of the session's bank versions) and the
+item and option HTML from the database for each of 2,000 takers was a third of the start's
+work. A frozen bank version never changes again except for its keys and weights (an audited
+key correction), and neither is held here, so caching what is below is exact, in every worker
+process alike. Versions that are not frozen (an admin's preview) are always read afresh.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.assembly.forms import PoolItem
+from app.bank.models import BankVersion, Item, ItemOption
+
+MAX_CACHED_ITEMS = 50_000  # a few large banks; beyond it the cache starts afresh
+
+_lock = threading.Lock()
+_pools: dict[tuple[int, ...], list[PoolItem]] = {}
+_items: dict[int, ItemContent] = {}
+_options: dict[int, dict[int, str]] = {}  # item id -> option id -> HTML
+
+
+@dataclass(frozen=True)
+class ItemContent:
+    bank_version_id: int
+    kind: str
+    stem: str
+
+
+def _all_frozen(db: Session, version_ids: Iterable[int]) -> bool:
+    ids = set(version_ids)
+    frozen = db.scalars(select(BankVersion.id).where(BankVersion.id.in_(ids),
+                                                     BankVersion.frozen.is_(True)))
+    return set(frozen) == ids
+
+
+def pool(db: Session, version_ids: Iterable[int]) -> list[PoolItem]:
+    """What form building draws from: every item of these versions with its option ids."""
+    key = tuple(sorted(set(version_ids)))
+    cached = _pools.get(key)
+    if cached is not None:
+        return cached
+    options: dict[int, list[int]] = {}
+    for item_id, option_id in db.execute(
+            select(ItemOption.item_id, ItemOption.id).join(Item, Item.id == ItemOption.item_id)
+            .where(Item.bank_version_id.in_(key))
+            .order_by(ItemOption.item_id, ItemOption.position)):
+        options.setdefault(item_id, []).append(option_id)
+    items = [PoolItem(i, v, c, lv, tuple(options.get(i, ())))
+             for i, v, c, lv in db.execute(select(Item.id, Item.bank_version_id, Item.construct,
+                                                  Item.level)
+                                           .where(Item.bank_version_id.in_(key)))]
+    if _all_frozen(db, key):
+        with _lock:
+            _pools[key] = items
+    return items
+
+
+def contents(db: Session, item_ids: Iterable[int]
+             ) -> tuple[dict[int, ItemContent], dict[int, dict[int, str]]]:
+    """Stem, kind and version of each item, and its options' HTML by option id."""
+    wanted = set(item_ids)
+    missing = [i for i in wanted if i not in _items]
+    items = {i: _items[i] for i in wanted if i in _items}
+    options = {i: _options[i] for i in wanted if i in _options}
+    if missing:
+        fresh: dict[int, ItemContent] = {}
+        frozen_of: dict[int, bool] = {}
+        for item_id, version_id, kind, stem, frozen in db.execute(
+                select(Item.id, Item.bank_version_id, Item.kind, Item.stem, BankVersion.frozen)
+                .join(BankVersion, BankVersion.id == Item.bank_version_id)
+                .where(Item.id.in_(missing))):
+            fresh[item_id] = ItemContent(version_id, kind.value, stem)
+            frozen_of[item_id] = frozen
+        fresh_options: dict[int, dict[int, str]] = {i: {} for i in fresh}
+        for item_id, option_id, content in db.execute(
+                select(ItemOption.item_id, ItemOption.id, ItemOption.content)
+                .where(ItemOption.item_id.in_(missing))):
+            fresh_options[item_id][option_id] = content
+        items.update(fresh)
+        options.update(fresh_options)
+        with _lock:
+            if len(_items) > MAX_CACHED_ITEMS:
+                _items.clear()
+                _options.clear()
+            for item_id, content in fresh.items():
+                if frozen_of[item_id]:
+                    _items[item_id] = content
+                    _options[item_id] = fresh_options[item_id]
+    return items, options

@@ -118,12 +118,16 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             time_limit_s=spec.get("time_limit_s"), allow_back=spec.get("allow_back", True),
             state=state,
             remaining_s=remaining_seconds(attempt, row, now) if state == "open" else None))
-    entries = list(db.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id)
-                              .order_by(AttemptItem.position)))
+    # Plain rows, not ORM objects: 112 per form, read on every page of every taker.
+    entries = db.execute(select(AttemptItem.item_id, AttemptItem.position, AttemptItem.section,
+                                AttemptItem.option_order)
+                         .where(AttemptItem.attempt_id == attempt.id)
+                         .order_by(AttemptItem.position)).all()
     visible = {e.item_id for e in entries if view.sections[e.section].state != "pending"}
     items, options = content.contents(db, (e.item_id for e in entries))
-    answers = {a.item_id: a for a in db.scalars(select(Answer).where(
-        Answer.attempt_id == attempt.id))}
+    answers = {a.item_id: a for a in db.execute(
+        select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)
+        .where(Answer.attempt_id == attempt.id))}
     for entry in entries:
         item = items[entry.item_id]
         shown = entry.item_id in visible

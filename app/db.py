@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import (
     JSON,
@@ -272,6 +273,8 @@ async def in_transaction(request: Request, work: Callable[[Session], Any], *,
 
 
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
+# An integer id in a URL: bounded, so a huge number is a 422, never a database overflow (500).
+RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 WriteDb = Annotated[Session, Depends(get_write_db, scope="function")]
 
 

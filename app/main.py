@@ -138,15 +138,35 @@ def _sweep_once(app: FastAPI) -> int:
         return sweep(session, now=now)
 
 
+def _score_pending(app: FastAPI) -> int:
+    """Score handed-in attempts that have no result yet, a few per transaction."""
+    from app.scoring.service import pending_attempts, score_pending
+
+    total = 0
+    while True:
+        with app.state.db.transaction(write=False) as session:
+            if not pending_attempts(session, limit=1):
+                return total
+        with app.state.db.transaction() as session:
+            done = score_pending(session, now=app.state.clock.now())
+        if not done:
+            return total  # only attempts whose scoring fails are left; next run retries
+        total += done
+
+
 async def _sweeper(app: FastAPI) -> None:
-    """Closes attempts whose time ran out even when no browser asks (every worker runs one;
-    the updates are idempotent, so several workers do no harm)."""
+    """Closes attempts whose time ran out even when no browser asks, then scores handed-in
+    attempts that have no result yet (every worker runs one; the updates are idempotent and
+    workers skip attempts another is scoring, so several workers do no harm)."""
     while True:
         await asyncio.sleep(app.state.settings.sweep_interval_s)
         try:
             closed = await run_in_threadpool(_sweep_once, app)
             if closed:
                 logger.info("sweeper closed %d attempt(s)", closed)
+            scored = await run_in_threadpool(_score_pending, app)
+            if scored:
+                logger.info("sweeper scored %d attempt(s)", scored)
         except Exception:  # noqa: BLE001 - a busy or unreachable database must not kill it
             logger.exception("sweeper run failed; trying again")
 

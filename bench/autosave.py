@@ -13,9 +13,10 @@
 4. Then the exam as it is sat (--paced-seconds, default 60): every taker changes an answer
    after a random think time (mean --think seconds, default 10); its latency is what a taker
    waits for "tersimpan".
-5. Compares the database with the acknowledgements: an answer whose stored seq is lower than
+5. Everyone submits; the server's CPU time and peak memory are printed.
+6. Compares the database with the acknowledgements: an answer whose stored seq is lower than
    an acknowledged one is lost or regressed (must be 0).
-6. Serves bench/bare_app.py (one SQLite row per request, same uvicorn) and drives the same
+7. Serves bench/bare_app.py (one SQLite row per request, same uvicorn) and drives the same
    number of requests at the same concurrency: the reference throughput.
 """
 
@@ -107,6 +108,49 @@ def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.
                 time.sleep(0.3)
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def server_usage(pid: int) -> tuple[float, int]:
+    """CPU seconds used so far and peak resident memory (KiB) of the server process and its
+    worker processes (read from /proc, Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    family = {pid}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                family.add(int(entry.name))
+    cpu, peak = 0.0, 0
+    for member in family:
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1])
+        except OSError:
+            continue
+    return cpu, peak
+
+
+async def submit_phase(base: str, takers, concurrency: int):
+    """Everyone hands in (the end of the session)."""
+    latencies, errors = [], defaultdict(int)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        async def one(taker: dict) -> None:
+            t0 = time.perf_counter()
+            r = await client.post("/api/v1/taker/submit", headers=taker["headers"])
+            latencies.append(time.perf_counter() - t0)
+            if r.status_code != 200 or r.json()["state"] != "submitted":
+                errors[str(r.status_code)] += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(t) for t in takers))
+        return time.perf_counter() - t0, latencies, errors
 
 
 def percentiles(samples: list[float]) -> str:
@@ -318,6 +362,12 @@ def main() -> None:
                   f"errors {dict(paced.errors)}")
             for key, seq in paced.acked.items():
                 log.acked[key] = max(log.acked.get(key, 0), seq)
+        elapsed, latencies, errors = asyncio.run(submit_phase(base, takers, args.concurrency))
+        print(f"submit: {len(latencies)} takers handed in within {elapsed:.1f} s, "
+              f"{percentiles(latencies)}; errors {dict(errors)}")
+        cpu, peak = server_usage(server.pid)
+        print(f"server: {cpu:.0f} CPU seconds in {time.perf_counter() - t0:.0f} s of bench, "
+              f"peak memory {peak / 1024:.0f} MiB")
     finally:
         server.terminate()
         server.wait(timeout=30)

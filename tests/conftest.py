@@ -109,9 +109,12 @@ def pg_database(pg_url: str) -> Iterator[Database]:
 
 
 def truncate_all(database: Database) -> None:
+    from app.delivery import content
+
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with database.engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    content.forget(database.engine)  # ids start from 1 again: cached item content is stale
 
 
 # -- SQLite -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from app import audit
 from app.auth import service
 from app.auth.deps import AdminUser, ClockDep, OptionalStaff
 from app.auth.models import Role, User
-from app.db import DbSession
+from app.db import DbSession, RowId
 from app.web import (
     LANG_COOKIE,
     LANGUAGES,
@@ -172,7 +172,7 @@ def users_set_active(
     db: DbSession,
     clock: ClockDep,
     user: AdminUser,
-    user_id: int,
+    user_id: RowId,
     active: Annotated[bool, Form()],
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
@@ -191,7 +191,7 @@ def users_reset_password(
     db: DbSession,
     clock: ClockDep,
     user: AdminUser,
-    user_id: int,
+    user_id: RowId,
     password: Annotated[str, Form(max_length=1000)],
 ) -> Response:
     target = _target_user(db, user_id)

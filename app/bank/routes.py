@@ -29,7 +29,7 @@ from app.bank.models import (
 )
 from app.bank.parsed import ImportFailed, Problem
 from app import audit
-from app.db import DbSession, WriteDb
+from app.db import DbSession, RowId, WriteDb
 from app.web import render
 
 router = APIRouter()
@@ -124,7 +124,7 @@ def bank_versions(request: Request, code: str, db: DbSession, user: AdminUser) -
 
 @router.get("/admin/banks/{code}/v/{number}", include_in_schema=False)
 def bank_items(
-    request: Request, code: str, number: int, db: DbSession, user: AdminUser,
+    request: Request, code: str, number: RowId, db: DbSession, user: AdminUser,
     construct: str = "", kind: str = "", level: str = "", page: int = 1,
 ) -> Response:
     bank = _bank_or_404(db, code)
@@ -149,7 +149,7 @@ def bank_items(
 
 
 @router.get("/admin/banks/{code}/v/{number}/export", include_in_schema=False)
-def bank_export(code: str, number: int, db: WriteDb, clock: ClockDep,
+def bank_export(code: str, number: RowId, db: WriteDb, clock: ClockDep,
                 user: AdminUser) -> Response:
     """The export carries every key and weight, so it is audited."""
     bank = _bank_or_404(db, code)
@@ -175,14 +175,14 @@ def _item_context(db: Session, item_id: int) -> dict:
 
 
 @router.get("/admin/items/{item_id}", include_in_schema=False)
-def item_page(request: Request, item_id: int, db: DbSession, user: AdminUser,
+def item_page(request: Request, item_id: RowId, db: DbSession, user: AdminUser,
               key: bool = False) -> Response:
     return render(request, "bank/item.html", show_key=key, error=None, corrected=False,
                   **_item_context(db, item_id))
 
 
 @router.post("/admin/items/{item_id}/key", include_in_schema=False)
-async def item_correct_key(request: Request, item_id: int, db: DbSession, clock: ClockDep,
+async def item_correct_key(request: Request, item_id: RowId, db: DbSession, clock: ClockDep,
                            user: AdminUser) -> Response:
     context = _item_context(db, item_id)
     form = await request.form()
@@ -218,7 +218,7 @@ def media_response(db: Session, version_id: int, name: str) -> Response:
 
 
 @router.get("/media/{version_id}/{name}", include_in_schema=False)
-def bank_media(version_id: int, name: str, db: DbSession, user: StaffUser) -> Response:
+def bank_media(version_id: RowId, name: str, db: DbSession, user: StaffUser) -> Response:
     return media_response(db, version_id, name)
 
 

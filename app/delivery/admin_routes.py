@@ -25,6 +25,7 @@ from app.dashboard import session_rows
 from app.db import DbSession, WriteDb
 from app.delivery import roster as roster_service
 from app.delivery import sessions as service
+from app.delivery import seb
 from app.delivery.cards import card_labels, cards_pdf, group_token
 from app.delivery.models import Attempt, AttemptState, TestSession
 from app.web import LANGUAGES, redirect, render, request_language
@@ -108,7 +109,8 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
     attempts = dict(db.execute(select(Attempt.state, func.count()).where(
         Attempt.session_id == session.id).group_by(Attempt.state)).tuples().all())
     defaults = {"state_error": "", "proctor_error": "", "roster_error": "", "result": None,
-                "problems": [], "reissued": None, "removed": None}
+                "problems": [], "reissued": None, "removed": None, "seb_error": "",
+                "seb": seb.config_of(session.settings)}
     return render(
         request, "delivery/session.html", fragment=fragment, status_code=status_code,
         headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
@@ -160,6 +162,28 @@ async def session_proctors(
     except service.SessionError as exc:
         return _session_page(request, db, session, status_code=422,
                              proctor_error=exc.text(request_language(request)))
+    return redirect(request, f"/admin/sessions/{session.code}")
+
+
+@router.post("/{code}/seb", include_in_schema=False)
+async def session_seb(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    config_key: Annotated[str, Form(max_length=200)] = "",
+    browser_exam_keys: Annotated[str, Form(max_length=4000)] = "",
+    op: Annotated[str, Form(max_length=8)] = "set",
+) -> Response:
+    """Require Safe Exam Browser for this session's takers, or stop requiring it (audited;
+    see app.delivery.seb)."""
+    session = _session_or_404(db, code)
+    try:
+        seb.set_config(db, session=session, config_key="" if op == "clear" else config_key,
+                       browser_exam_keys="" if op == "clear" else browser_exam_keys,
+                       actor=_actor(user), now=clock.now())
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             seb_error=exc.text(request_language(request)))
+    db.flush()
+    seb.forget(request.app)
     return redirect(request, f"/admin/sessions/{session.code}")
 
 

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep
-from app.db import in_transaction
-from app.delivery import attempts
+from app.db import RowId, in_transaction
+from app.delivery import attempts, seb
 from app.delivery.deps import bearer_lookup
 from app.delivery.models import Attempt, AttemptSection
 from app.delivery.schemas import (
@@ -31,10 +32,15 @@ from app.delivery.views import attempt_view
 router = APIRouter(prefix="/api/v1/taker", tags=["taker"])
 
 ERRORS = {401: {"description": "wrong credentials or expired access token"},
-          403: {"description": "the session is not open"},
+          403: {"description": "the session is not open, or it must be taken in Safe "
+                                 "Exam Browser (`taker.error_seb`)"},
           409: {"description": "seat held by another computer, or attempt/section closed"},
           422: {"description": "the answer does not fit the item"},
           429: {"description": "too many failed logins; see Retry-After"}}
+
+
+# A row id in a path: the database's integer range, so an absurd id is a 422, not a database
+# error (SQLite cannot even bind an integer past 2**63: that was a 500).
 
 
 def _json(model: BaseModel) -> JSONResponse:
@@ -85,6 +91,7 @@ SAVE_FAILURES_ALERT = 3  # failed tries before a save that the proctor console s
 def save_work(request: Request, token: str, item_id: int, body: AnswerUpdate, now: datetime,
               workstation: str | None, failures: int = 0):
     def work(db: Session) -> AnswerSaved:
+        seb.check_saving(request, db, token)
         result = attempts.save_with_token(
             db, token=token, secret=request.app.state.secret, item_id=item_id,
             response=body.response, seq=body.seq, flagged=body.flagged,
@@ -106,6 +113,8 @@ async def taker_login(body: TakerLoginCreate, request: Request,
                                 workstation=body.workstation or f"addr:{client_addr(request)}",
                                 client_addr=client_addr(request),
                                 secret=request.app.state.secret, now=clock.now())
+        seb.check_login(request, db, session=result.session, nip=result.participant.nip,
+                        client_addr=client_addr(request), now=clock.now())
         return TakerLoginRead(attempt_id=result.attempt.id, access_token=result.access_token,
                               state=result.attempt.state.value, session_code=result.session.code)
     return _json(await in_transaction(request, work))
@@ -128,8 +137,9 @@ async def taker_status(request: Request, clock: ClockDep) -> JSONResponse:
     return await status_response(request, lambda db: bearer_lookup(request, db), clock.now())
 
 
-@router.put("/answers/{item_id}", response_model=AnswerSaved, responses=ERRORS)
-async def taker_save(item_id: int, body: AnswerUpdate, request: Request,
+@router.put("/answers/{item_id}", response_model=AnswerSaved,
+            responses={**ERRORS, 404: {"description": "the item is not in this form"}})
+async def taker_save(item_id: RowId, body: AnswerUpdate, request: Request,
                      clock: ClockDep) -> JSONResponse:
     """Store the answer if `seq` is newer than the stored one; acknowledged after commit."""
     work = save_work(request, bearer_token(request), item_id, body, clock.now(), None)

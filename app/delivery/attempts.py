@@ -282,12 +282,14 @@ def _require_live(attempt: Attempt) -> None:
         raise TakerError(409, "taker.error_not_started", "the attempt has not started")
 
 
-def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datetime) -> None:
-    """Hand in the attempt (idempotent: a second submit changes nothing)."""
+def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datetime,
+           score: bool = True) -> None:
+    """Hand in the attempt (idempotent: a second submit changes nothing) and score it, unless
+    ``score`` is False (the caller scores many at once, e.g. a session's close)."""
     was_done = attempt.state in DONE_STATES
     refresh(db, attempt=attempt, now=now)
     if attempt.state in DONE_STATES:
-        if not was_done:  # time ran out just now, and this request writes it
+        if not was_done and score:  # time ran out just now, and this request writes it
             _score(db, attempt, now)
         return
     sections = _sections(db, attempt)
@@ -295,7 +297,8 @@ def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datet
             state=AttemptState.submitted, reason=reason)
     audit.record(db, actor=actor, action="attempt.submit", target=f"attempt:{attempt.id}",
                  now=now, data={"reason": reason})
-    _score(db, attempt, now)
+    if score:
+        _score(db, attempt, now)
 
 
 def _score(db: Session, attempt: Attempt, now: datetime) -> None:
@@ -323,7 +326,8 @@ def unlock_seat(db: Session, *, attempt: Attempt, reason: str, actor: str,
 
 def submit_all_active(db: Session, *, session_id: int, reason: str, actor: str,
                       now: datetime) -> int:
-    """Submit every attempt of a session that is still running (session close)."""
+    """Submit every attempt of a session that is still running (session close, which then
+    scores the whole session at once)."""
     count = 0
     for attempt in db.scalars(select(Attempt).where(Attempt.session_id == session_id,
                                                     Attempt.state.in_(LIVE_STATES))):
@@ -333,7 +337,7 @@ def submit_all_active(db: Session, *, session_id: int, reason: str, actor: str,
             continue
         attempt.paused_at = None
         attempt.state = AttemptState.active  # so refresh/submit treat it uniformly
-        submit(db, attempt=attempt, reason=reason, actor=actor, now=now)
+        submit(db, attempt=attempt, reason=reason, actor=actor, now=now, score=False)
         count += 1
     db.flush()
     return count
@@ -357,8 +361,9 @@ def sweep(db: Session, *, now: datetime) -> int:
     due = list(db.scalars(_due(now)))
     for attempt in due:
         refresh(db, attempt=attempt, now=now)
-        if attempt.state in DONE_STATES:
-            _score(db, attempt, now)
+    # Not scored here: at a deadline this closes a whole room at once, and scoring every
+    # attempt in this one transaction would hold the write lock for a minute. The sweeper
+    # scores them next, a few per transaction (scoring.service.score_pending).
     return len(due)
 
 

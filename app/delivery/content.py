@@ -11,8 +11,9 @@ process alike. Versions that are not frozen (an admin's preview) are always read
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,9 +24,27 @@ from app.bank.models import BankVersion, Item, ItemOption
 MAX_CACHED_ITEMS = 50_000  # a few large banks; beyond it the cache starts afresh
 
 _lock = threading.Lock()
-_pools: dict[tuple[int, ...], list[PoolItem]] = {}
-_items: dict[int, ItemContent] = {}
-_options: dict[int, dict[int, str]] = {}  # item id -> option id -> HTML
+
+
+@dataclass
+class _Cache:
+    pools: dict[tuple[int, ...], list[PoolItem]] = field(default_factory=dict)
+    items: dict[int, ItemContent] = field(default_factory=dict)
+    options: dict[int, dict[int, str]] = field(default_factory=dict)  # item -> option -> HTML
+
+
+# One cache per database (keyed by its connection pool): ids mean nothing across databases,
+# and a process that opens several (the tests, a migration tool) must never mix them.
+_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cache(db: Session) -> _Cache:
+    pool = db.get_bind().pool
+    cache = _caches.get(pool)
+    if cache is None:
+        with _lock:
+            cache = _caches.setdefault(pool, _Cache())
+    return cache
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,13 @@ class ItemContent:
     bank_version_id: int
     kind: str
     stem: str
+
+
+def forget(engine) -> None:
+    """Drop what is cached for this database (after it was emptied and refilled, e.g. a
+    restore into a running process, or the tests' truncation)."""
+    with _lock:
+        _caches.pop(engine.pool, None)
 
 
 def _all_frozen(db: Session, version_ids: Iterable[int]) -> bool:
@@ -45,7 +71,8 @@ def _all_frozen(db: Session, version_ids: Iterable[int]) -> bool:
 def pool(db: Session, version_ids: Iterable[int]) -> list[PoolItem]:
     """What form building draws from: every item of these versions with its option ids."""
     key = tuple(sorted(set(version_ids)))
-    cached = _pools.get(key)
+    cache = _cache(db)
+    cached = cache.pools.get(key)
     if cached is not None:
         return cached
     options: dict[int, list[int]] = {}
@@ -60,7 +87,7 @@ def pool(db: Session, version_ids: Iterable[int]) -> list[PoolItem]:
                                            .where(Item.bank_version_id.in_(key)))]
     if _all_frozen(db, key):
         with _lock:
-            _pools[key] = items
+            cache.pools[key] = items
     return items
 
 
@@ -68,9 +95,10 @@ def contents(db: Session, item_ids: Iterable[int]
              ) -> tuple[dict[int, ItemContent], dict[int, dict[int, str]]]:
     """Stem, kind and version of each item, and its options' HTML by option id."""
     wanted = set(item_ids)
-    missing = [i for i in wanted if i not in _items]
-    items = {i: _items[i] for i in wanted if i in _items}
-    options = {i: _options[i] for i in wanted if i in _options}
+    cache = _cache(db)
+    missing = [i for i in wanted if i not in cache.items]
+    items = {i: cache.items[i] for i in wanted if i in cache.items}
+    options = {i: cache.options[i] for i in wanted if i in cache.options}
     if missing:
         fresh: dict[int, ItemContent] = {}
         frozen_of: dict[int, bool] = {}
@@ -88,11 +116,11 @@ def contents(db: Session, item_ids: Iterable[int]
         items.update(fresh)
         options.update(fresh_options)
         with _lock:
-            if len(_items) > MAX_CACHED_ITEMS:
-                _items.clear()
-                _options.clear()
+            if len(cache.items) > MAX_CACHED_ITEMS:
+                cache.items.clear()
+                cache.options.clear()
             for item_id, content in fresh.items():
                 if frozen_of[item_id]:
-                    _items[item_id] = content
-                    _options[item_id] = fresh_options[item_id]
+                    cache.items[item_id] = content
+                    cache.options[item_id] = fresh_options[item_id]
     return items, options

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.db import DbSession
+from app.delivery import seb
 from app.delivery.attempts import TakerError, attempt_for_access_token
 from app.delivery.models import Attempt
 
@@ -31,6 +32,7 @@ def bearer_lookup(request: Request, db: Session) -> Attempt:
     if attempt is None:
         raise TakerError(401, "taker.error_login_again",
                          "missing or expired access token; log in again")
+    seb.check(request, db, attempt.session_id)
     return attempt
 
 
@@ -39,6 +41,7 @@ def cookie_attempt(request: Request, db: DbSession) -> Attempt:
                                        secret=request.app.state.secret)
     if attempt is None:
         raise TakerLoginRequired()
+    seb.check(request, db, attempt.session_id)
     return attempt
 
 
@@ -48,6 +51,7 @@ def cookie_lookup_json(request: Request, db: Session) -> Attempt:
                                        secret=request.app.state.secret)
     if attempt is None:
         raise TakerError(401, "taker.error_login_again", "log in again")
+    seb.check(request, db, attempt.session_id)
     return attempt
 
 

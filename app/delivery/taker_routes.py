@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
-from app.db import DbSession
-from app.delivery import attempts
+from app.db import DbSession, RowId
+from app.delivery import attempts, seb
 from app.delivery.api import _json, client_addr, save_work, status_response
 from app.delivery.deps import SEAT_COOKIE, TAKER_COOKIE, PageAttempt, cookie_lookup_json
 from app.bank.models import Item
@@ -63,6 +63,8 @@ def taker_login(request: Request, db: DbSession, clock: ClockDep,
         result = attempts.login(db, nip=nip, token=token, workstation=seat,
                                 client_addr=client_addr(request),
                                 secret=request.app.state.secret, now=clock.now())
+        seb.check_login(request, db, session=result.session, nip=result.participant.nip,
+                        client_addr=client_addr(request), now=clock.now())
     except attempts.TakerError as exc:
         return _login_page(request, status_code=exc.status, error=exc.key,
                            params={"seconds": exc.retry_after}, nip=nip[:40])
@@ -143,7 +145,7 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
 
 
 @router.put("/ujian/jawaban/{item_id}", include_in_schema=False)
-async def exam_save(request: Request, item_id: int, body: AnswerUpdate,
+async def exam_save(request: Request, item_id: RowId, body: AnswerUpdate,
                     clock: ClockDep) -> JSONResponse:
     reported = request.headers.get("x-save-failures", "0")
     work = save_work(request, request.cookies.get(TAKER_COOKIE, ""), item_id, body,
@@ -186,7 +188,7 @@ def exam_logout(request: Request) -> Response:
 
 
 @router.get("/ujian/media/{version_id}/{name}", include_in_schema=False)
-def exam_media(version_id: int, name: str, attempt: PageAttempt, db: DbSession) -> Response:
+def exam_media(version_id: RowId, name: str, attempt: PageAttempt, db: DbSession) -> Response:
     """Images of the items in this taker's own form, and nothing else."""
     uses = db.scalar(select(AttemptItem.id).join(Item, Item.id == AttemptItem.item_id)
                      .where(AttemptItem.attempt_id == attempt.id,

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import ClockDep, Forbidden, StaffUser
 from app.auth.models import Role, User
-from app.db import DbSession
+from app.db import DbSession, RowId
 from app.delivery import sessions as session_service
 from app.delivery.models import ProctorAssignment, SessionState, TestSession
 from app.proctoring import service
@@ -54,6 +54,15 @@ def authorized_session(db: Session, code: str, user: User) -> TestSession:
     return session
 
 
+def console_session(code: str, db: DbSession, user: StaffUser) -> TestSession:
+    """The route's session, authorized before anything else of the request is read (a proctor
+    of another session gets 403 even for an incomplete form)."""
+    return authorized_session(db, code, user)
+
+
+ConsoleSession = Annotated[TestSession, Depends(console_session)]
+
+
 def _grid_context(request: Request, db: Session, session: TestSession, now) -> dict[str, Any]:
     zone = ZoneInfo(request.app.state.settings.timezone)
     return {"console": console_state(db, session=session, now=now), "zone": zone,
@@ -69,17 +78,15 @@ def _console_page(request: Request, db: Session, session: TestSession, now, *,
 
 
 @router.get("/proctor/sessions/{code}", include_in_schema=False)
-def console_page(request: Request, code: str, db: DbSession, clock: ClockDep,
-                 user: StaffUser) -> Response:
-    session = authorized_session(db, code, user)
+def console_page(request: Request, session: ConsoleSession, db: DbSession,
+                 clock: ClockDep) -> Response:
     return _console_page(request, db, session, clock.now())
 
 
 @router.get("/proctor/sessions/{code}/grid", include_in_schema=False)
-def console_grid(request: Request, code: str, db: DbSession, clock: ClockDep,
-                 user: StaffUser) -> Response:
+def console_grid(request: Request, session: ConsoleSession, db: DbSession,
+                 clock: ClockDep) -> Response:
     """The live part alone: what the stream pushes, and what the fallback polls."""
-    session = authorized_session(db, code, user)
     return render(request, "proctor/_grid.html", headers=NO_STORE,
                   **_grid_context(request, db, session, clock.now()))
 
@@ -163,9 +170,8 @@ def _panel(db: Session, session: TestSession, entry_id: int, now) -> dict:
 
 
 @router.get("/proctor/sessions/{code}/peserta/{entry_id}", include_in_schema=False)
-def seat_panel(request: Request, code: str, entry_id: int, db: DbSession, clock: ClockDep,
-               user: StaffUser) -> Response:
-    session = authorized_session(db, code, user)
+def seat_panel(request: Request, session: ConsoleSession, entry_id: RowId, db: DbSession,
+               clock: ClockDep) -> Response:
     panel = _panel(db, session, entry_id, clock.now())
     if request.headers.get("HX-Request"):
         return render(request, "proctor/_panel.html", session=session, panel=panel,
@@ -218,12 +224,11 @@ def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action:
 
 @router.post("/proctor/sessions/{code}/peserta/{entry_id}/{action}", include_in_schema=False)
 async def seat_action(
-    request: Request, code: str, entry_id: int, action: str, db: DbSession, clock: ClockDep,
-    user: StaffUser,
+    request: Request, session: ConsoleSession, entry_id: RowId, action: str, db: DbSession,
+    clock: ClockDep, user: StaffUser,
     minutes: Annotated[int, Form(ge=0, le=service.MAX_EXTRA_MINUTES)] = 0,
     reason: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    session = authorized_session(db, code, user)
     now = clock.now()
     try:
         done = run_seat_action(db, session=session, entry_id=entry_id, action=action,
@@ -246,10 +251,9 @@ async def seat_action(
 
 
 @router.post("/proctor/sessions/{code}/pilihan", include_in_schema=False)
-async def bulk_action(request: Request, code: str, db: DbSession, clock: ClockDep,
-                      user: StaffUser) -> Response:
+async def bulk_action(request: Request, session: ConsoleSession, db: DbSession,
+                      clock: ClockDep, user: StaffUser) -> Response:
     """Extra time, pause or resume for the selected participants (all or nothing)."""
-    session = authorized_session(db, code, user)
     form = await request.form()
     entries = [int(v) for v in form.getlist("entry") if str(v).isdigit()]
     action = str(form.get("action", ""))
@@ -272,13 +276,12 @@ async def bulk_action(request: Request, code: str, db: DbSession, clock: ClockDe
 
 @router.post("/proctor/sessions/{code}/state", include_in_schema=False)
 async def session_state(
-    request: Request, code: str, db: DbSession, clock: ClockDep, user: StaffUser,
-    action: Annotated[str, Form(max_length=16)],
+    request: Request, session: ConsoleSession, db: DbSession, clock: ClockDep,
+    user: StaffUser, action: Annotated[str, Form(max_length=16)],
     reason: Annotated[str, Form(max_length=500)] = "",
     confirm: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
     """Open, pause all, resume all, close (closing asks for a ticked confirmation)."""
-    session = authorized_session(db, code, user)
     if action not in session_service.TRANSITIONS:
         raise HTTPException(status_code=400)
     lang = request_language(request)
@@ -296,10 +299,9 @@ async def session_state(
 
 @router.post("/proctor/sessions/{code}/papan", include_in_schema=False)
 async def display_switch(
-    request: Request, code: str, db: DbSession, clock: ClockDep, user: StaffUser,
-    enabled: Annotated[str, Form(max_length=8)] = "",
+    request: Request, session: ConsoleSession, db: DbSession, clock: ClockDep,
+    user: StaffUser, enabled: Annotated[str, Form(max_length=8)] = "",
 ) -> Response:
-    session = authorized_session(db, code, user)
     service.set_public_display(db, session=session, enabled=enabled == "on",
                                actor=_actor(user), now=clock.now())
     return redirect(request, f"/proctor/sessions/{session.code}")
@@ -353,15 +355,19 @@ class ConsoleRead(BaseModel):
 
 
 class SeatActionCreate(BaseModel):
-    action: str = Field(description="extra_time, pause, resume, unlock, submit, reset, note")
+    action: Literal["extra_time", "pause", "resume", "unlock", "submit", "reset", "note"]
     minutes: int = Field(0, ge=0, le=service.MAX_EXTRA_MINUTES)
     reason: str = Field("", max_length=2000)
 
 
-@api.get("/sessions/{code}", response_model=ConsoleRead)
-def api_console(code: str, db: DbSession, clock: ClockDep, user: StaffUser) -> ConsoleRead:
+API_REFUSALS = {401: {"description": "no staff session (log in at /login)"},
+                403: {"description": "a proctor not assigned to this session"},
+                404: {"description": "no such session, or no such participant in it"}}
+
+
+@api.get("/sessions/{code}", response_model=ConsoleRead, responses=API_REFUSALS)
+def api_console(session: ConsoleSession, db: DbSession, clock: ClockDep) -> ConsoleRead:
     """The console's rows as JSON (same access rule as the page)."""
-    session = authorized_session(db, code, user)
     state = console_state(db, session=session, now=clock.now())
     return ConsoleRead(code=state.code, session_state=state.session_state,
                        counters=state.counters, seats=[
@@ -369,11 +375,12 @@ def api_console(code: str, db: DbSession, clock: ClockDep, user: StaffUser) -> C
                            for s in state.seats])
 
 
-@api.post("/sessions/{code}/seats/{entry_id}", responses={422: {"description": "refused"}})
-def api_seat_action(code: str, entry_id: int, body: SeatActionCreate, request: Request,
-                    db: DbSession, clock: ClockDep, user: StaffUser) -> JSONResponse:
+@api.post("/sessions/{code}/seats/{entry_id}",
+          responses={**API_REFUSALS, 422: {"description": "refused: see `code`"}})
+def api_seat_action(session: ConsoleSession, entry_id: RowId, body: SeatActionCreate,
+                    request: Request, db: DbSession, clock: ClockDep,
+                    user: StaffUser) -> JSONResponse:
     """One action on one participant (cookie session + X-CSRF-Token header)."""
-    session = authorized_session(db, code, user)
     try:
         done = run_seat_action(db, session=session, entry_id=entry_id, action=body.action,
                                user=user, now=clock.now(), minutes=body.minutes,

@@ -175,12 +175,19 @@ class ScoringCache:
         missing = sorted(set(item_ids) - set(self.items))
         if not missing:
             return
-        options: dict[int, list[ItemOption]] = {}
+        # Plain rows, not ORM objects: a form has ~100 items and ~500 options.
+        options: dict[int, list[Any]] = {}
         for chunk in _chunks(missing, 500):
-            for option in self.db.scalars(select(ItemOption).where(ItemOption.item_id.in_(chunk))
-                                          .order_by(ItemOption.item_id, ItemOption.position)):
+            for option in self.db.execute(
+                    select(ItemOption.item_id, ItemOption.id, ItemOption.is_key,
+                           ItemOption.weight, ItemOption.label)
+                    .where(ItemOption.item_id.in_(chunk))
+                    .order_by(ItemOption.item_id, ItemOption.position)):
                 options.setdefault(option.item_id, []).append(option)
-            for item in self.db.scalars(select(Item).where(Item.id.in_(chunk))):
+            for item in self.db.execute(
+                    select(Item.id, Item.code, Item.construct, Item.bank_version_id, Item.kind,
+                           Item.scoring, Item.irt_a, Item.irt_b, Item.irt_c)
+                    .where(Item.id.in_(chunk))):
                 opts = options.get(item.id, [])
                 scored = ScoredItem(
                     ItemKind(item.kind).value,
@@ -501,6 +508,43 @@ def score_attempt_safely(db: Session, *, attempt: Attempt, now: datetime) -> Res
         logger.exception("scoring attempt %s failed; it will be rescored at session close",
                          attempt.id)
         return None
+
+
+PENDING_BATCH = 20
+
+
+def pending_attempts(db: Session, *, limit: int = PENDING_BATCH, lock: bool = False
+                     ) -> list[Attempt]:
+    """Handed-in attempts that have no result yet: expired by the sweeper or in another
+    request, or whose scoring failed before. With ``lock`` (PostgreSQL), rows another
+    worker is scoring right now are skipped instead of scored twice."""
+    query = (select(Attempt).where(Attempt.state.in_(DONE_STATES),
+                                   ~select(Result.id).where(Result.attempt_id == Attempt.id)
+                                   .exists())
+             .order_by(Attempt.id).limit(limit))
+    if lock:
+        query = query.with_for_update(skip_locked=True, of=Attempt)
+    return list(db.scalars(query))
+
+
+def score_pending(db: Session, *, now: datetime, limit: int = PENDING_BATCH) -> int:
+    """Score up to ``limit`` attempts without a result, each in its own savepoint (one that
+    fails is logged and left for the next run). The sweeper calls this in short transactions,
+    so a deadline that closes 2,000 attempts at once never holds the write lock for long."""
+    cache = ScoringCache(db)
+    configs: dict[int, ScoringConfig] = {}
+    done = 0
+    for attempt in pending_attempts(db, limit=limit, lock=True):
+        try:
+            with db.begin_nested():
+                if attempt.session_id not in configs:
+                    configs[attempt.session_id] = ScoringConfig.for_session(
+                        db.get(TestSession, attempt.session_id))
+                _score(db, attempt, now, cache, configs[attempt.session_id])
+                done += 1
+        except Exception:  # noqa: BLE001 - one bad attempt must not stop the others
+            logger.exception("scoring attempt %s failed; it stays pending", attempt.id)
+    return done
 
 
 @dataclass

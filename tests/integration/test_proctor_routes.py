@@ -72,6 +72,9 @@ def test_a_proctor_sees_only_their_own_sessions(budi, database, clock):
                        ("/proctor/sessions/RUANG-B/state", {"action": "pause"}),
                        ("/proctor/sessions/RUANG-B/papan", {"enabled": "on"})):
         assert budi.post(path, data={"csrf_token": token, **data}).status_code == 403, path
+    # Authorization comes before reading the form: an incomplete one is still a 403.
+    assert budi.post("/proctor/sessions/RUANG-B/state",
+                     data={"csrf_token": token}).status_code == 403
     refused = budi.post(f"/api/v1/proctor/sessions/RUANG-B/seats/{other}",
                         json={"action": "note", "reason": "x"}, headers={"X-CSRF-Token": token})
     assert refused.status_code == 403

@@ -40,8 +40,10 @@ from app.scoring import engine
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 from app.scoring.service import (
     ScoringConfig,
+    pending_attempts,
     rescore_session,
     score_attempt,
+    score_pending,
     score_session,
 )
 from app.scoring.standards import load_default_standards
@@ -349,6 +351,11 @@ def test_sweeper_scores_attempts_that_ran_out_of_time(db, clock):
     clock.advance(601 + 600)
     assert attempts.sweep(db, now=clock.now()) == 1
     assert attempt.state == AttemptState.expired
+    # The sweeper closes first and scores after, a few attempts per transaction.
+    assert result_of(db, attempt) is None
+    assert [a.id for a in pending_attempts(db)] == [attempt.id]
+    assert score_pending(db, now=clock.now()) == 1
+    assert pending_attempts(db) == [] and score_pending(db, now=clock.now()) == 0
     result = result_of(db, attempt)
     assert result is not None and result.total_score == D(10)
 

@@ -27,6 +27,8 @@ from app.delivery import admin_routes as session_admin_routes
 from app.delivery import api as taker_api
 from app.delivery import taker_routes
 from app.scoring import routes as scoring_routes
+from app.scoring import standards_routes
+from app.reports import routes as report_routes
 from app.delivery.attempts import TakerError
 from app.proctoring import routes as proctor_routes
 from app.delivery.batching import SaveBatcher
@@ -65,6 +67,8 @@ ROUTERS: tuple[APIRouter, ...] = (
     proctor_routes.router,
     proctor_routes.api,
     analysis_routes.router,
+    report_routes.router,
+    standards_routes.router,
 )
 
 

@@ -1,0 +1,234 @@
+"""Admin pages for reports: one participant's report (page and audited PDF), all reports of a
+session as one zip built in steps with a progress bar, and the session's talent map with the
+kinerja upload that fills it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, Response
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.auth.deps import AdminUser, ClockDep
+from app.auth.models import User
+from app.bank.parsed import ImportFailed, Problem
+from app.db import DbSession, WriteDb
+from app.delivery.models import TestSession
+from app.delivery.sessions import session_by_code
+from app.reports import service, zipjob
+from app.reports.export import results_table
+from app.reports.ninebox import ninebox_svg
+from app.scoring.imports import import_ratings, parse_ratings
+from app.web import LANGUAGES, redirect, render, request_language, translate
+
+router = APIRouter(prefix="/admin/sessions")
+NO_STORE = {"Cache-Control": "no-store"}  # reports name people: no copies in caches
+MAX_CSV_BYTES = 2 * 1024 * 1024
+SVG_TEXTS = ("performance", "potential", "below", "as_expected", "above", "low", "medium",
+             "high", "box", "people", "more", "title")
+
+
+def _actor(user: User) -> str:
+    return f"user:{user.username}"
+
+
+def _session_or_404(db: Session, code: str) -> TestSession:
+    session = session_by_code(db, code)
+    if session is None:
+        raise HTTPException(status_code=404)
+    return session
+
+
+def _lang(request: Request, lang: str | None) -> str:
+    if lang in LANGUAGES:
+        return lang
+    return request_language(request)
+
+
+def _zone(request: Request) -> str:
+    return request.app.state.settings.timezone
+
+
+def _data_dir(request: Request) -> Path:
+    return Path(request.app.state.settings.data_dir)
+
+
+# -- all reports as one zip (the routes with fixed words come before /results/{nip}) ------------
+
+
+def _zip_fragment(request: Request, session: TestSession, job: zipjob.ZipJob | None, *,
+                  status_code: int = 200, missing: bool = False) -> Response:
+    return render(request, "reports/zip.html", fragment="reports/_zip.html",
+                  status_code=status_code, headers=NO_STORE, session=session, job=job,
+                  missing=missing)
+
+
+@router.post("/{code}/reports", include_in_schema=False)
+async def zip_start(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    lang: Annotated[str, Form(max_length=2)] = "id",
+) -> Response:
+    session = _session_or_404(db, code)
+    lang = lang if lang in LANGUAGES else "id"
+    job = zipjob.start_zip(db, session=session, data_dir=_data_dir(request), lang=lang,
+                            actor=_actor(user), now=clock.now(), zone=_zone(request))
+    audit.record(db, actor=_actor(user), action="report.zip", target=f"session:{session.code}",
+                 now=clock.now(), data={"job": job.job, "reports": job.total, "lang": lang})
+    if request.headers.get("hx-request") == "true":
+        return _zip_fragment(request, session, job)
+    return redirect(request, f"/admin/sessions/{session.code}/reports/{job.job}")
+
+
+@router.get("/{code}/reports", include_in_schema=False)
+def zip_latest(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+    """The session's latest zip job (the results page loads it into its card)."""
+    session = _session_or_404(db, code)
+    return _zip_fragment(request, session,
+                         zipjob.latest_zip_job(_data_dir(request), session.code))
+
+
+@router.get("/{code}/reports/{job}.zip", include_in_schema=False)
+def zip_download(request: Request, code: str, job: str, db: WriteDb, clock: ClockDep,
+                 user: AdminUser) -> Response:
+    session = _session_or_404(db, code)
+    try:
+        state = zipjob.zip_job(_data_dir(request), job, session=session.code)
+        path = zipjob.zip_path(_data_dir(request), job, session=session.code)
+    except zipjob.JobNotFound:
+        raise HTTPException(status_code=404) from None
+    audit.record(db, actor=_actor(user), action="report.download",
+                 target=f"session:{session.code}", now=clock.now(),
+                 data={"format": "zip", "job": job, "reports": state.total,
+                       "lang": state.lang})
+    return FileResponse(path, media_type="application/zip", filename=f"laporan-{job}.zip",
+                        headers=NO_STORE)
+
+
+@router.get("/{code}/reports/{job}", include_in_schema=False)
+def zip_page(request: Request, code: str, job: str, db: DbSession, user: AdminUser
+             ) -> Response:
+    session = _session_or_404(db, code)
+    try:
+        state = zipjob.zip_job(_data_dir(request), job, session=session.code)
+    except zipjob.JobNotFound:
+        return _zip_fragment(request, session, None, status_code=404, missing=True)
+    return _zip_fragment(request, session, state)
+
+
+@router.post("/{code}/reports/{job}/step", include_in_schema=False)
+def zip_step(request: Request, code: str, job: str, user: AdminUser) -> Response:
+    """One poll of the progress bar: render PDFs for about a second, then report. It reads
+    only the job's files (the data was taken when the job started), so it opens no database
+    transaction and never holds SQLite's write lock while rendering."""
+    session_code = code.strip().upper()
+    try:
+        state = zipjob.advance_zip(_data_dir(request), job, session=session_code)
+    except zipjob.JobNotFound:
+        raise HTTPException(status_code=404) from None
+    return render(request, "reports/_zip.html", headers=NO_STORE, job=state,
+                  session={"code": session_code})
+
+
+# -- one participant's report -------------------------------------------------------------------
+
+
+def _report_or_404(request: Request, db: Session, session: TestSession, nip: str,
+                   lang: str) -> service.ParticipantReport:
+    report = service.participant_report(db, session=session, nip=nip, lang=lang,
+                                        zone=_zone(request))
+    if report is None:
+        raise HTTPException(status_code=404)
+    return report
+
+
+@router.get("/{code}/results/{nip}.pdf", include_in_schema=False)
+def report_pdf(request: Request, code: str, nip: str, db: WriteDb, clock: ClockDep,
+               user: AdminUser, lang: str | None = None) -> Response:
+    session = _session_or_404(db, code)
+    lang = lang if lang in LANGUAGES else "id"
+    report = _report_or_404(request, db, session, nip, lang)
+    if not report.scored:
+        raise HTTPException(status_code=404)
+    data = service.report_pdf(report, lang)
+    audit.record(db, actor=_actor(user), action="report.download", target=f"participant:{nip}",
+                 now=clock.now(), data={"format": "pdf", "session": session.code,
+                                        "lang": lang})
+    return Response(data, media_type="application/pdf", headers={
+        **NO_STORE,
+        "Content-Disposition": f'attachment; filename="{service.pdf_filename(nip, report.name, lang)}"'})
+
+
+@router.get("/{code}/results/{nip}", include_in_schema=False)
+def report_page(request: Request, code: str, nip: str, db: DbSession, user: AdminUser,
+                lang: str | None = None) -> Response:
+    session = _session_or_404(db, code)
+    lang = _lang(request, lang)
+    report = _report_or_404(request, db, session, nip, lang)
+    return render(request, "reports/individual.html", headers=NO_STORE, session=session,
+                  report=report, number=_number(lang), rating_key=_rating_key)
+
+
+def _number(lang: str):
+    def number(value, places: int = 2) -> str:
+        if value is None:
+            return "—"
+        text = f"{float(value):.{places}f}"
+        return text.replace(".", ",") if lang == "id" else text
+    return number
+
+
+def _rating_key(performance: dict | None) -> str:
+    rating = (performance or {}).get("rating", "")
+    return f"report.rating_{rating}" if rating in ("below", "as_expected", "above") else ""
+
+
+# -- the talent map -----------------------------------------------------------------------------
+
+
+def _talent_page(request: Request, db: Session, session: TestSession, *, status_code: int = 200,
+                 problems: list[Problem] | None = None, notice: str = "") -> Response:
+    lang = request_language(request)
+    table = results_table(db, session)
+    scored = [r for r in table.rows if r.scored]
+    boxes, unplaced = service.nine_box_groups((r.name, r.nip, r.nine_box) for r in scored)
+    actions = {box: service.box_action(box, lang) for box in service.BOXES}
+    svg = ninebox_svg([(r.name, r.nine_box) for r in scored if r.nine_box is not None], actions,
+                      texts={k: translate(lang, f"talent.svg_{k}") for k in SVG_TEXTS})
+    axis = ((session.settings or {}).get("scoring") or {}).get("performance_axis", "rating")
+    return render(
+        request, "reports/talent_map.html", status_code=status_code, headers=NO_STORE, session=session, svg=svg, boxes=boxes,
+        unplaced=unplaced, scored=len(scored), actions=actions,
+        places={box: service.box_placement(box, lang) for box in service.BOXES},
+        placed=sum(len(v) for v in boxes.values()), axis=axis, problems=problems or [],
+        notice=notice)
+
+
+@router.get("/{code}/talent-map", include_in_schema=False)
+def talent_map(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+    return _talent_page(request, db, _session_or_404(db, code))
+
+
+@router.post("/{code}/talent-map/kinerja", include_in_schema=False)
+async def kinerja_upload(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    file: Annotated[UploadFile, File()],
+) -> Response:
+    session = _session_or_404(db, code)
+    name = (file.filename or "kinerja.csv").rsplit("/", 1)[-1][:200]
+    data = await file.read(MAX_CSV_BYTES + 1)
+    lang = request_language(request)
+    if len(data) > MAX_CSV_BYTES:
+        return _talent_page(request, db, session, status_code=422, problems=[
+            Problem(name, "", "", translate(lang, "talent.file_too_large"))])
+    try:
+        rows = parse_ratings(data, source=name)
+        counts, rescored = import_ratings(db, rows=rows, source=name, actor=_actor(user),
+                                          now=clock.now())
+    except ImportFailed as exc:
+        return _talent_page(request, db, session, status_code=422, problems=exc.problems)
+    return _talent_page(request, db, session, notice=translate(
+        lang, "talent.kinerja_done", added=counts.added, updated=counts.updated,
+        unchanged=counts.unchanged, rescored=rescored))

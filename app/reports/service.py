@@ -1,0 +1,322 @@
+"""Individual reports from the stored results: the data behind the report page and the PDF,
+and the recommendation text; the talent map's grouping.
+
+Scoring has already done the arithmetic (``results.detail`` holds required and achieved
+levels, gaps, strengths, development areas, aspect percents and the settings used); this
+module only reads those rows back and words them, in Indonesian by default or in English.
+The zip of all of a session's reports is :mod:`app.reports.zipjob`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.bank.constructs import KNOWN_CONSTRUCTS
+from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
+from app.reports.individual import (
+    CompetencyRow,
+    IndividualReport,
+    PotensiRow,
+    individual_report_pdf,
+)
+from app.scoring import engine
+from app.scoring.models import ConstructScore, Result
+from app.scoring.service import KOMPETENSI_PREFIX, aspect_of
+from app.scoring.standards import COMPETENCIES
+from app.web import translate
+
+BOXES = range(1, 10)
+TIERS = ("high", "middle", "low")
+
+
+# -- recommendation (pure) ----------------------------------------------------------------------
+
+
+def category_tier(category: str) -> tuple[str, str] | None:
+    """(purpose, tier) of a category label: ``("mapping", "high")`` for Optimal,
+    ``("placement", "low")`` for Kurang Memenuhi Syarat; None for an unknown or empty label."""
+    for purpose, bands in engine.CATEGORIES.items():
+        for index, (_, label) in enumerate(bands):
+            if label == category:
+                return purpose, TIERS[index]
+    return None
+
+
+def box_action(box: int, lang: str = "id") -> str:
+    """The usual talent-management action for a nine-box box (DOMAIN.md table)."""
+    if box not in BOXES:
+        raise ValueError(f"nine-box number must be 1-9, not {box!r}")
+    return translate(lang, f"talent.box_{box}_action")
+
+
+def box_placement(box: int, lang: str = "id") -> str:
+    """Where the box is: "Kinerja di atas ekspektasi, potensi tinggi"."""
+    if box not in BOXES:
+        raise ValueError(f"nine-box number must be 1-9, not {box!r}")
+    return translate(lang, f"talent.box_{box}_place")
+
+
+def recommendation(*, category: str, nine_box: int | None, development: Sequence[str] = (),
+                   lang: str = "id") -> str:
+    """The report's recommendation: a sentence for the category (by the purpose of the
+    assessment and its tier), the development areas to start with, and the nine-box action
+    once performance is known. Empty when there is nothing to recommend from."""
+    parts: list[str] = []
+    tier = category_tier(category)
+    if tier is not None:
+        parts.append(translate(lang, f"recommend.{tier[0]}_{tier[1]}"))
+    if development and tier is not None:
+        parts.append(translate(lang, "recommend.focus", areas=", ".join(development)))
+    if nine_box is not None:
+        parts.append(translate(lang, "recommend.box", box=nine_box,
+                               action=box_action(nine_box, lang)))
+    return " ".join(parts)
+
+
+# -- the report's data --------------------------------------------------------------------------
+
+
+@dataclass
+class CompetencyLine:
+    code: str
+    name: str
+    required: int | None  # None: no standard for this job
+    achieved: int | None
+    gap: int | None
+
+
+@dataclass
+class AspectLine:
+    code: str
+    name: str
+    score: Decimal | None
+    band: str
+    theta: float | None = None
+    theta_se: float | None = None
+    sub: bool = False  # a construct of the aspect above (shown when it has its own theta)
+
+
+@dataclass
+class ParticipantReport:
+    session_code: str
+    session_name: str
+    nip: str
+    name: str
+    job_group: str
+    grade: str
+    position: str
+    unit: str
+    status: str  # attempt state, or "absent"
+    scored: bool = False
+    date: datetime | None = None
+    job_key: str = ""
+    competencies: list[CompetencyLine] = field(default_factory=list)
+    aspects: list[AspectLine] = field(default_factory=list)
+    potensi_score: Decimal | None = None
+    potensi_band: str = ""
+    jpm: Decimal | None = None
+    combined_jpm: Decimal | None = None
+    category: str = ""
+    purpose: str = "mapping"
+    strengths: list[str] = field(default_factory=list)
+    development: list[str] = field(default_factory=list)
+    nine_box: int | None = None
+    performance: dict[str, Any] | None = None
+    recommendation: str = ""
+    box_action: str = ""
+    box_placement: str = ""
+
+    @property
+    def job_text(self) -> str:
+        group = self.job_group.capitalize()
+        return f"{group} · {self.grade}" if self.grade else group
+
+    @property
+    def has_theta(self) -> bool:
+        return any(a.theta is not None for a in self.aspects)
+
+    def individual_report(self, lang: str = "id") -> IndividualReport:
+        """The plain data :func:`individual_report_pdf` draws."""
+        return IndividualReport(
+            name=self.name, nip=self.nip, job_group=self.job_text, position=self.position,
+            unit=self.unit, session=f"{self.session_code} - {self.session_name}",
+            date=self.date or datetime.now(),
+            competencies=[CompetencyRow(c.name, c.required, c.achieved, c.gap)
+                          for c in self.competencies if c.required is not None],
+            potensi=[PotensiRow(("   " if a.sub else "") + a.name,
+                                a.score if a.score is not None else Decimal(0), a.band,
+                                a.theta, a.theta_se) for a in self.aspects],
+            jpm=self.jpm, category=self.category, strengths=list(self.strengths),
+            development=list(self.development), recommendation=self.recommendation,
+            nine_box=self.nine_box, nine_box_label=self.box_action)
+
+
+def _dec(value: Any) -> Decimal | None:
+    return None if value in (None, "") else Decimal(str(value))
+
+
+def competency_name(code: str, lang: str) -> str:
+    known = KNOWN_CONSTRUCTS.get(KOMPETENSI_PREFIX + code)
+    if known is None:
+        return code.replace("_", " ").capitalize()
+    return known.name_id if lang == "id" else known.name_en
+
+
+def construct_name(code: str, lang: str) -> str:
+    known = KNOWN_CONSTRUCTS.get(code)
+    if known is None:
+        return code.split(".", 1)[-1].replace("_", " ").capitalize()
+    return known.name_id if lang == "id" else known.name_en
+
+
+def aspect_name(code: str, lang: str) -> str:
+    key = f"report.aspect_{code}"
+    text = translate(lang, key)
+    return code.replace("_", " ").capitalize() if text == key else text
+
+
+def _competency_order(code: str) -> tuple[int, str]:
+    return (COMPETENCIES.index(code) if code in COMPETENCIES else len(COMPETENCIES), code)
+
+
+def _build(session: TestSession, person: Participant, attempt: Attempt | None,
+           result: Result | None, scores: Sequence[ConstructScore], *, lang: str,
+           zone: ZoneInfo) -> ParticipantReport:
+    when = (attempt.submitted_at if attempt is not None and attempt.submitted_at
+            else session.starts_at)
+    report = ParticipantReport(
+        session_code=session.code, session_name=session.name, nip=person.nip, name=person.name,
+        job_group=str(person.job_group.value), grade=person.grade or "",
+        position=person.position or "", unit=person.unit or "",
+        status=attempt.state.value if attempt is not None else "absent",
+        date=when.astimezone(zone) if when else None)
+    if result is None:
+        return report
+    detail = result.detail or {}
+    config = detail.get("config") or {}
+    report.scored = True
+    report.job_key = detail.get("job_key", "")
+    report.purpose = config.get("purpose", "mapping")
+    required: dict[str, int] = detail.get("required") or {}
+    achieved: dict[str, int] = detail.get("achieved") or {}
+    gaps: dict[str, int] = detail.get("gaps") or {}
+    for code in sorted(set(required) | set(achieved), key=_competency_order):
+        report.competencies.append(CompetencyLine(
+            code, competency_name(code, lang), required.get(code), achieved.get(code),
+            gaps.get(code)))
+    bands = tuple(Decimal(str(b)) for b in config.get("potensi_bands") or (60, 80))
+    by_aspect: dict[str, list[ConstructScore]] = {}
+    for score in scores:
+        if not score.construct.startswith(KOMPETENSI_PREFIX):
+            by_aspect.setdefault(aspect_of(score.construct), []).append(score)
+    for code, percent in sorted((detail.get("aspects") or {}).items()):
+        value = _dec(percent)
+        parts = sorted(by_aspect.get(code, []), key=lambda s: s.construct)
+        line = AspectLine(code, aspect_name(code, lang), value,
+                          engine.potensi_band(value, bands) if value is not None else "")
+        report.aspects.append(line)
+        if len(parts) == 1:
+            line.theta, line.theta_se = parts[0].theta, parts[0].theta_se
+        elif any(p.theta is not None for p in parts):
+            for part in parts:
+                report.aspects.append(AspectLine(
+                    part.construct, construct_name(part.construct, lang), part.percent, "",
+                    part.theta, part.theta_se, sub=True))
+    report.potensi_score = _dec(detail.get("potensi_score"))
+    report.potensi_band = result.potensi_band or ""
+    report.jpm = result.jpm
+    report.combined_jpm = _dec(detail.get("combined_jpm"))
+    report.category = result.category or ""
+    report.strengths = [competency_name(c, lang) for c in detail.get("strengths") or []]
+    report.development = [competency_name(c, lang)
+                          for c in detail.get("development_areas") or []]
+    report.nine_box = result.nine_box
+    report.performance = detail.get("performance")
+    if report.nine_box is not None:
+        report.box_action = box_action(report.nine_box, lang)
+        report.box_placement = box_placement(report.nine_box, lang)
+    report.recommendation = recommendation(category=report.category, nine_box=report.nine_box,
+                                           development=report.development, lang=lang)
+    return report
+
+
+def _rows(db: Session, session: TestSession, nip: str | None = None):
+    query = (select(Participant, Attempt)
+             .join(RosterEntry, RosterEntry.participant_id == Participant.id)
+             .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+             .where(RosterEntry.session_id == session.id).order_by(Participant.nip))
+    if nip is not None:
+        query = query.where(Participant.nip == nip)
+    return db.execute(query).all()
+
+
+def participant_report(db: Session, *, session: TestSession, nip: str, lang: str = "id",
+                       zone: ZoneInfo | str = "Asia/Jakarta") -> ParticipantReport | None:
+    """The report of one participant on the session's roster (None when not on it); a
+    participant without a result yet gets identity and status only."""
+    rows = _rows(db, session, nip.strip())
+    if not rows:
+        return None
+    person, attempt = rows[0]
+    result = scores = None
+    if attempt is not None:
+        result = db.scalar(select(Result).where(Result.attempt_id == attempt.id))
+        scores = list(db.scalars(select(ConstructScore).where(
+            ConstructScore.attempt_id == attempt.id)))
+    return _build(session, person, attempt, result, scores or [], lang=lang,
+                  zone=ZoneInfo(zone) if isinstance(zone, str) else zone)
+
+
+def session_reports(db: Session, *, session: TestSession, lang: str = "id",
+                    zone: ZoneInfo | str = "Asia/Jakarta") -> list[ParticipantReport]:
+    """The reports of every participant of the session who has a result, in NIP order
+    (a handful of queries whatever the roster size)."""
+    zone = ZoneInfo(zone) if isinstance(zone, str) else zone
+    rows = [(p, a) for p, a in _rows(db, session) if a is not None]
+    ids = [a.id for _, a in rows]
+    results: dict[int, Result] = {}
+    scores: dict[int, list[ConstructScore]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        results.update((r.attempt_id, r) for r in db.scalars(
+            select(Result).where(Result.attempt_id.in_(chunk))))
+        for score in db.scalars(select(ConstructScore).where(
+                ConstructScore.attempt_id.in_(chunk))):
+            scores.setdefault(score.attempt_id, []).append(score)
+    return [_build(session, person, attempt, results[attempt.id], scores.get(attempt.id, []),
+                   lang=lang, zone=zone)
+            for person, attempt in rows if attempt.id in results]
+
+
+def report_pdf(report: ParticipantReport, lang: str = "id") -> bytes:
+    return individual_report_pdf(report.individual_report(lang), lang=lang)
+
+
+def pdf_filename(nip: str, name: str, lang: str = "id") -> str:
+    """``laporan-<nip>-<name>.pdf`` with only safe characters (also the zip's entry names)."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:60] or "peserta"
+    return f"{'laporan' if lang == 'id' else 'report'}-{nip}-{slug}.pdf"
+
+
+def nine_box_groups(rows: Iterable[tuple[str, str, int | None]]
+                    ) -> tuple[dict[int, list[tuple[str, str]]], list[tuple[str, str]]]:
+    """(name, nip, box) rows -> ({box: [(name, nip)...]} for every box, [unplaced])."""
+    boxes: dict[int, list[tuple[str, str]]] = {box: [] for box in BOXES}
+    unplaced: list[tuple[str, str]] = []
+    for name, nip, box in rows:
+        boxes.get(box, unplaced).append((name, nip))
+
+    def key(pair: tuple[str, str]) -> tuple[str, str]:
+        return pair[0].casefold(), pair[1]
+
+    return {b: sorted(v, key=key) for b, v in boxes.items()}, sorted(unplaced, key=key)
+

@@ -89,6 +89,11 @@ def require_role(*roles: Role):
     return dependency
 
 
+def actor(user: User) -> str:
+    """How the audit log names a staff member."""
+    return f"user:{user.username}"
+
+
 OptionalStaff = Annotated[User | None, Depends(load_staff)]
 AdminUser = Annotated[User, Depends(require_role(Role.admin))]
 StaffUser = Annotated[User, Depends(require_role(Role.admin, Role.proctor))]

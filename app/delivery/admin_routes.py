@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
 from app.auth.deps import AdminUser, ClockDep
+from app.auth.deps import actor as _actor
+from app.delivery.deps import session_or_404 as _session_or_404
 from app.auth.models import Role, User
 from app.bank.parsed import ImportFailed, Problem
 from app.dashboard import session_rows
@@ -37,15 +39,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 LIVE = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
 
 
-def _actor(user: User) -> str:
-    return f"user:{user.username}"
-
-
-def _session_or_404(db: Session, code: str) -> TestSession:
-    session = service.session_by_code(db, code)
-    if session is None:
-        raise HTTPException(status_code=404)
-    return session
 
 
 def _staff_choices(db: Session) -> list[User]:
@@ -214,6 +207,20 @@ async def roster_upload(
     return _session_page(request, db, session, result=result, **page)
 
 
+def _roster_action(request: Request, db: Session, session: TestSession, work,
+                   **shown) -> Response:
+    """Run one change of the roster; the roster part of the page shows the result, or the
+    refusal in the admin's language (nothing changed then)."""
+    page = {"fragment": "delivery/_roster.html"}
+    try:
+        done = work()
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             roster_error=exc.text(request_language(request)), **page)
+    return _session_page(request, db, session, **page,
+                         **{k: v(done) if callable(v) else v for k, v in shown.items()})
+
+
 @router.post("/{code}/reissue", include_in_schema=False)
 async def token_reissue(
     request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
@@ -222,17 +229,14 @@ async def token_reissue(
 ) -> Response:
     """The new token is shown once, here, so the admin can hand over a new card."""
     session = _session_or_404(db, code)
-    page = {"fragment": "delivery/_roster.html"}
-    try:
-        token = roster_service.reissue_token(
+    return _roster_action(
+        request, db, session,
+        lambda: roster_service.reissue_token(
             db, session=session, nip=nip, reason=reason, secret=request.app.state.secret,
-            actor=_actor(user), now=clock.now())
-    except service.SessionError as exc:
-        return _session_page(request, db, session, status_code=422,
-                             roster_error=exc.text(request_language(request)), **page)
-    return _session_page(request, db, session, headers=NO_STORE, **page,
-                         reissued={"nip": roster_service.clean_nip(nip),
-                                   "token": group_token(token)})
+            actor=_actor(user), now=clock.now()),
+        headers=NO_STORE,
+        reissued=lambda token: {"nip": roster_service.clean_nip(nip),
+                                "token": group_token(token)})
 
 
 @router.post("/{code}/remove", include_in_schema=False)
@@ -242,14 +246,11 @@ async def roster_remove(
     reason: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
     session = _session_or_404(db, code)
-    page = {"fragment": "delivery/_roster.html"}
-    try:
-        roster_service.remove_from_roster(db, session=session, nip=nip, reason=reason,
-                                          actor=_actor(user), now=clock.now())
-    except service.SessionError as exc:
-        return _session_page(request, db, session, status_code=422,
-                             roster_error=exc.text(request_language(request)), **page)
-    return _session_page(request, db, session, removed=roster_service.clean_nip(nip), **page)
+    return _roster_action(
+        request, db, session,
+        lambda: roster_service.remove_from_roster(db, session=session, nip=nip, reason=reason,
+                                                  actor=_actor(user), now=clock.now()),
+        removed=roster_service.clean_nip(nip))
 
 
 def _card_language(lang: str) -> str:

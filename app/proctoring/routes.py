@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth.deps import ClockDep, Forbidden, StaffUser
+from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
 from app.db import DbSession, RowId
 from app.delivery import sessions as session_service
@@ -38,9 +39,6 @@ STREAM_MAX_S = 240.0
 NO_STORE = {"Cache-Control": "no-store"}
 SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reset", "note")
 
-
-def _actor(user: User) -> str:
-    return f"user:{user.username}"
 
 
 def authorized_session(db: Session, code: str, user: User) -> TestSession:

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.auth.deps import AdminUser, ClockDep
-from app.auth.models import User
+from app.auth.deps import actor as _actor
+from app.delivery.deps import session_or_404 as _session_or_404
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
 from app.delivery.models import TestSession
-from app.delivery.sessions import session_by_code
 from app.reports import service, zipjob
 from app.reports.export import results_table
 from app.reports.ninebox import ninebox_svg
@@ -31,15 +31,6 @@ SVG_TEXTS = ("performance", "potential", "below", "as_expected", "above", "low",
              "high", "box", "people", "more", "title")
 
 
-def _actor(user: User) -> str:
-    return f"user:{user.username}"
-
-
-def _session_or_404(db: Session, code: str) -> TestSession:
-    session = session_by_code(db, code)
-    if session is None:
-        raise HTTPException(status_code=404)
-    return session
 
 
 def _lang(request: Request, lang: str | None) -> str:

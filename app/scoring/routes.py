@@ -7,17 +7,18 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.auth.deps import AdminUser, ClockDep
+from app.auth.deps import actor as _actor
+from app.delivery.deps import session_or_404 as _session_or_404
 from app.auth.models import User
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.db import DbSession, WriteDb
 from app.delivery.models import TestSession
-from app.delivery.sessions import session_by_code
 from app.reports.export import (
     ResultRow,
     ResultsTable,
@@ -35,15 +36,6 @@ NO_STORE = {"Cache-Control": "no-store"}  # results name people: no copies in ca
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
-def _actor(user: User) -> str:
-    return f"user:{user.username}"
-
-
-def _session_or_404(db: Session, code: str) -> TestSession:
-    session = session_by_code(db, code)
-    if session is None:
-        raise HTTPException(status_code=404)
-    return session
 
 
 def _sort_key(column: str):

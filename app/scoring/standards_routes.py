@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.auth.deps import AdminUser, ClockDep
-from app.auth.models import User
+from app.auth.deps import actor as _actor
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession
 from app.reports.service import competency_name
@@ -30,9 +30,6 @@ from app.web import render, request_language, translate
 router = APIRouter(prefix="/admin/standards")
 MAX_CSV_BYTES = 2 * 1024 * 1024
 
-
-def _actor(user: User) -> str:
-    return f"user:{user.username}"
 
 
 def _page(request: Request, db: Session, *, status_code: int = 200, notice: str = "",

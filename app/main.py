@@ -142,7 +142,7 @@ def _sweep_once(app: FastAPI) -> int:
         return sweep(session, now=now)
 
 
-def _score_pending(app: FastAPI) -> int:
+def score_pending_now(app: FastAPI) -> int:
     """Score handed-in attempts that have no result yet, a few per transaction."""
     from app.scoring.service import pending_attempts, score_pending
 
@@ -168,7 +168,7 @@ async def _sweeper(app: FastAPI) -> None:
             closed = await run_in_threadpool(_sweep_once, app)
             if closed:
                 logger.info("sweeper closed %d attempt(s)", closed)
-            scored = await run_in_threadpool(_score_pending, app)
+            scored = await run_in_threadpool(score_pending_now, app)
             if scored:
                 logger.info("sweeper scored %d attempt(s)", scored)
         except Exception:  # noqa: BLE001 - a busy or unreachable database must not kill it

@@ -285,8 +285,12 @@ async def bare_phase(base: str, total: int, concurrency: int):
             while counter["sent"] < total:
                 counter["sent"] += 1
                 t0 = time.perf_counter()
-                r = await client.put("/bare", json={"taker": wid, "item": counter["sent"],
-                                                    "response": 1, "seq": counter["sent"]})
+                try:
+                    r = await client.put("/bare", json={"taker": wid, "item": counter["sent"],
+                                                        "response": 1, "seq": counter["sent"]})
+                except httpx.HTTPError:
+                    counter["errors"] += 1
+                    continue
                 latencies.append(time.perf_counter() - t0)
                 counter["errors"] += r.status_code != 200
 

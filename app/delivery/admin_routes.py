@@ -100,7 +100,7 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
     assigned = service.session_proctors(db, session)
     taken = {u.id for u in assigned}
     attempts = dict(db.execute(select(Attempt.state, func.count()).where(
-        Attempt.session_id == session.id).group_by(Attempt.state)).tuples().all())
+        Attempt.session_id == session.id).group_by(Attempt.state)).all())
     defaults = {"state_error": "", "proctor_error": "", "roster_error": "", "result": None,
                 "problems": [], "reissued": None, "removed": None, "seb_error": "",
                 "seb": seb.config_of(session.settings)}

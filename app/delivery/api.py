@@ -160,7 +160,11 @@ async def taker_submit(request: Request, clock: ClockDep) -> JSONResponse:
     """Hand in the attempt; calling it again changes nothing."""
     def work(db: Session) -> AttemptStatus:
         attempt = bearer_lookup(request, db)
+        # Scored by the sweeper seconds later, not here, and committed with other saves and
+        # hand-ins (the save batcher): at the end of a session a whole room hands in within
+        # seconds, and scoring plus one commit per hand-in held the write slot ~30 ms per
+        # taker (see docs/performance.md).
         attempts.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
-                        now=clock.now())
+                        score=False, now=clock.now())
         return status_of(db, attempt, clock.now())
-    return _json(await in_transaction(request, work))
+    return _json(await request.app.state.save_batcher.submit(work))

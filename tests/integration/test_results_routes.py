@@ -17,6 +17,7 @@ from app.delivery.models import SessionState, TestSession
 from app.scoring.models import Result
 from tests.conftest import csrf_from, staff_login
 from tests.integration.test_scoring_service import ANSWERS_1, build_session, option_ids
+from app.main import score_pending_now
 from tests.integration.test_web import csp_problems
 
 
@@ -45,6 +46,7 @@ def api_take(app, nip, token, answers, database):
                 assert saved.status_code == 200 and saved.json()["accepted"], saved.text
     done = client.post("/api/v1/taker/submit")
     assert done.status_code == 200 and done.json()["state"] == "submitted"
+    score_pending_now(app)  # what the sweeper does seconds after a hand-in
 
 
 @pytest.fixture

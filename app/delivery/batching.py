@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +38,7 @@ class SaveBatcher:
         self.max_batch = max_batch
         self.commits = 0  # how many transactions were needed (for tests and benchmarks)
         self.saves = 0
+        self.last_failure: tuple[float, str] | None = None
         self._queue: asyncio.Queue[tuple[Work, asyncio.Future]] | None = None
         self._runner: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,7 +70,7 @@ class SaveBatcher:
                     outcomes = await run_in_threadpool(self._apply, [w for w, _ in batch])
             except Exception as exc:  # noqa: BLE001 - the commit failed: nobody is acknowledged
                 logger.warning("autosave batch of %d not committed: %s", len(batch), exc)
-                outcomes = [(False, exc)] * len(batch)
+                outcomes = [(False, self._refusal(exc))] * len(batch)
             for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # the request went away (client disconnected)
@@ -75,6 +78,25 @@ class SaveBatcher:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+
+    def _refusal(self, exc: Exception) -> Exception:
+        """A database that cannot store (locked past the busy timeout, disk full, gone) is
+        a 503 the page understands: it keeps the answer in its journal, says so, and sends
+        it again. The time and reason are kept for the proctor console's alert line."""
+        if isinstance(exc, DBAPIError):
+            self.last_failure = (time.monotonic(), str(exc.orig or exc).splitlines()[0][:200])
+            from app.delivery.attempts import TakerError
+
+            return TakerError(503, "taker.error_storage",
+                              "the server could not store answers just now; the page keeps "
+                              "them and sends them again", retry_after=2)
+        return exc
+
+    def recent_failure(self, within_s: float = 120.0) -> str | None:
+        """The last storage failure of this process, if it happened within ``within_s``."""
+        if self.last_failure and time.monotonic() - self.last_failure[0] <= within_s:
+            return self.last_failure[1]
+        return None
 
     def _apply(self, works: list[Work]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
@@ -87,7 +109,7 @@ class SaveBatcher:
                     outcomes.append((True, value))
                 except Exception as exc:  # noqa: BLE001 - refused alone, the rest go on
                     savepoint.rollback()
-                    outcomes.append((False, exc))
+                    outcomes.append((False, self._refusal(exc)))
         self.commits += 1
         self.saves += len(works)
         return outcomes

@@ -64,7 +64,9 @@ ConsoleSession = Annotated[TestSession, Depends(console_session)]
 def _grid_context(request: Request, db: Session, session: TestSession, now) -> dict[str, Any]:
     zone = ZoneInfo(request.app.state.settings.timezone)
     return {"console": console_state(db, session=session, now=now), "zone": zone,
-            "actions": session_service.allowed_actions(session)}
+            "actions": session_service.allowed_actions(session),
+            # This worker's last failure to store saves (busy or full database), if recent.
+            "storage_alert": request.app.state.save_batcher.recent_failure()}
 
 
 def _console_page(request: Request, db: Session, session: TestSession, now, *,

@@ -94,7 +94,7 @@
         return;
       }
       if (r.status === 422 || r.status === 404) { dropEntry(entry); return flush(); }
-      offline();  // 5xx, 503 busy/disk full: keep the answer and try again
+      offline(r.status === 503 ? "storage" : "offline");  // keep the answer and try again
     }).catch(function () { sending = false; offline(); });
   }
 
@@ -105,9 +105,11 @@
     }
   }
 
-  function offline() {
+  function offline(reason) {
     sending = false;
     failures += 1;
+    // The server answered but could not store (busy, disk full), or it did not answer at all.
+    offlineBanner.textContent = offlineBanner.getAttribute("data-" + (reason || "offline"));
     offlineBanner.hidden = false;
     showState("unsent");
     scheduleRetry();

@@ -6,7 +6,8 @@
 1. Builds a database with the sample banks, the half-day blueprint (112 items per form) and an
    open session with N participants.
 2. Starts `cact serve` (production settings) and logs every taker in and fetches their form,
-   all at once (bounded by --concurrency connections): the start-of-session time.
+   all at once (bounded by --concurrency connections), or at random moments within
+   --start-window seconds: the start-of-session time (first login to last form delivered).
 3. Sends autosaves as fast as --concurrency connections allow (closed loop: the capacity),
    with 5 % duplicates and 5 % out-of-order older saves injected; every acknowledgement is
    recorded.
@@ -165,13 +166,16 @@ def percentiles(samples: list[float]) -> str:
             f"max {ordered[-1] * 1000:.0f} ms")
 
 
-async def start_phase(base: str, logins, concurrency: int):
-    """Everyone logs in and fetches the form at once: the 08:00 rush."""
+async def start_phase(base: str, logins, concurrency: int, window: float):
+    """Everyone logs in and fetches the form: the 08:00 rush. With ``window`` 0 all at once,
+    otherwise each taker at a random moment within the first ``window`` seconds."""
     limits = httpx.Limits(max_connections=concurrency)
     sem = asyncio.Semaphore(concurrency)
+    rng = random.Random(3)
     takers, latencies, errors = [], [], defaultdict(int)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         async def one(nip, token):
+            await asyncio.sleep(rng.uniform(0, window))
             async with sem:
                 t0 = time.perf_counter()
                 r = await client.post("/api/v1/taker/login", json={"nip": nip, "token": token,
@@ -300,8 +304,9 @@ async def bare_phase(base: str, total: int, concurrency: int):
     return elapsed, latencies, counter["errors"]
 
 
-def verify(env: dict[str, str], acked: dict[tuple[int, int], int]) -> int:
-    """Acknowledged saves the database does not hold (stored seq lower than acknowledged)."""
+def verify(env: dict[str, str], acked: dict[tuple[int, int], int]) -> tuple[int, int]:
+    """Acknowledged saves the database does not hold: lost (no answer stored) and regressed
+    (an older seq stored than the one acknowledged)."""
     from sqlalchemy import select
 
     from app.db import Database
@@ -315,7 +320,22 @@ def verify(env: dict[str, str], acked: dict[tuple[int, int], int]) -> int:
         stored = {(a, i): seq for a, i, seq in db.execute(
             select(Answer.attempt_id, Answer.item_id, Answer.seq))}
     database.dispose()
-    return sum(1 for key, seq in acked.items() if stored.get(key, 0) < seq)
+    lost = sum(1 for key in acked if key not in stored)
+    regressed = sum(1 for key, seq in acked.items() if key in stored and stored[key] < seq)
+    return lost, regressed
+
+
+def fresh_postgresql(url: str) -> None:
+    """Drop and create the database named in ``url`` (the bench starts from nothing)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
 
 
 def main() -> None:
@@ -330,7 +350,12 @@ def main() -> None:
                         help="paced phase: mean seconds between a taker's answer changes")
     parser.add_argument("--paced-seconds", type=float, default=60.0,
                         help="length of the paced phase (0: skip it)")
+    parser.add_argument("--start-window", type=float, default=0.0,
+                        help="session start: takers log in at random moments within this "
+                             "many seconds (0: all at once)")
     args = parser.parse_args()
+    if args.db:
+        fresh_postgresql(args.db)
 
     data_dir = Path(tempfile.mkdtemp(prefix="cact-autosave-"))
     env = {"CACT_DATA_DIR": str(data_dir), "CACT_SECRET_KEY": "b" * 48,
@@ -346,7 +371,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     try:
         takers, elapsed, latencies, errors = asyncio.run(
-            start_phase(base, logins, args.concurrency))
+            start_phase(base, logins, args.concurrency, args.start_window))
         print(f"session start: {len(takers)} logged in and got their form in {elapsed:.1f} s "
               f"(login+form {percentiles(latencies)}); errors {dict(errors)}")
         log = SaveLog()
@@ -375,9 +400,9 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    lost = verify(env, log.acked)
+    lost, regressed = verify(env, log.acked)
     print(f"durability: {len(log.acked)} acknowledged answers checked, "
-          f"lost or regressed: {lost}")
+          f"lost {lost}, regressed {regressed}")
 
     bare_port = free_port()
     bare_env = {"CACT_BARE_DB": str(data_dir / "bare.sqlite3")}

@@ -62,7 +62,7 @@ def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
 HEARTBEAT_S = 20
 
 
-async def status_response(request: Request, lookup, now: datetime) -> JSONResponse:
+async def status_response(request: Request, lookup, now: datetime, key: str) -> JSONResponse:
     """The status a page polls every few seconds. It also tells the proctor console that the
     page is alive: when the attempt was last seen more than HEARTBEAT_S ago, ``last_seen_at``
     is written through the save batcher (so at most one small write per taker per 20 s, in
@@ -76,7 +76,7 @@ async def status_response(request: Request, lookup, now: datetime) -> JSONRespon
     status, touch = await in_transaction(request, work, write=False)
     if touch is not None:
         await request.app.state.save_batcher.submit(
-            lambda db: attempts.touch(db, attempt_id=touch, now=now))
+            lambda db: attempts.touch(db, attempt_id=touch, now=now), key)
     return _json(status)
 
 
@@ -134,7 +134,8 @@ async def taker_attempt(request: Request, clock: ClockDep) -> JSONResponse:
 
 @router.get("/status", response_model=AttemptStatus, responses=ERRORS)
 async def taker_status(request: Request, clock: ClockDep) -> JSONResponse:
-    return await status_response(request, lambda db: bearer_lookup(request, db), clock.now())
+    return await status_response(request, lambda db: bearer_lookup(request, db), clock.now(),
+                                 bearer_token(request))
 
 
 @router.put("/answers/{item_id}", response_model=AnswerSaved,
@@ -142,8 +143,9 @@ async def taker_status(request: Request, clock: ClockDep) -> JSONResponse:
 async def taker_save(item_id: RowId, body: AnswerUpdate, request: Request,
                      clock: ClockDep) -> JSONResponse:
     """Store the answer if `seq` is newer than the stored one; acknowledged after commit."""
-    work = save_work(request, bearer_token(request), item_id, body, clock.now(), None)
-    return _json(await request.app.state.save_batcher.submit(work))
+    token = bearer_token(request)
+    work = save_work(request, token, item_id, body, clock.now(), None)
+    return _json(await request.app.state.save_batcher.submit(work, token))
 
 
 @router.post("/sections/next", response_model=AttemptStatus, responses=ERRORS)
@@ -167,4 +169,4 @@ async def taker_submit(request: Request, clock: ClockDep) -> JSONResponse:
         attempts.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
                         score=False, now=clock.now())
         return status_of(db, attempt, clock.now())
-    return _json(await request.app.state.save_batcher.submit(work))
+    return _json(await request.app.state.save_batcher.submit(work, bearer_token(request)))

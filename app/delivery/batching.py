@@ -6,6 +6,12 @@ once, each waiting for its own commit, the slot and the fsyncs are the bottlenec
 arrive together are therefore applied in one transaction, each in its own savepoint, and all
 of them are acknowledged after that one commit: still nothing is acknowledged before it is on
 disk, and a save that fails is refused alone without touching the others.
+
+With several app workers on PostgreSQL, two workers' batches can hold row locks on the same
+attempts (a taker's saves may reach either worker). Each batch takes its works in the order of
+their key (the taker's access token), so two batches lock attempts in the same order; what can
+still cross (a hand-in's audit lock, the sweeper) ends in a deadlock that PostgreSQL breaks by
+failing one transaction, and that batch is then run again as a whole, never refused.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +32,12 @@ from app.db import Database
 
 logger = logging.getLogger("cact")
 MAX_BATCH = 64
+CONFLICT_RETRIES = 5
+_CONFLICTS = {"40P01", "40001"}  # deadlock detected, serialization failure
+
+
+class _Conflict(Exception):
+    """A work hit a deadlock: the whole transaction must be rolled back and run again."""
 
 Work = Callable[[Session], Any]
 
@@ -39,18 +52,21 @@ class SaveBatcher:
         self.commits = 0  # how many transactions were needed (for tests and benchmarks)
         self.saves = 0
         self.last_failure: tuple[float, str] | None = None
-        self._queue: asyncio.Queue[tuple[Work, asyncio.Future]] | None = None
+        self.conflicts = 0  # batches run again after a deadlock
+        self._queue: asyncio.Queue[tuple[str, Work, asyncio.Future]] | None = None
         self._runner: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def submit(self, work: Work) -> Any:
+    async def submit(self, work: Work, key: str = "") -> Any:
+        """``key`` orders the works of a batch (the taker's access token: rows of the same
+        attempt are then locked in the same order by every worker's batches)."""
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # a new event loop (tests start several): start afresh
             self._loop, self._queue, self._runner = loop, asyncio.Queue(), None
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
         future: asyncio.Future = loop.create_future()
-        self._queue.put_nowait((work, future))
+        self._queue.put_nowait((key, work, future))
         return await future
 
     async def close(self) -> None:
@@ -65,13 +81,14 @@ class SaveBatcher:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            batch.sort(key=lambda entry: entry[0])
             try:
                 async with self.database.write_gate(True):
-                    outcomes = await run_in_threadpool(self._apply, [w for w, _ in batch])
+                    outcomes = await run_in_threadpool(self._apply, [w for _, w, _ in batch])
             except Exception as exc:  # noqa: BLE001 - the commit failed: nobody is acknowledged
                 logger.warning("autosave batch of %d not committed: %s", len(batch), exc)
                 outcomes = [(False, self._refusal(exc))] * len(batch)
-            for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
                 if future.done():
                     continue  # the request went away (client disconnected)
                 if ok:
@@ -99,6 +116,19 @@ class SaveBatcher:
         return None
 
     def _apply(self, works: list[Work]) -> list[tuple[bool, Any]]:
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return self._apply_once(works)
+            except _Conflict as conflict:
+                self.conflicts += 1
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise conflict.__cause__ from None
+                logger.info("autosave batch of %d ran into a deadlock; running it again",
+                            len(works))
+                time.sleep(random.uniform(0.001, 0.02 * (attempt + 1)))
+        raise AssertionError("unreachable")
+
+    def _apply_once(self, works: list[Work]) -> list[tuple[bool, Any]]:
         outcomes: list[tuple[bool, Any]] = []
         with self.database.transaction() as db:
             for work in works:
@@ -109,7 +139,16 @@ class SaveBatcher:
                     outcomes.append((True, value))
                 except Exception as exc:  # noqa: BLE001 - refused alone, the rest go on
                     savepoint.rollback()
+                    if _is_conflict(exc):
+                        # Rolling back the savepoint keeps the locks of the works before it,
+                        # so trying this work again could deadlock again: start over.
+                        raise _Conflict from exc
                     outcomes.append((False, self._refusal(exc)))
         self.commits += 1
         self.saves += len(works)
         return outcomes
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    orig = getattr(exc, "orig", None)
+    return isinstance(exc, DBAPIError) and getattr(orig, "sqlstate", None) in _CONFLICTS

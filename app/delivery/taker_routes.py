@@ -154,16 +154,16 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
 async def exam_save(request: Request, item_id: RowId, body: AnswerUpdate,
                     clock: ClockDep) -> JSONResponse:
     reported = request.headers.get("x-save-failures", "0")
-    work = save_work(request, request.cookies.get(TAKER_COOKIE, ""), item_id, body,
-                     clock.now(), _seat(request),
+    token = request.cookies.get(TAKER_COOKIE, "")
+    work = save_work(request, token, item_id, body, clock.now(), _seat(request),
                      failures=int(reported) if reported.isdigit() and len(reported) < 7 else 0)
-    return _json(await request.app.state.save_batcher.submit(work))
+    return _json(await request.app.state.save_batcher.submit(work, token))
 
 
 @router.get("/ujian/status", include_in_schema=False)
 async def exam_status(request: Request, clock: ClockDep) -> JSONResponse:
     return await status_response(request, lambda db: cookie_lookup_json(request, db),
-                                 clock.now())
+                                 clock.now(), request.cookies.get(TAKER_COOKIE, ""))
 
 
 @router.post("/ujian/bagian-berikut", include_in_schema=False)
@@ -187,7 +187,7 @@ async def exam_submit(request: Request, clock: ClockDep,
             attempts.submit(db, attempt=attempt, score=False,  # the sweeper scores it
                             reason="time" if reason == "time" else "taker",
                             actor=f"attempt:{attempt.id}", now=clock.now())
-    await request.app.state.save_batcher.submit(work)
+    await request.app.state.save_batcher.submit(work, request.cookies.get(TAKER_COOKIE, ""))
     return redirect(request, "/ujian")
 
 

@@ -138,7 +138,13 @@ class SaveBatcher:
                     savepoint.commit()
                     outcomes.append((True, value))
                 except Exception as exc:  # noqa: BLE001 - refused alone, the rest go on
-                    savepoint.rollback()
+                    try:
+                        savepoint.rollback()
+                    except DBAPIError:
+                        # SQLite rolled the whole transaction back itself (SQLITE_FULL: the
+                        # disk is full), so the savepoint is gone: the batch fails, and with
+                        # the real reason, which the proctor console shows.
+                        raise exc from None
                     if _is_conflict(exc):
                         # Rolling back the savepoint keeps the locks of the works before it,
                         # so trying this work again could deadlock again: start over.

@@ -807,6 +807,11 @@ def serve(
         forwarded_allow_ips=settings.forwarded_allow_ips,
         server_header=False,
         log_level="info",
+        # An idle keep-alive connection that the server closes just as a client reuses it
+        # fails that request (the load bench saw it at uvicorn's 5 s, which is also httpx's
+        # idle expiry). Keeping idle connections longer than clients and nginx's upstream
+        # pool (60 s) do lets the client side close first.
+        timeout_keep_alive=75,
         # Proctors' live streams never end by themselves: a restart waits for them at most
         # this long (their pages reconnect on their own to the new process).
         timeout_graceful_shutdown=5,

@@ -408,7 +408,7 @@ def main() -> None:
     bare_env = {"CACT_BARE_DB": str(data_dir / "bare.sqlite3")}
     bare = start_server([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
                          str(bare_port), "--workers", str(args.workers), "--log-level",
-                         "warning"], bare_env, bare_port)
+                         "warning", "--timeout-keep-alive", "75"], bare_env, bare_port)
     try:
         elapsed, bare_latencies, bare_errors = asyncio.run(
             bare_phase(f"http://127.0.0.1:{bare_port}", args.saves, args.concurrency))

@@ -39,10 +39,6 @@ ERRORS = {401: {"description": "wrong credentials or expired access token"},
           429: {"description": "too many failed logins; see Retry-After"}}
 
 
-# A row id in a path: the database's integer range, so an absurd id is a 422, not a database
-# error (SQLite cannot even bind an integer past 2**63: that was a 500).
-
-
 def _json(model: BaseModel) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"))
 

@@ -10,7 +10,7 @@ from datetime import datetime
 
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from app.delivery.schemas import (
     AttemptStatus,
     TakerLoginCreate,
     TakerLoginRead,
+    attempt_json,
 )
 from app.delivery.views import attempt_view
 
@@ -120,12 +121,11 @@ async def taker_login(body: TakerLoginCreate, request: Request,
 async def taker_attempt(request: Request, clock: ClockDep) -> JSONResponse:
     """The form without keys, with stored answers and time left. The first call starts the
     clock (there is no separate start call in the API)."""
-    def work(db: Session) -> AttemptRead:
+    def work(db: Session) -> bytes:
         attempt = bearer_lookup(request, db)
         attempts.start(db, attempt=attempt, now=clock.now())
-        view = attempt_view(db, attempt=attempt, now=clock.now())
-        return AttemptRead.model_validate(view, from_attributes=True)
-    return _json(await in_transaction(request, work))
+        return attempt_json(attempt_view(db, attempt=attempt, now=clock.now()))
+    return Response(await in_transaction(request, work), media_type="application/json")
 
 
 @router.get("/status", response_model=AttemptStatus, responses=ERRORS)

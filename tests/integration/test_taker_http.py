@@ -298,3 +298,31 @@ def test_saves_around_a_deadline_over_http(app, logins, clock):
     assert too_late.json()["code"] == "taker.error_section_closed"
     status = client.get("/api/v1/taker/status").json()
     assert status["current_section"] == 1 and status["remaining_s"] == 300 - 20
+
+
+def test_the_form_is_exactly_the_documented_attempt_shape(app, logins, database, clock):
+    """The form is written straight from the view (the fast path at 08:00); it must be the
+    same JSON as validating the view into AttemptRead, with nothing more (no bank version,
+    no name or NIP, nothing of the key)."""
+    from app.delivery.attempts import attempt_for_access_token
+    from app.delivery.schemas import AttemptRead
+    from app.delivery.views import attempt_view
+
+    nip, token = logins[0]
+    client, response = api_login(app, nip, token)
+    access = response.json()["access_token"]
+    bearer(client, response)
+    first = client.get("/api/v1/taker/attempt").json()["items"][0]
+    client.put(f"/api/v1/taker/answers/{first['item_id']}",
+               json={"response": answer_for(first), "seq": 3, "flagged": True})
+    sent = client.get("/api/v1/taker/attempt")
+    assert sent.headers["content-type"] == "application/json"
+    with database.transaction(write=False) as db:
+        attempt = attempt_for_access_token(db, token=access, secret=app.state.secret)
+        view = attempt_view(db, attempt=attempt, now=clock.now())
+        documented = AttemptRead.model_validate(view, from_attributes=True).model_dump(
+            mode="json")
+    assert sent.json() == documented
+    assert set(sent.json()) == set(AttemptRead.model_fields)
+    assert sent.json()["items"][0]["flagged"] is True and sent.json()["items"][0]["seq"] == 3
+    assert "bank_version_id" not in sent.text and nip not in sent.text

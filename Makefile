@@ -7,12 +7,13 @@ PORT   ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install install-test migrate demo clean help
+.PHONY: run test bench drill install install-test migrate demo clean help
 
 help:
 	@echo "make run    - install, migrate the SQLite database in var/, load the demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - install the test extras and run the whole test suite"
 	@echo "make bench  - measure the figures recorded in docs/performance.md"
+	@echo "make drill  - durability drills: kill -9 under load, a browser offline 5 minutes, locked and full disk"
 	@echo "variables   - HOST=0.0.0.0 make run (serve the LAN), PORT=8080, WORKERS=2"
 
 $(BIN)/python:
@@ -51,6 +52,16 @@ test: install-test
 bench: install-test
 	$(BIN)/python bench/foundation.py
 	$(BIN)/python bench/bank_import.py --items 5000
+	$(BIN)/python bench/autosave.py --takers 2000 --saves 10000 --concurrency 200
+	$(BIN)/python bench/console.py --takers 300 --answers 60
+	$(BIN)/python bench/scoring.py
+
+# The same drills run in `make test` (the offline one for 150 s); here the browser stays
+# offline for five minutes.
+drill: install-test
+	CACT_DRILL_OFFLINE_S=300 $(BIN)/python -m pytest -v -p no:cacheprovider \
+		tests/e2e/test_drills.py tests/e2e/test_offline_drill.py \
+		tests/integration/test_storage_errors.py tests/integration/test_save_batching.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-results

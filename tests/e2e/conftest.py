@@ -96,6 +96,12 @@ def live_server(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def live_env(live_server) -> dict:
+    """The live server's environment (its data directory), for a test's own setup script."""
+    return _ENV["env"]
+
+
+@pytest.fixture(scope="session")
 def exam_logins(live_server) -> dict[str, list[list[str]]]:
     """Two open sessions on the live server: E2E (10 + 5 minute sections) and E2E-SHORT
     (6-second sections, for the clock). Each test takes its own participants."""

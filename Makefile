@@ -59,7 +59,7 @@ bench: install-test
 # The same drills run in `make test` (the offline one for 150 s); here the browser stays
 # offline for five minutes.
 drill: install-test
-	CACT_DRILL_OFFLINE_S=300 $(BIN)/python -m pytest -v -p no:cacheprovider \
+	CACT_DRILL_OFFLINE_S=300 $(BIN)/python -m pytest -v -s -p no:cacheprovider \
 		tests/e2e/test_drills.py tests/e2e/test_offline_drill.py \
 		tests/integration/test_storage_errors.py tests/integration/test_save_batching.py
 

@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import text
 
 from app.delivery.batching import SaveBatcher
+
+
+def run_async(main):
+    """``asyncio.run(main())`` in a thread of its own: in the same pytest process the browser
+    tests' Playwright may own this thread's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
 
 
 def _lock(row_id: int):
@@ -65,7 +73,7 @@ def test_a_batch_that_loses_a_deadlock_is_run_again_and_every_work_is_acknowledg
         finally:
             await batcher.close()
 
-    results = asyncio.run(run())
+    results = run_async(run)
     thread.join(20)
     assert results == [second, first]  # each caller got its own result
     assert other_outcome == ["committed"]
@@ -94,5 +102,5 @@ def test_works_of_a_batch_run_in_the_order_of_their_key(database):
         finally:
             await batcher.close()
 
-    assert asyncio.run(run()) == list("dbca")  # answers go back to their own callers
+    assert run_async(run) == list("dbca")  # answers go back to their own callers
     assert order == list("abcd") and batcher.commits == 1

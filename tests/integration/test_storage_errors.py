@@ -22,32 +22,11 @@ from tests.factories import make_open_session
 
 def test_a_locked_database_is_a_503_and_an_alert_then_the_save_lands(
         sqlite_template, tmp_path, clock):
-    path = tmp_path / "cact.sqlite3"
-    shutil.copyfile(sqlite_template, path)
-    database = Database(f"sqlite:///{path}", busy_timeout_ms=200)
-    settings = Settings(data_dir=tmp_path / "data", database_url=database.url,
-                        secret_key="t" * 48, **FAST_ARGON2)
-    with database.transaction() as db:
-        _, logins = make_open_session(db, clock, secret=settings.resolved_secret())
-    from app.auth import service
-    from app.auth.models import Role
-    from app.auth.security import settings_hasher
-
-    with database.transaction() as db:
-        service.create_user(db, hasher=settings_hasher(settings), username="admin",
-                            password="correct-horse-1", role=Role.admin, actor="t",
-                            now=clock.now())
-    app = create_app(settings, clock=clock, database=database)
+    path, database, app, logins = _world(sqlite_template, tmp_path, clock)
     admin = TestClient(app)  # requests only; the app's lifespan runs with the taker's client
     with TestClient(app) as taker:
-        login = taker.post("/api/v1/taker/login", json={"nip": logins[0][0],
-                                                        "token": logins[0][1]})
-        taker.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        item = taker.get("/api/v1/taker/attempt").json()["items"][0]
-        option = item["options"][0]["id"]
-        body = {"response": [option] if item["kind"] == "multiple" else option, "seq": 1}
-        staff_login(admin, "admin", "correct-horse-1")
-        assert 'data-testid="storage-alert"' not in admin.get("/proctor/sessions/S1/grid").text
+        item, response = _first_item_and_no_alert(taker, admin, logins)
+        body = {"response": response, "seq": 1}
 
         other_program = sqlite3.connect(path, isolation_level=None)
         other_program.execute("BEGIN IMMEDIATE")  # holds the write lock
@@ -140,6 +119,18 @@ def _world(sqlite_template, tmp_path, clock):
     return path, database, create_app(settings, clock=clock, database=database), logins
 
 
+def _first_item_and_no_alert(taker, admin, logins) -> tuple[dict, object]:
+    """The first participant logs in through the API and gets the form; the admin's console
+    shows no storage alert yet. Returns the first item and an answer to it."""
+    login = taker.post("/api/v1/taker/login", json={"nip": logins[0][0], "token": logins[0][1]})
+    taker.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    item = taker.get("/api/v1/taker/attempt").json()["items"][0]
+    option = item["options"][0]["id"]
+    staff_login(admin, "admin", "correct-horse-1")
+    assert 'data-testid="storage-alert"' not in admin.get("/proctor/sessions/S1/grid").text
+    return item, [option] if item["kind"] == "multiple" else option
+
+
 def _save_until_refused(save, body: dict) -> tuple[int, object]:
     """The taker keeps changing the answer (seq 1, 2, ...) until a save is not stored."""
     for seq in range(1, MAX_SAVES + 1):
@@ -171,14 +162,7 @@ def test_a_full_disk_is_a_503_and_an_alert_then_the_same_save_lands(
     path, database, app, logins = _world(sqlite_template, tmp_path, clock)
     admin = TestClient(app)  # requests only; the app's lifespan runs with the taker's client
     with TestClient(app) as taker:
-        login = taker.post("/api/v1/taker/login", json={"nip": logins[0][0],
-                                                        "token": logins[0][1]})
-        taker.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
-        item = taker.get("/api/v1/taker/attempt").json()["items"][0]
-        option = item["options"][0]["id"]
-        response = [option] if item["kind"] == "multiple" else option
-        staff_login(admin, "admin", "correct-horse-1")
-        assert 'data-testid="storage-alert"' not in admin.get("/proctor/sessions/S1/grid").text
+        item, response = _first_item_and_no_alert(taker, admin, logins)
 
         disk = _FullDisk(database, path)
         disk.fill()

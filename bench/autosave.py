@@ -172,7 +172,7 @@ async def start_phase(base: str, logins, concurrency: int, window: float):
     limits = httpx.Limits(max_connections=concurrency)
     sem = asyncio.Semaphore(concurrency)
     rng = random.Random(3)
-    takers, latencies, errors = [], [], defaultdict(int)
+    takers, latencies, errors = [], defaultdict(list), defaultdict(int)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         async def one(nip, token):
             await asyncio.sleep(rng.uniform(0, window))
@@ -180,13 +180,16 @@ async def start_phase(base: str, logins, concurrency: int, window: float):
                 t0 = time.perf_counter()
                 r = await client.post("/api/v1/taker/login", json={"nip": nip, "token": token,
                                                                    "workstation": f"pc-{nip}"})
+                latencies["login"].append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     errors[f"login {r.status_code}"] += 1
                     return
                 headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
                 attempt_id = r.json()["attempt_id"]
+                t1 = time.perf_counter()
                 form = await client.get("/api/v1/taker/attempt", headers=headers)
-                latencies.append(time.perf_counter() - t0)
+                latencies["form"].append(time.perf_counter() - t1)
+                latencies["login+form"].append(time.perf_counter() - t0)
                 if form.status_code != 200:
                     errors[f"form {form.status_code}"] += 1
                     return
@@ -372,8 +375,10 @@ def main() -> None:
     try:
         takers, elapsed, latencies, errors = asyncio.run(
             start_phase(base, logins, args.concurrency, args.start_window))
-        print(f"session start: {len(takers)} logged in and got their form in {elapsed:.1f} s "
-              f"(login+form {percentiles(latencies)}); errors {dict(errors)}")
+        print(f"session start: {len(takers)} logged in and got their form in {elapsed:.1f} s; "
+              f"errors {dict(errors)}")
+        for kind in ("login", "form", "login+form"):
+            print(f"  {kind}: {percentiles(latencies[kind])}")
         log = SaveLog()
         elapsed = asyncio.run(save_phase(base, takers, args.saves, args.concurrency, log))
         rate = len(log.latencies) / elapsed

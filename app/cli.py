@@ -849,6 +849,10 @@ def audit_tail(count: Annotated[int, typer.Option("-n", help="How many rows")] =
         typer.echo(f"{e.id}\t{e.at.isoformat()}\t{e.actor}\t{e.action}\t{e.target}\t{e.reason}")
 
 
+# Operations commands (config, backup, restore, tls) live in app/ops and add themselves to `cli`.
+import app.ops.commands  # noqa: E402,F401
+
+
 def main() -> None:
     try:
         cli()

@@ -19,6 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, dashboard, system
+from app.ops import lifecycle as ops_lifecycle
+from app.ops import metrics as ops_metrics
 from app.analysis import routes as analysis_routes
 from app.assembly import routes as assembly_routes
 from app.auth import routes as auth_routes
@@ -187,11 +189,16 @@ def create_app(
         # database call; with the default 5 ms switch interval it queued behind the event
         # loop and the other threads, and every save waited on that convoy.
         sys.setswitchinterval(0.0005)
-        task = asyncio.create_task(_sweeper(app))
+        # An outage is credited to the takers before the sweeper may close anything for time.
+        await ops_lifecycle.startup(app)
+        tasks = [asyncio.create_task(_sweeper(app)),
+                 *(asyncio.create_task(loop) for loop in ops_lifecycle.background(app))]
         yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await app.state.save_batcher.close()
         if database is None:
             db.dispose()
@@ -218,6 +225,7 @@ def create_app(
         secure_cookie=lambda scope: settings.cookie_secure == "always"
         or (settings.cookie_secure == "auto" and scope.get("scheme") == "https"),
     )
+    ops_metrics.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router)

@@ -16,6 +16,7 @@ from app.delivery.models import (
     RosterEntry,
     TestSession,
 )
+from app.ops.models import ServerState
 from app.proctoring.models import Incident
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 
@@ -24,5 +25,5 @@ __all__ = [
     "BankMedia", "BankVersion", "Base", "Blueprint", "BlueprintBankVersion", "ConstructScore",
     "Incident", "Item", "ItemBank", "ItemOption", "JobStandard", "KeyCorrection",
     "LoginThrottle", "Participant", "PerformanceRating", "ProctorAssignment", "Result", "Role",
-    "RosterEntry", "TestSession", "User", "WebSession",
+    "RosterEntry", "ServerState", "TestSession", "User", "WebSession",
 ]

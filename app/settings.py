@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     sweep_interval_s: int = Field(default=10, ge=1, le=600)
     # Addresses whose X-Forwarded-* headers are trusted (the nginx in front of the workers).
     forwarded_allow_ips: str = "127.0.0.1"
+    # Automatic backups while a session is open (0 = off), to a second disk or USB stick.
+    backup_interval_min: int = Field(default=0, ge=0, le=24 * 60)
+    backup_dir: Path | None = None
+    backup_keep: int = Field(default=12, ge=1, le=1000)
+    # The heartbeat that lets a restarted server credit an outage to the takers.
+    heartbeat_interval_s: int = Field(default=2, ge=1, le=60)
+    outage_threshold_s: int = Field(default=15, ge=5, le=3600)
+    # /healthz fails (and staff see an alert) below this much free space in the data directory.
+    disk_min_free_mb: int = Field(default=500, ge=0)
+    # Addresses allowed to read /metrics without a staff login (Prometheus on the server itself).
+    metrics_allow_ips: str = "127.0.0.1,::1"
 
     @field_validator("database_url")
     @classmethod

@@ -866,4 +866,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m app.cli` runs this file as __main__, a second copy of the module: app/ops adds
+    # its commands to app.cli's `cli`, not to this one, so run the imported module's main.
+    from app.cli import main as _main
+
+    _main()

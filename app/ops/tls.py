@@ -291,4 +291,5 @@ Lalu buka / Then open: {where}
   Periksa bahwa browser tidak memberi peringatan / check that the browser gives no warning.
   Aktifkan cookie aman / turn on secure cookies: CACT_COOKIE_SECURE=always, lalu / then
   restart cact; aktifkan pengalihan HTTPS di situs nginx / enable the HTTPS redirect in the
-  nginx site (docs/security.md, "TLS on the lab LAN"); sudo nginx -t && sudo systemctl reload nginx"""
+  nginx site (docs/security.md, "TLS on the lab LAN"), lalu / then:
+    sudo nginx -t && sudo systemctl reload nginx"""

@@ -61,7 +61,8 @@ def _audit(result: tls.TlsResult) -> str:
 @tls_cli.command("init")
 def tls_init(
     host: Annotated[list[str] | None, typer.Option(
-        "--host", help="DNS name the lab PCs use for the server (repeatable), e.g. cact.lab")] = None,
+        "--host", help="DNS name the lab PCs use for the server (repeatable), e.g. cact.lab",
+    )] = None,
     ip: Annotated[list[str] | None, typer.Option(
         "--ip", help="IP address the lab PCs use for the server (repeatable)")] = None,
     directory: Annotated[Path, typer.Option(

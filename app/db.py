@@ -46,6 +46,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from app import paths
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -280,8 +282,8 @@ WriteDb = Annotated[Session, Depends(get_write_db, scope="function")]
 
 # -- Alembic -------------------------------------------------------------------------------------
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+# The checkout's migrations/ or, in an installed wheel, its packaged copy (app/paths.py).
+MIGRATIONS_DIR = paths.MIGRATIONS_DIR
 
 
 def alembic_config(url: str) -> Any:

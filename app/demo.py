@@ -11,13 +11,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit
+from app import audit, paths
 from app.assembly.models import Blueprint
 from app.assembly.service import import_blueprint
 from app.auth import service as auth_service
@@ -33,7 +32,7 @@ from app.settings import Settings
 DEMO_ADMIN = ("admin", "demo-admin-2026", "Admin Demo")
 DEMO_PROCTOR = ("pengawas", "demo-pengawas-2026", "Pengawas Demo")
 SESSION_CODE = "DEMO"
-SAMPLES = Path(__file__).resolve().parent.parent / "itembank" / "samples"
+SAMPLES = paths.ITEMBANK_DIR / "samples"
 BLUEPRINT_FILE = "cact-setengah-hari.blueprint.yaml"
 BLUEPRINT_CODE = "CACT-SETENGAH-HARI"
 PARTICIPANT_COUNT = 36

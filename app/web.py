@@ -9,7 +9,6 @@ from decimal import Decimal
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -20,10 +19,11 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__
+from app import __version__, paths
 from app.auth.security import constant_time_equal, keyed_digest, random_token
 
-FRONTEND_DIR = Path(__file__).resolve().parent.parent / "frontend"
+# The checkout's frontend/ or, in an installed wheel, its packaged copy (app/paths.py).
+FRONTEND_DIR = paths.FRONTEND_DIR
 TEMPLATES_DIR = FRONTEND_DIR / "templates"
 STATIC_DIR = FRONTEND_DIR / "static"
 LOCALES_DIR = FRONTEND_DIR / "locales"

@@ -5,7 +5,6 @@ the media endpoint that serves bank images from the database."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -28,7 +27,7 @@ from app.bank.models import (
     KeyCorrection,
 )
 from app.bank.parsed import ImportFailed, Problem
-from app import audit
+from app import audit, paths
 from app.db import DbSession, RowId, WriteDb
 from app.web import render
 
@@ -222,7 +221,7 @@ def bank_media(version_id: RowId, name: str, db: DbSession, user: StaffUser) -> 
     return media_response(db, version_id, name)
 
 
-FORMAT_DOC = Path(__file__).resolve().parents[2] / "docs" / "itembank-format.md"
+FORMAT_DOC = paths.DOCS_DIR / "itembank-format.md"
 
 
 @router.get("/admin/help/itembank-format", include_in_schema=False)

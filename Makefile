@@ -6,15 +6,20 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 WORKERS ?= 1
 PYTEST_ARGS ?=
+# The offline bundle carries wheels for these Pythons (Debian 12: 3.11, Ubuntu 24.04: 3.12).
+BUNDLE_PYTHONS ?= 3.11 3.12 3.13
+DIST ?= dist
 
-.PHONY: run test bench drill install install-test migrate demo clean help
+.PHONY: run test bench drill bundle install install-test migrate demo clean help
 
 help:
 	@echo "make run    - install, migrate the SQLite database in var/, load the demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - install the test extras and run the whole test suite"
 	@echo "make bench  - measure the figures recorded in docs/performance.md"
 	@echo "make drill  - durability drills: kill -9 under load, a browser offline 5 minutes, locked and full disk"
-	@echo "variables   - HOST=0.0.0.0 make run (serve the LAN), PORT=8080, WORKERS=2"
+	@echo "make bundle - offline installer $(DIST)/cact-<version>-bundle.tar.gz (wheel + wheelhouse + install.sh)"
+	@echo "variables   - HOST=0.0.0.0 make run (serve the LAN), PORT=8080, WORKERS=2,"
+	@echo "              BUNDLE_PYTHONS=\"$(BUNDLE_PYTHONS)\" (Pythons the bundle's wheels are for), DIST=dist"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -62,6 +67,11 @@ drill: install-test
 	CACT_DRILL_OFFLINE_S=300 $(BIN)/python -m pytest -v -s -p no:cacheprovider \
 		tests/e2e/test_drills.py tests/e2e/test_offline_drill.py \
 		tests/integration/test_storage_errors.py tests/integration/test_save_batching.py
+
+# Needs a package index here; the lab server that runs its install.sh needs none
+# (docs/operations.md, "Installing from the offline bundle").
+bundle: | $(BIN)/python
+	PYTHON=$(BIN)/python DIST="$(DIST)" BUNDLE_PYTHONS="$(BUNDLE_PYTHONS)" sh deploy/build-bundle.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-results

@@ -303,6 +303,28 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
 
         # Every request above went through our nginx.
         assert "/api/v1/taker/answers/" in (ngx / "access.log").read_text()
+
+        # Switching on the site's commented redirect sends plain HTTP to HTTPS.
+        site = (ngx / "site.conf").read_text()
+        site, count = re.subn(r"^(\s*)# (if \(\$scheme = http\) \{ return 301 .*\})$", r"\1\2",
+                              site, flags=re.M)
+        assert count == 1, "the commented HTTPS redirect is gone from deploy/nginx-cact.conf"
+        (ngx / "site.conf").write_text(site)
+        conf = ["-p", str(ngx), "-c", str(ngx / "nginx.conf")]
+        assert subprocess.run([NGINX, *conf, "-t"], capture_output=True).returncode == 0
+        assert subprocess.run([NGINX, *conf, "-s", "reload"], capture_output=True).returncode == 0
+        deadline = time.monotonic() + 10
+        while True:
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+            conn.request("GET", "/login?next=/admin")
+            response = conn.getresponse()
+            response.read()
+            conn.close()
+            if response.status == 301 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert response.status == 301
+        assert response.getheader("Location") == "https://127.0.0.1/login?next=/admin"
     finally:
         for proc in reversed(procs):
             proc.terminate()

@@ -37,7 +37,7 @@ STREAM_TICK_S = 1.0
 STREAM_REFRESH_S = 10.0  # re-render even without changes: "12 s ago", "disconnected"
 STREAM_MAX_S = 240.0
 NO_STORE = {"Cache-Control": "no-store"}
-SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reset", "note")
+SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset", "note")
 
 
 
@@ -214,6 +214,9 @@ def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action:
         service.unlock(db, attempt=attempt, actor=actor, now=now, reason=reason)
     elif action == "submit":
         service.force_submit(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    elif action == "reopen":  # minutes 0 = the time it had left when it lost contact
+        service.reopen(db, attempt=attempt, actor=actor, now=now, reason=reason,
+                       minutes=minutes or None)
     elif action == "reset":
         service.reset(db, attempt=attempt, actor=actor, now=now, reason=reason)
     else:
@@ -355,7 +358,8 @@ class ConsoleRead(BaseModel):
 
 
 class SeatActionCreate(BaseModel):
-    action: Literal["extra_time", "pause", "resume", "unlock", "submit", "reset", "note"]
+    action: Literal["extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset",
+                    "note"]
     minutes: int = Field(0, ge=0, le=service.MAX_EXTRA_MINUTES)
     reason: str = Field("", max_length=2000)
 

@@ -1,6 +1,7 @@
 """What a proctor does to a session and its seats: pause and resume (one, several or all),
-extra time, unlock to another computer, force submit, reset an attempt that has not really
-started, incident notes, and the public score display switch.
+extra time, unlock to another computer, force submit, reopen an attempt the server closed
+for time, reset an attempt that has not really started, incident notes, and the public score
+display switch.
 
 Time arithmetic, the rule every action here keeps: deadlines are absolute timestamps, so a
 pause freezes the attempt at ``paused_at`` and the resume moves every deadline still ahead
@@ -18,7 +19,7 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -36,6 +37,7 @@ from app.delivery.models import (
     TestSession,
 )
 from app.proctoring.models import Incident
+from app.scoring.models import ConstructScore, Result
 
 MAX_EXTRA_MINUTES = 240
 DONE = attempt_rules.DONE_STATES
@@ -157,6 +159,60 @@ def force_submit(db: Session, *, attempt: Attempt, actor: str, now: datetime,
     attempt.access_token_hmac = None
     audit.record(db, actor=actor, action="attempt.force_submit", target=_target(attempt),
                  reason=reason, now=now)
+
+
+def reopen(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: str,
+           minutes: int | None = None) -> int:
+    """Give back an attempt that the server closed for time (a PC or the network died and the
+    clock ran out while the taker could not answer): it runs again with the time it had left
+    when it lost contact (from its last sign of life to the close, at least a minute), or
+    ``minutes`` if the proctor says so. Every deadline still ahead moves by the same span, so
+    extra time and pauses work on it as before. Its result is removed: it is scored again when
+    it is handed in. Returns the seconds given. In a paused session it comes back paused."""
+    reason = _need_reason(reason)
+    if attempt.state != AttemptState.expired or attempt.submit_reason != "time":
+        raise ActionRefused("reopen_not_expired",
+                            "only an attempt the server closed for time can be reopened")
+    session = db.get(TestSession, attempt.session_id)
+    if session.state == SessionState.closed:
+        raise ActionRefused("session_closed", "the session is closed")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
+                                or not 1 <= minutes <= MAX_EXTRA_MINUTES):
+        raise ActionRefused("minutes_range", "extra time is 1 to {limit} minutes",
+                            limit=MAX_EXTRA_MINUTES)
+    closed_at = attempt.submitted_at or now
+    if minutes is not None:
+        seconds = minutes * 60
+    else:
+        contact = max([t for t in (attempt.last_seen_at, db.scalar(
+            select(func.max(Answer.server_time)).where(Answer.attempt_id == attempt.id)))
+            if t is not None], default=closed_at)
+        seconds = max(60, int((closed_at - contact).total_seconds() + 0.999))
+    # Shift every deadline by one span: the one that closed the attempt (equal to closed_at)
+    # ends ``seconds`` from now, a later one keeps the margin it had over it.
+    shift = now + timedelta(seconds=seconds) - closed_at
+    section = _current_section(db, attempt)
+    if attempt.deadline_at:
+        attempt.deadline_at += shift
+    if section is not None:
+        if section.deadline_at:
+            section.deadline_at += shift
+        section.ended_at = None
+    attempt.submitted_at, attempt.submit_reason = None, ""
+    if session.state == SessionState.paused:
+        attempt.state, attempt.paused_at = AttemptState.paused, now
+    else:
+        attempt.state, attempt.paused_at = AttemptState.active, None
+    # The stored score belongs to the closed attempt; the sweeper (or the hand-in) scores the
+    # attempt again once it is handed in, which is when a missing result is looked for.
+    db.execute(delete(ConstructScore).where(ConstructScore.attempt_id == attempt.id))
+    db.execute(delete(Result).where(Result.attempt_id == attempt.id))
+    db.flush()
+    audit.record(db, actor=actor, action="attempt.reopen", target=_target(attempt),
+                 reason=reason, now=now,
+                 data={"seconds": seconds, "minutes_given": minutes,
+                       "closed_at": closed_at.isoformat()})
+    return seconds
 
 
 def reset(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: str) -> None:

@@ -1,33 +1,149 @@
-"""Configuration from the environment (prefix ``CACT_``) and an optional ``.env`` file.
+"""Configuration from the environment (prefix ``CACT_``) and one configuration file.
+
+The file is found the same way whatever the working directory and user: ``CACT_CONFIG`` if set,
+else ``/etc/cact/cact.env`` if present, else ``./.env`` (KEY=VALUE lines with ``CACT_*`` names).
+Real environment variables override the file. A relative ``CACT_DATA_DIR`` (or
+``CACT_BACKUP_DIR``) in the file is relative to the file's folder, so the server and every CLI
+command find the same data directory.
 
 Every value has a safe default except the secret key, which is generated once into the data
-directory (never a default written in code), so two installations never share a secret.
+directory (never a default written in code, and only for an empty database: see
+app/ops/keycheck.py), so two installations never share a secret.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 SECRET_FILE_NAME = "secret_key"
 MIN_SECRET_LENGTH = 32
+# Where the installer writes the server's configuration (deploy/install.sh).
+SYSTEM_CONFIG = Path("/etc/cact/cact.env")
+LOCAL_CONFIG = Path(".env")
+# Settings holding file system paths: relative values in a config file are relative to it.
+PATH_SETTINGS = ("data_dir", "backup_dir")
+# Exit code of a configuration a restart cannot fix (sysexits.h EX_CONFIG); the systemd unit
+# has RestartPreventExitStatus=78 so it stops instead of crash-looping.
+EX_CONFIG = 78
 
 
 class SettingsError(RuntimeError):
     """Configuration that cannot work; the message says which variable and how to fix it."""
 
 
+def current_user() -> str:
+    """The name of the user this process runs as (for messages about file permissions)."""
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return f"uid {os.geteuid()}"
+
+
+def config_file_path() -> tuple[Path | None, str]:
+    """The configuration file in use and why: (path, reason), path None when there is none.
+
+    ``CACT_CONFIG`` if set (it must exist), else /etc/cact/cact.env if present, else ./.env
+    if present.
+    """
+    chosen = os.environ.get("CACT_CONFIG", "").strip()
+    if chosen:
+        path = Path(chosen).expanduser()
+        if not path.is_file():
+            raise SettingsError(
+                f"CACT_CONFIG={chosen}: no such file. Point CACT_CONFIG at the configuration "
+                f"file (usually {SYSTEM_CONFIG}) or unset it."
+            )
+        return path.absolute(), "CACT_CONFIG"
+    if SYSTEM_CONFIG.is_file():
+        return SYSTEM_CONFIG, "system configuration"
+    if LOCAL_CONFIG.is_file():
+        return LOCAL_CONFIG.absolute(), "./.env in the current directory"
+    return None, "none"
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """The ``CACT_*`` KEY=VALUE lines of ``path`` (names upper-cased; comments, quotes and
+    ``export`` handled as in a shell .env file)."""
+    from dotenv import dotenv_values
+
+    try:
+        with path.open(encoding="utf-8") as stream:
+            raw = dotenv_values(stream=stream)
+    except PermissionError:
+        raise SettingsError(
+            f"cannot read the configuration file {path} as user {current_user()}: run the "
+            "command as the service user (sudo -u cact cact ...) or let that user read the file"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise SettingsError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                            "save it as UTF-8") from None
+    return {key.upper(): (value or "") for key, value in raw.items()
+            if key.upper().startswith("CACT_")}
+
+
+def file_values(path: Path, fields: dict[str, FieldInfo]) -> dict[str, Any]:
+    """Field values set by the config file at ``path``, relative paths resolved against it."""
+    raw = read_config_file(path)
+    values: dict[str, Any] = {}
+    for name, field in fields.items():
+        key = "CACT_" + name.upper()
+        if key not in raw:
+            continue
+        value: Any = raw[key]
+        if name in PATH_SETTINGS and value:
+            candidate = Path(value).expanduser()
+            if not candidate.is_absolute():
+                candidate = path.parent / candidate
+            value = str(candidate)
+        elif value == "" and field.default is None:
+            value = None
+        values[name] = value
+    return values
+
+
+class ConfigFileSource(PydanticBaseSettingsSource):
+    """Values from the configuration file chosen by :func:`config_file_path`."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ reads the whole file at once
+
+    def __call__(self) -> dict[str, Any]:
+        path, _reason = config_file_path()
+        if path is None:
+            return {}
+        return file_values(path, self.settings_cls.model_fields)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="CACT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    # The config file is read by ConfigFileSource (not pydantic's env_file, which only knows
+    # one fixed, working-directory-relative name).
+    model_config = SettingsConfigDict(env_prefix="CACT_", env_file=None, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Earlier wins: arguments, then real environment variables, then the config file.
+        return init_settings, env_settings, ConfigFileSource(settings_cls)
 
     data_dir: Path = Field(default=Path("var"), description="Where the SQLite file and secret live")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite in data_dir")
@@ -96,6 +212,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
+        # Absolute from the start: a later chdir (or a relative default) must not move it.
+        self.data_dir = Path(os.path.abspath(self.data_dir))
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.data_dir / 'cact.sqlite3').as_posix()}"
         return self
@@ -104,31 +222,76 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
+    @property
+    def secret_file(self) -> Path:
+        """Where the secret key lives when CACT_SECRET_KEY is not set."""
+        return self.data_dir / SECRET_FILE_NAME
+
     def resolved_secret(self) -> str:
-        """The secret key: from the environment, or read/generated in the data directory."""
+        """The secret key: CACT_SECRET_KEY, or the key file in the data directory.
+
+        Never generates a key (a new key for a database with participants would silently
+        invalidate every token): app/ops/keycheck.py generates it, for an empty database only.
+        """
         if self.secret_key:
             return self.secret_key
-        return load_or_create_secret(self.data_dir)
+        value = read_secret(self.secret_file)
+        if value is None:
+            raise SettingsError(
+                f"the secret key file {self.secret_file} is missing. Restore it from the backup "
+                "(`cact restore` puts it back), or set CACT_SECRET_KEY; a new key is made only "
+                "for an empty database (any `cact` command on it does that)"
+            )
+        return value
+
+
+def read_secret(path: Path) -> str | None:
+    """The key in ``path``, or None when the file does not exist.
+
+    An unreadable or truncated file is a :class:`SettingsError` naming the file and the fix.
+    """
+    try:
+        value = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    except PermissionError:
+        raise SettingsError(
+            f"cannot read the secret key file {path} as user {current_user()}: run the command "
+            "as the service user (sudo -u cact cact ...), or give that user the file "
+            f"(chown cact: {path}; chmod 600 {path})"
+        ) from None
+    except (UnicodeDecodeError, IsADirectoryError) as exc:
+        raise SettingsError(f"{path} is not a secret key file ({exc}); restore it from the "
+                            "backup or set CACT_SECRET_KEY") from None
+    if len(value) < MIN_SECRET_LENGTH:
+        raise SettingsError(
+            f"{path} holds a secret shorter than {MIN_SECRET_LENGTH} characters; "
+            "restore it from backup or delete it to generate a new one "
+            "(a new secret invalidates printed participant tokens)"
+        )
+    return value
 
 
 def load_or_create_secret(data_dir: Path) -> str:
-    """Read ``data_dir/secret_key``, creating it atomically (mode 0600) on first use.
+    """Read ``data_dir/secret_key``, creating it atomically (mode 0600) when missing.
 
-    O_EXCL makes two workers starting together agree on one secret instead of each writing its own.
+    O_EXCL makes two workers starting together agree on one secret instead of each writing its
+    own. Only app/ops/keycheck.py calls this, and only for an empty database.
     """
     path = data_dir / SECRET_FILE_NAME
-    data_dir.mkdir(parents=True, exist_ok=True)
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        value = path.read_text(encoding="ascii").strip()
-        if len(value) < MIN_SECRET_LENGTH:
-            raise SettingsError(
-                f"{path} holds a secret shorter than {MIN_SECRET_LENGTH} characters; "
-                "restore it from backup or delete it to generate a new one "
-                "(a new secret invalidates printed participant tokens)"
-            ) from None
+        value = read_secret(path)
+        if value is None:  # removed between the two calls: try once more
+            return load_or_create_secret(data_dir)
         return value
+    except PermissionError:
+        raise SettingsError(
+            f"cannot create the secret key file {path} as user {current_user()}: run the "
+            "command as the service user (sudo -u cact cact ...) or let it write the folder"
+        ) from None
     value = secrets.token_urlsafe(48)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(value + "\n")
@@ -138,10 +301,21 @@ def load_or_create_secret(data_dir: Path) -> str:
 
 
 def describe_validation_error(exc: ValidationError) -> str:
+    """One line per bad value, naming the variable and where it was set."""
     lines = ["Konfigurasi tidak valid / invalid configuration:"]
+    try:
+        path, _reason = config_file_path()
+    except SettingsError:
+        path = None
     for err in exc.errors():
         name = "CACT_" + "_".join(str(p) for p in err["loc"]).upper()
-        lines.append(f"  {name}: {err['msg']}")
+        if name in {k.upper() for k in os.environ}:
+            where = " (environment variable)"
+        elif path is not None and name in read_config_file(path):
+            where = f" (in {path})"
+        else:
+            where = ""
+        lines.append(f"  {name}{where}: {err['msg']}")
     return "\n".join(lines)
 
 

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
+import os
 import sys
 from typing import Annotated
 
 import typer
 from sqlalchemy.exc import OperationalError
 
-from app.settings import SettingsError, get_settings
+from app.ops.pdeathsig import PARENT_PID_ENV
+from app.settings import EX_CONFIG, SettingsError, get_settings
 
 cli = typer.Typer(
     help="CACT server: computer-assisted competency tests. Settings come from CACT_* variables "
-    "or a .env file (see README).",
+    "and the file CACT_CONFIG, else /etc/cact/cact.env, else ./.env (`cact config show`).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -54,17 +56,76 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+_warned_root = False
+_checked_secret: str | None = None
+
+
+def root_warning(data_dir, *, euid: int | None = None) -> str | None:
+    """A warning when running as root on a data directory that belongs to another user: files
+    root creates there (a key, SQLite's -wal/-shm) would be unreadable to the service."""
+    import pwd
+
+    euid = os.geteuid() if euid is None else euid
+    try:
+        owner = os.stat(data_dir).st_uid
+    except OSError:
+        return None
+    if euid != 0 or owner == 0:
+        return None
+    try:
+        name = pwd.getpwuid(owner).pw_name
+    except KeyError:
+        name = str(owner)
+    return (f"Peringatan / warning: running as root, but the data directory {data_dir} belongs "
+            f"to {name}; files root creates there may lock the service out. Run commands as "
+            f"that user: sudo -u {name} cact ...")
+
+
+def _warn_if_root(settings) -> None:
+    global _warned_root
+    if not _warned_root:
+        _warned_root = True
+        message = root_warning(settings.data_dir)
+        if message:
+            typer.secho(message, fg=typer.colors.YELLOW, err=True)
+
+
 def _database():
     from app.db import Database
 
     settings = get_settings()
+    _warn_if_root(settings)
     return Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
 
-def _require_current_schema(database) -> None:
-    from app.db import schema_is_current
+def _newer_database_message(have: str) -> str:
+    return (f"Database dibuat oleh versi CACT yang lebih baru / the database was made by a newer "
+            f"CACT version (revision {have}); install that version instead (do not downgrade "
+            "the database).")
+
+
+def _schema_state(database) -> tuple[bool, str | None, str | None, bool]:
+    """(is current, revision in the database, head of the code, revision known to the code)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from app.db import alembic_config, schema_is_current
 
     current, have, head = schema_is_current(database.engine)
+    known = True
+    if have is not None and not current:
+        script = ScriptDirectory.from_config(alembic_config(database.url))
+        try:
+            known = script.get_revision(have) is not None
+        except CommandError:  # alembic's ResolutionError: a revision this code does not have
+            known = False
+    return current, have, head, known
+
+
+def _require_current_schema(database) -> None:
+    current, have, head, known = _schema_state(database)
+    if not known:
+        raise fail(_newer_database_message(have), EX_CONFIG)
     if not current:
         raise fail(
             f"Database schema is at {have or 'nothing'}, the code needs {head}. "
@@ -73,10 +134,23 @@ def _require_current_schema(database) -> None:
 
 
 def _ready_database():
-    """The database, refusing to work on a schema older than the code."""
+    """The database, refusing a schema that is not the code's and a secret key that is not the
+    database's (app/ops/keycheck.py; exit 78 naming the key file and the fix)."""
+    global _checked_secret
+    from app.ops import keycheck
+
     database = _database()
     _require_current_schema(database)
+    _checked_secret = keycheck.ensure(database, get_settings(), now=_now())
     return database
+
+
+def _secret() -> str:
+    """The secret key, checked against the database by :func:`_ready_database`."""
+    if _checked_secret is None:
+        _ready_database().dispose()
+    assert _checked_secret is not None
+    return _checked_secret
 
 
 def _session(db, code: str):
@@ -104,27 +178,85 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
     from app import db
 
     settings = get_settings()
+    database = _database()
+    try:
+        _current, have, _head, known = _schema_state(database)
+    finally:
+        database.dispose()
+    if not known:
+        raise fail(_newer_database_message(have), EX_CONFIG)
     db.upgrade(settings.database_url, revision)
     typer.echo(f"Database at {revision}: {_safe_url(settings.database_url)}")
 
 
-@db_cli.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1")]) -> None:
-    """Migrate the database back to REVISION (\"base\" removes every table: data is lost)."""
-    from app import db
+def serving_since(database, settings) -> float | None:
+    """Seconds since a server last wrote its heartbeat to this database (ServerState
+    "heartbeat", every heartbeat_interval_s from every worker) when that is recent enough to
+    mean a server is serving it (under 3 intervals), else None."""
+    from sqlalchemy.exc import SQLAlchemyError
 
-    db.downgrade(get_settings().database_url, revision)
+    from app.ops.state import get_state
+
+    try:
+        with database.transaction(write=False) as db:
+            row = get_state(db, "heartbeat")
+    except SQLAlchemyError:  # no server_state table yet (an older schema): nothing serves it
+        return None
+    if row is None:
+        return None
+    age = (_now() - row.updated_at).total_seconds()
+    return age if age < 3 * settings.heartbeat_interval_s else None
+
+
+@db_cli.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Migrate the database back to REVISION (\"base\" removes every table: data is lost).
+    Refused while a server is serving the database; asks first unless --yes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app import audit, db
+
+    settings = get_settings()
+    database = _database()
+    try:
+        _current, have, _head, known = _schema_state(database)
+        if not known:
+            raise fail(_newer_database_message(have), EX_CONFIG)
+        age = serving_since(database, settings)
+        if age is not None:
+            raise fail(
+                "Server sedang melayani database ini / the server is serving this database "
+                f"(heartbeat {age:.0f} s ago): stop it first: systemctl stop cact"
+            )
+        if not yes:
+            warning = ("every table is removed and ALL DATA IS LOST" if revision == "base"
+                       else "tables and columns added after it are removed with their data")
+            typer.confirm(
+                f"Downgrade {_safe_url(settings.database_url)} from {have} to {revision}: "
+                f"{warning}. Back up first (cact backup). Continue?", abort=True)
+        db.downgrade(settings.database_url, revision)
+        try:  # recorded when the audit log survives the downgrade (it does unless "base")
+            with database.transaction() as session:
+                audit.record(session, actor="cli", action="db.downgrade", now=_now(),
+                             target=revision, data={"from": have})
+        except SQLAlchemyError:
+            pass
+    finally:
+        database.dispose()
     typer.echo(f"Database at {revision}")
 
 
 @db_cli.command("status")
 def db_status() -> None:
     """Show the database's revision and whether it matches the code."""
-    from app.db import schema_is_current
-
     database = _database()
-    current, have, head = schema_is_current(database.engine)
+    current, have, head, known = _schema_state(database)
     typer.echo(f"database: {_safe_url(database.url)}\nrevision: {have}\ncode head: {head}")
+    if not known:
+        raise fail(_newer_database_message(have), EX_CONFIG)
     if not current:
         raise typer.Exit(1)
 
@@ -534,8 +666,8 @@ def session_tokens(
         raise fail(f"--lang must be id or en, not {lang!r}", 2)
     if fmt == "pdf" and not out and not reissue:
         raise fail("a PDF needs --out FILE (it is not printed to the terminal)", 2)
-    secret = get_settings().resolved_secret()
     database = _ready_database()
+    secret = _secret()
     try:
         with database.transaction() as db:
             session = _session(db, code)
@@ -579,7 +711,7 @@ def roster_import(code: str, path: str) -> None:
         with database.transaction() as db:
             session = _session(db, code)
             added, kept = import_roster(db, session=session, rows=rows,
-                                        secret=get_settings().resolved_secret(),
+                                        secret=_secret(),
                                         actor="cli", now=_now())
     except ImportFailed as exc:
         _print_problems(exc.problems)
@@ -789,14 +921,20 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    settings.resolved_secret()  # create the secret once, before workers start
+    # Checks (or, for an empty database, creates) the key once, before workers start.
     database = _ready_database()
     database.dispose()
+    # Workers stop when this process dies, even by kill -9 (app/ops/pdeathsig.py).
+    os.environ[PARENT_PID_ENV] = str(os.getpid())
     if workers > 1 and settings.is_sqlite:
         typer.secho(
             "Note: several workers on SQLite share one write lock; PostgreSQL scales further.",
             fg=typer.colors.YELLOW, err=True,
         )
+    # Workers count metrics in shared files; set up before they start (app/ops/metrics.py).
+    from app.ops.metrics import prepare_for_workers
+
+    prepare_for_workers(settings)
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -854,11 +992,13 @@ import app.ops.commands  # noqa: E402,F401
 
 
 def main() -> None:
+    """Entry point of `cact`: configuration errors a restart cannot fix (bad settings, a
+    missing, unreadable or wrong secret key) exit 78 (EX_CONFIG) with one message."""
     try:
         cli()
     except SettingsError as exc:
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        sys.exit(2)
+        sys.exit(EX_CONFIG)
     except OperationalError as exc:
         typer.secho(f"Database error: {exc.orig}. Check CACT_DATABASE_URL and that the database "
                     "server is running.", fg=typer.colors.RED, err=True)

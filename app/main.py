@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import __version__, dashboard, system
 from app.ops import lifecycle as ops_lifecycle
 from app.ops import metrics as ops_metrics
+from app.ops import pdeathsig
 from app.analysis import routes as analysis_routes
 from app.assembly import routes as assembly_routes
 from app.auth import routes as auth_routes
@@ -177,6 +178,24 @@ async def _sweeper(app: FastAPI) -> None:
             logger.exception("sweeper run failed; trying again")
 
 
+def _checked_secret(settings: Settings, db: Database, *, now) -> str:
+    """The secret key, refused (SettingsError) when it is not the database's key.
+
+    An unreachable database must not keep the app from starting (/healthz says what is wrong
+    and checks the key again once the database answers), so then the configured key is used
+    unchecked; it is never generated then.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from app.ops import keycheck
+
+    try:
+        return keycheck.ensure(db, settings, now=now)
+    except SQLAlchemyError as exc:
+        logger.warning("secret key not checked against the database (%s)", type(exc).__name__)
+        return settings.resolved_secret()
+
+
 def create_app(
     settings: Settings | None = None, *, clock: Clock | None = None, database: Database | None = None
 ) -> FastAPI:
@@ -213,9 +232,11 @@ def create_app(
         dependencies=[Depends(csrf_protect)],
     )
     app.state.settings = settings
-    app.state.secret = settings.resolved_secret()
-    app.state.db = db
     app.state.clock = clock or SystemClock()
+    # A worker of `cact serve` stops when its parent dies (kill -9 must not leave the port held).
+    pdeathsig.die_with_parent()
+    app.state.secret = _checked_secret(settings, db, now=app.state.clock.now())
+    app.state.db = db
     app.state.save_batcher = SaveBatcher(db)
     app.state.password_hasher = settings_hasher(settings)
 

@@ -227,6 +227,22 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
         assert time.monotonic() - asked < 2.0
         conn.close()
 
+        # -- the app sees the PC's own address, whatever X-Forwarded-For the PC sends: from
+        #    127.0.0.2 a forged "127.0.0.1" must not open /metrics (open to 127.0.0.1 only) --
+        def metrics_from(source: str) -> tuple[int, bytes]:
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10,
+                                              source_address=(source, 0))
+            conn.request("GET", "/metrics", headers={"X-Forwarded-For": "127.0.0.1"})
+            response = conn.getresponse()
+            body = response.read()
+            conn.close()
+            return response.status, body
+
+        status, body = metrics_from("127.0.0.1")
+        assert status == 200 and b"# HELP" in body
+        status, body = metrics_from("127.0.0.2")
+        assert status != 200 and b"# HELP" not in body, status
+
         # -- static files come from the app through nginx, cached by browsers for an hour --
         request = urllib.request.Request(base + "/static/" + STATIC_FILE,
                                          headers={"Accept-Encoding": "gzip"})

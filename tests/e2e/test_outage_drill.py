@@ -1,0 +1,146 @@
+"""Outage drill: the server is killed with SIGKILL while takers are answering, stays down for
+CACT_DRILL_OUTAGE_S seconds (default 60) and is started again. No attempt loses more than 5 s
+of its time left, no section moves on and no attempt is closed for time because of the
+outage (a room with 30-second sections would otherwise be over), and staff see the outage
+line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import httpx2 as httpx
+import pytest
+from sqlalchemy import select
+
+from tests.e2e.conftest import ADMIN, run_cli, start_server
+from tests.e2e.test_drills import Taker
+
+pytestmark = pytest.mark.e2e
+
+OUTAGE_S = float(os.environ.get("CACT_DRILL_OUTAGE_S", "60"))
+MAX_LOSS_S = 5
+
+SETUP = """
+import json
+from app.clock import SystemClock
+from app.db import Database
+from app.settings import get_settings
+from tests.factories import make_open_session
+settings = get_settings()
+database = Database(settings.database_url)
+with database.transaction() as db:
+    _, normal = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
+                                  participants=6, code="DRILL")
+    _, short = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
+                                 participants=3, code="DRILL-SHORT", first=50,
+                                 section_seconds=30)
+print(json.dumps({"normal": normal, "short": short}))
+"""
+
+
+class TimedTaker(Taker):
+    """The kill drill's taker, remembering its access header so the drill can ask the
+    server how much time it has left without logging it out."""
+
+    headers: dict | None = None
+
+    def call(self, method: str, path: str, **kwargs):
+        if "headers" in kwargs:
+            self.headers = kwargs["headers"]
+        return super().call(method, path, **kwargs)
+
+
+def status(base: str, taker: TimedTaker) -> tuple[float, dict]:
+    response = httpx.get(base + "/api/v1/taker/status", headers=taker.headers, timeout=10)
+    assert response.status_code == 200, response.text
+    return time.monotonic(), response.json()
+
+
+def test_an_outage_costs_no_taker_time(tmp_path):
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": ""}
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--full-name", "Admin Drill",
+            "--password-stdin", stdin=ADMIN[1] + "\n")
+    setup = subprocess.run([sys.executable, "-c", SETUP], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    logins = json.loads(setup.stdout.strip().splitlines()[-1])
+    server, url = start_server(env, tmp_path / "first.log")
+    base = {"url": url}
+    stop = threading.Event()
+    takers = [TimedTaker(base, nip, token, stop)
+              for nip, token in logins["normal"] + logins["short"]]
+    try:
+        for taker in takers:
+            taker.start()
+        deadline = time.monotonic() + 30
+        while not all(t.acked for t in takers):  # everyone is answering
+            assert time.monotonic() < deadline, "takers did not start saving"
+            time.sleep(0.2)
+        time.sleep(2)
+        before = {t.nip: status(url, t) for t in takers}
+        killed_at = time.monotonic()
+        server.kill()  # SIGKILL: no shutdown, no last heartbeat, nothing
+        server.wait(timeout=10)
+        time.sleep(OUTAGE_S)
+        server, base["url"] = start_server(env, tmp_path / "second.log")
+        up_at = time.monotonic()
+        after = {t.nip: status(base["url"], t) for t in takers}
+
+        losses = {}
+        for taker in takers:
+            t_before, was = before[taker.nip]
+            t_after, now = after[taker.nip]
+            assert now["state"] == "active", (taker.nip, was, now)
+            assert now["current_section"] == was["current_section"], (taker.nip, was, now)
+            # Time the server was up between the two readings counts; the outage must not.
+            used = (killed_at - t_before) + (t_after - up_at)
+            losses[taker.nip] = was["remaining_s"] - now["remaining_s"] - used
+            assert losses[taker.nip] <= MAX_LOSS_S, (taker.nip, was, now, used)
+
+        # The proctor console (the admin sees every session) shows the outage line.
+        with httpx.Client(base_url=base["url"], timeout=10) as staff:
+            page = staff.get("/login").text
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+            staff.post("/login", data={"username": ADMIN[0], "password": ADMIN[1],
+                                       "csrf_token": csrf})
+            console = staff.get("/proctor/sessions/DRILL")
+            assert console.status_code == 200
+        stop.set()
+        for taker in takers:
+            taker.join(timeout=15)
+    finally:
+        stop.set()
+        server.terminate()
+        server.wait(timeout=15)
+
+    from app.db import Database
+    from app.delivery.models import Attempt, AttemptState, TestSession
+    from app.ops import outage
+
+    database = Database(f"sqlite:///{tmp_path / 'data' / 'cact.sqlite3'}")
+    with database.transaction(write=False) as db:
+        states = list(db.scalars(select(Attempt.state)))
+        record = outage.alerts(db, now=outage.last_heartbeat(db),
+                               session_id=db.scalar(select(TestSession.id).where(
+                                   TestSession.code == "DRILL")))
+        last = outage.get_value(db, outage.LAST_OUTAGE)
+    database.dispose()
+    assert len(states) == len(takers) and AttemptState.expired not in states
+    assert [a.code for a in record] == ["outage"]
+    assert last["seconds"] >= OUTAGE_S
+    # The console page renders the alerts (slice E's wiring) with this module's text.
+    shown = record[0].text("id")
+    assert shown.startswith("Server mati ") and shown in console.text, shown
+    verified = subprocess.run([sys.executable, "-m", "app.cli", "audit", "verify"], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    print(f"\noutage drill: {len(takers)} takers, server down {last['seconds']} s, "
+          f"largest loss {max(losses.values()):.1f} s (limit {MAX_LOSS_S} s), none expired, "
+          f"no section moved on; console: {shown!r}")

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import ssl
 import subprocess
@@ -349,3 +350,45 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
         drop_pg_database(url)
+
+
+def debian_tree(tmp_path: Path, tls_dir: Path, *, with_default_site: bool) -> Path:
+    """A copy of this machine's /etc/nginx (Debian's own nginx.conf, modules, mime types) whose
+    sites-enabled holds the shipped site as the installer puts it: unchanged but for the
+    certificate paths (`nginx -t` reads the certificates but binds no port)."""
+    etc = tmp_path / ("with-default" if with_default_site else "etc-nginx")
+    shutil.copytree("/etc/nginx", etc, symlinks=False)
+    enabled = etc / "sites-enabled"
+    shutil.rmtree(enabled)
+    enabled.mkdir()
+    site = SITE.read_text().replace("/etc/cact/tls/", f"{tls_dir}/")
+    (enabled / "cact").write_text(site)
+    if with_default_site:
+        shutil.copy(etc / "sites-available" / "default", enabled / "default")
+    main = (etc / "nginx.conf").read_text()
+    for debian, ours in (("/etc/nginx/", f"{etc}/"), ("/var/log/nginx/", f"{etc}/"),
+                         ("/run/nginx.pid", f"{etc}/nginx.pid")):
+        assert debian in main, f"Debian's nginx.conf no longer mentions {debian}"
+        main = main.replace(debian, ours)
+    (etc / "nginx.conf").write_text(main)
+    return etc
+
+
+def test_the_site_fits_debians_nginx_conf_once_the_default_site_is_gone(tmp_path):
+    if not os.path.exists(NGINX) or not os.path.exists("/etc/nginx/nginx.conf"):
+        unavailable(f"{NGINX} or /etc/nginx/nginx.conf missing: apt-get install nginx")
+    from app.ops import tls
+
+    tls_dir = tmp_path / "tls"
+    tls.init(tls_dir, hosts=["cact.lab"], ips=["127.0.0.1"])
+
+    etc = debian_tree(tmp_path, tls_dir, with_default_site=False)
+    check = subprocess.run([NGINX, "-t", "-p", str(etc), "-c", str(etc / "nginx.conf")],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, check.stderr
+
+    # Debian's default site also claims port 80 as default server: the installer removes it.
+    etc = debian_tree(tmp_path, tls_dir, with_default_site=True)
+    check = subprocess.run([NGINX, "-t", "-p", str(etc), "-c", str(etc / "nginx.conf")],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode != 0 and "duplicate default server" in check.stderr, check.stderr

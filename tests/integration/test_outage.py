@@ -388,3 +388,35 @@ def test_reopen_over_http_for_the_sessions_proctor_only(client, database, settin
                         headers={"X-CSRF-Token": token})
     assert again.status_code == 422 and again.json()["code"] == "reopen_not_expired"
     assert len(audit_rows(database, "attempt.reopen")) == 2
+
+
+def test_workers_starting_together_credit_the_outage_once(app, database, settings, clock):
+    """Two workers start at the same moment after an outage (PostgreSQL: the heartbeat row is
+    locked; SQLite: write transactions queue): the time is credited once, not twice."""
+    import threading
+
+    with database.transaction() as db:
+        _, logins = make_open_session(db, clock, secret=settings.resolved_secret(),
+                                      participants=3)
+        running = [begin(db, settings, clock, nip, token, f"PC-{n}")
+                   for n, (nip, token) in enumerate(logins)]
+        set_value(db, outage.HEARTBEAT, outage.heartbeat_value(clock.now()), now=clock.now())
+    clock.advance(120)
+    barrier, failures = threading.Barrier(4), []
+
+    def worker():
+        barrier.wait()
+        try:
+            outage.on_start(app)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    assert [e.data["attempts"] for e in audit_rows(database, "session.outage_credit")] == [3]
+    for attempt_id in running:
+        assert state_of(database, clock, attempt_id)[2] == 600

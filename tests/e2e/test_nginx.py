@@ -182,6 +182,10 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
 
         app, app_base = start_server(env, tmp_path / "app.log", "--workers", "2")
         procs.append(app)
+        deadline = time.monotonic() + 20  # both workers up, not just the one that answered
+        while (tmp_path / "app.log").read_text().count("Started server process") < 2:
+            assert time.monotonic() < deadline, (tmp_path / "app.log").read_text()
+            time.sleep(0.2)
         http_port, https_port = free_port(), free_port()
         ngx = tmp_path / "nginx"
         ngx.mkdir()

@@ -195,7 +195,11 @@ def init(
                        "days (browsers refuse longer ones).")
     directory = Path(directory)
     try:
-        directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(parents=True)
+            # 0755 whatever root's umask: nginx's workers (www-data) serve cact-ca.crt from
+            # here as /ca.crt; the keys inside are 0600 on their own.
+            directory.chmod(0o755)
     except OSError as exc:
         raise TlsError(f"Cannot create {directory} ({exc.strerror}). Run as root (sudo) or "
                        "choose another folder with --dir.") from None
@@ -264,13 +268,17 @@ def init(
 def trust_instructions(result: TlsResult) -> str:
     """How to make the lab PCs trust the CA, Indonesian first, then English."""
     ca = result.ca_cert
+    fetch = ", ".join([f"http://{h}/ca.crt" for h in result.hosts[:1]]
+                      + [f"http://{i}/ca.crt" for i in result.ips[:1]])
     where = ", ".join([f"https://{h}/" for h in result.hosts]
                       + [f"https://{i}/" for i in result.ips])
     return f"""\
 Pasang sertifikat CA di setiap PC lab / Install the CA certificate on every lab PC:
   File: {ca}   (sidik jari / fingerprint SHA-256: {result.ca_fingerprint})
   Salin lewat flashdisk atau folder bersama / copy it by USB stick or a shared folder
-  (hanya cact-ca.crt, JANGAN cact-ca.key / only cact-ca.crt, NEVER cact-ca.key).
+  (hanya cact-ca.crt, JANGAN cact-ca.key / only cact-ca.crt, NEVER cact-ca.key),
+  atau unduh di PC / or download it on the PC: {fetch}
+  (bandingkan sidik jarinya / compare its fingerprint with the one above).
 
   Windows (Edge, Chrome): sebagai Administrator / as Administrator:
       certutil -addstore -f Root cact-ca.crt

@@ -74,6 +74,7 @@ def site_for_test(http_port: int, https_port: int, app_port: int, tls_dir: Path)
         (r"^(\s*ssl_certificate\s+)/etc/cact/tls/server\.crt;", rf"\g<1>{tls_dir}/server.crt;"),
         (r"^(\s*ssl_certificate_key\s+)/etc/cact/tls/server\.key;",
          rf"\g<1>{tls_dir}/server.key;"),
+        (r"^(\s*alias\s+)/etc/cact/tls/cact-ca\.crt;", rf"\g<1>{tls_dir}/cact-ca.crt;"),
     ]:
         text, count = re.subn(pattern, replacement, text, flags=re.M)
         assert count == 1, f"deploy/nginx-cact.conf changed shape: {pattern!r} matched {count}x"
@@ -247,6 +248,15 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
         assert status == 200 and b"# HELP" in body
         status, body = metrics_from("127.0.0.2")
         assert status != 200 and b"# HELP" not in body, status
+
+        # -- the lab PCs can fetch the CA certificate (and nothing else of the TLS folder) --
+        with urllib.request.urlopen(base + "/ca.crt", timeout=10) as response:
+            assert response.headers["Content-Type"] == "application/x-x509-ca-cert"
+            assert response.read() == (tls_dir / "cact-ca.crt").read_bytes()
+        for secret in ("/cact-ca.key", "/server.key", "/ca.crt/../cact-ca.key"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(base + secret, timeout=10)
+            assert refused.value.code == 404
 
         # -- static files come from the app through nginx, cached by browsers for an hour --
         request = urllib.request.Request(base + "/static/" + STATIC_FILE,

@@ -58,6 +58,7 @@ def test_init_makes_a_ca_and_a_server_certificate_browsers_accept(tmp_path):
     assert _mode(result.ca_cert) == 0o644 and _mode(result.server_cert) == 0o644
     assert _mode(tmp_path / "tls" / "cact-ca.key") == 0o600
     assert _mode(result.server_key) == 0o600
+    assert _mode(tmp_path / "tls") == 0o755
     assert not [p for p in (tmp_path / "tls").iterdir() if p.name.startswith(".")]
 
 

@@ -252,6 +252,7 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
         # -- the lab PCs can fetch the CA certificate (and nothing else of the TLS folder) --
         with urllib.request.urlopen(base + "/ca.crt", timeout=10) as response:
             assert response.headers["Content-Type"] == "application/x-x509-ca-cert"
+            assert response.headers["Server"] == "nginx"  # no version given away
             assert response.read() == (tls_dir / "cact-ca.crt").read_bytes()
         for secret in ("/cact-ca.key", "/server.key", "/ca.crt/../cact-ca.key"):
             with pytest.raises(urllib.error.HTTPError) as refused:

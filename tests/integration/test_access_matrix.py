@@ -81,6 +81,8 @@ RULES: dict[tuple[str, str], tuple[str, frozenset[str]]] = {
     ("POST", "/logout"): (PUBLIC, EVERYONE),
     ("POST", "/lang"): (PUBLIC, EVERYONE),
     ("GET", "/healthz"): (PUBLIC, EVERYONE),
+    # Prometheus on the server itself (CACT_METRICS_ALLOW_IPS, not the test client) or an admin.
+    ("GET", "/metrics"): (STAFF_HTML, ADMIN),
     ("GET", "/docs"): (PUBLIC, EVERYONE),
     ("POST", "/ujian/masuk"): (PUBLIC, EVERYONE),
     ("POST", "/ujian/keluar"): (PUBLIC, EVERYONE),

@@ -149,12 +149,12 @@ def test_default_language_comes_from_settings(database, tmp_path):
 
 def test_healthz_reports_the_database(client, tmp_path):
     ok = client.get("/healthz")
-    assert ok.status_code == 200 and ok.json()["database"] == "ok"
+    assert ok.status_code == 200 and ok.json()["checks"]["database"] == "ok"
     broken_url = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
     settings = Settings(data_dir=tmp_path, database_url=broken_url, secret_key="k" * 40)
     with TestClient(create_app(settings, database=Database(broken_url))) as broken:
         down = broken.get("/healthz")
-    assert down.status_code == 503 and down.json()["database"] == "unreachable"
+    assert down.status_code == 503 and down.json()["failing"] == ["database"]
 
 
 def test_api_docs_work_without_internet(client):

@@ -1,0 +1,317 @@
+"""/healthz names the check that fails (database, schema, disk, key, clock), staff see the same
+problems as alert lines on the proctor console and the admin dashboard, and /metrics exposes
+requests, saves and the database's gauges in Prometheus' text format, to allowed addresses and
+admins only, summed over every worker of a real `cact serve --workers 2`."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+
+from app.bank.models import Item
+from app.delivery.models import AttemptItem
+from app.ops import health, metrics
+from app.ops.state import get_value, set_value
+from tests.conftest import staff_login
+from tests.factories import make_open_session
+
+LOCAL = ("127.0.0.1", 40000)  # a client address in the default CACT_METRICS_ALLOW_IPS
+
+
+def healthz(client) -> tuple[int, dict]:
+    response = client.get("/healthz")
+    assert response.headers["cache-control"] == "no-store"
+    return response.status_code, response.json()
+
+
+def test_a_healthy_server_answers_200_with_every_check_ok(client, database):
+    status, body = healthz(client)
+    assert status == 200, body
+    assert body["status"] == "ok" and "failing" not in body
+    assert body["checks"] == {name: "ok" for name in health.CHECK_NAMES}
+    # The probe really wrote: its row carries this process's id.
+    with database.transaction(write=False) as db:
+        assert get_value(db, "health_probe") == {"pid": os.getpid()}
+
+
+def test_a_wrong_schema_revision_is_named(client, database):
+    from alembic.script import ScriptDirectory
+
+    from app.db import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config(database.url))
+    head = script.get_current_head()
+    older = script.get_revision(head).down_revision
+    assert older, "the test needs a revision before the head"
+    with database.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": older})
+    try:
+        status, body = healthz(client)
+    finally:
+        with database.engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": head})
+    assert status == 503, body
+    assert body["status"] == "error" and body["failing"] == ["schema"]
+    message = body["checks"]["schema"]
+    assert older in message and head in message and "cact db upgrade" in message
+    assert healthz(client)[0] == 200  # and back once the revision is right again
+
+
+def test_a_nearly_full_disk_is_named(client, settings):
+    # The data folder does not exist yet on PostgreSQL: the disk it will be on counts.
+    free_mb = shutil.disk_usage(settings.data_dir.parent).free // health.MiB
+    assert abs(health.disk_free_bytes(settings) // health.MiB - free_mb) < 50
+    # Simulated: the disk has 50 MB less than the threshold left (others write meanwhile).
+    settings.disk_min_free_mb = free_mb + 50
+    status, body = healthz(client)
+    assert status == 503 and body["failing"] == ["disk"], body
+    assert f"(at least {free_mb + 50} MB needed)" in body["checks"]["disk"]
+    settings.disk_min_free_mb = free_mb // 2
+    assert healthz(client)[0] == 200
+
+
+def test_a_wrong_key_is_named_without_revealing_it(client, app, database, clock, settings):
+    from app.ops import keycheck
+
+    with database.transaction(write=False) as db:
+        recorded = get_value(db, keycheck.STATE_NAME)
+    assert recorded["fingerprint"] == keycheck.fingerprint(app.state.secret)
+    # The database is swapped under the running server for one made with another key.
+    other = keycheck.fingerprint("another-key-" + "z" * 40)
+    with database.transaction() as db:
+        set_value(db, keycheck.STATE_NAME, {"fingerprint": other}, now=clock.now())
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 503 and body["failing"] == ["key"], body
+    assert "CACT_SECRET_KEY" in body["checks"]["key"]
+    # Public endpoint: neither fingerprint, the key or a path of the server is in it.
+    for secret in (other, keycheck.fingerprint(app.state.secret), app.state.secret,
+                   str(settings.data_dir), "secret_key"):
+        assert secret not in response.text
+
+
+def test_an_unwritable_database_is_named(client, database, backend):
+    """The probe writes: a database that still answers queries but refuses writes fails (a
+    trigger stands in for a read-only file or a full disk)."""
+    refuse = "attempt to write a readonly database"
+    if backend == "sqlite":
+        create = [f"CREATE TRIGGER no_probe_{op} BEFORE {op} ON server_state BEGIN "
+                  f"SELECT RAISE(ABORT, '{refuse}'); END" for op in ("INSERT", "UPDATE")]
+        drop = ["DROP TRIGGER no_probe_INSERT", "DROP TRIGGER no_probe_UPDATE"]
+    else:
+        create = ["CREATE FUNCTION no_probe() RETURNS trigger LANGUAGE plpgsql AS "
+                  f"$$ BEGIN RAISE EXCEPTION '{refuse}'; END $$",
+                  "CREATE TRIGGER no_probe BEFORE INSERT OR UPDATE ON server_state "
+                  "FOR EACH ROW EXECUTE FUNCTION no_probe()"]
+        drop = ["DROP TRIGGER no_probe ON server_state", "DROP FUNCTION no_probe()"]
+    with database.engine.begin() as conn:
+        for statement in create:
+            conn.execute(text(statement))
+    try:
+        status, body = healthz(client)
+    finally:
+        with database.engine.begin() as conn:
+            for statement in drop:
+                conn.execute(text(statement))
+    assert status == 503 and body["failing"] == ["database"], body
+    assert refuse in body["checks"]["database"] and "Answers are not being stored" in \
+        body["checks"]["database"]
+    assert body["checks"]["schema"] == "not checked"
+    assert healthz(client)[0] == 200
+
+
+# -- alert lines ----------------------------------------------------------------------------------
+
+
+def _alert_codes(html: str) -> list[str]:
+    return re.findall(r'data-testid="system-alert" data-code="([^"]+)"', html)
+
+
+def test_staff_see_the_failing_check_as_an_alert_line(client, app, database, clock, settings,
+                                                      make_user):
+    password = make_user("admin")
+    with database.transaction() as db:
+        session, _ = make_open_session(db, clock, secret=app.state.secret, participants=1)
+        code = session.code
+    assert staff_login(client, "admin", password).status_code == 303
+    pages = ("/admin", "/admin/peringatan", f"/proctor/sessions/{code}",
+             f"/proctor/sessions/{code}/peringatan")
+    for page in pages:  # healthy: no line at all
+        response = client.get(page)
+        assert response.status_code == 200 and _alert_codes(response.text) == [], page
+
+    settings.disk_min_free_mb = 10**9  # a petabyte: no lab disk has that free
+    for page in pages:
+        response = client.get(page)
+        assert _alert_codes(response.text) == ["health_disk"], page
+        assert "Ruang disk: sisa ruang disk untuk data hanya" in response.text, page
+    console = client.get(f"/proctor/sessions/{code}").text
+    # The console refreshes the lines by itself (the page is never reloaded during an exam).
+    assert f'hx-get="/proctor/sessions/{code}/peringatan" hx-trigger="every 15s"' in console
+    assert 'hx-get="/admin/peringatan" hx-trigger="every 15s"' in client.get("/admin").text
+    client.cookies.set("cact_lang", "en")
+    assert "Disk space: only " in client.get("/admin/peringatan").text
+
+
+# -- /metrics -------------------------------------------------------------------------------------
+
+
+def _sample(exposition: str, name: str, **labels: str) -> float | None:
+    for line in exposition.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _save_some(app, database, clock, client: TestClient, saves: int) -> list[int]:
+    with database.transaction() as db:
+        _, logins = make_open_session(db, clock, secret=app.state.secret, participants=1)
+    login = client.post("/api/v1/taker/login", json={"nip": logins[0][0], "token": logins[0][1]})
+    assert login.status_code == 200, login.text
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert client.get("/api/v1/taker/attempt", headers=headers).status_code == 200
+    with database.transaction(write=False) as db:
+        rows = db.execute(select(AttemptItem.item_id, AttemptItem.option_order, Item.kind)
+                          .join(Item, Item.id == AttemptItem.item_id)
+                          .where(AttemptItem.section == select(func.min(AttemptItem.section))
+                                 .scalar_subquery())
+                          .order_by(AttemptItem.position)).all()
+    ids = []
+    for seq in range(1, saves + 1):
+        item_id, options, kind = rows[(seq - 1) % len(rows)]
+        answer = [options[0]] if kind.value == "multiple" else options[0]
+        saved = client.put(f"/api/v1/taker/answers/{item_id}", headers=headers,
+                           json={"response": answer, "seq": seq})
+        assert saved.status_code == 200, saved.text
+        ids.append(item_id)
+    unknown = client.put("/api/v1/taker/answers/999999", headers=headers,
+                         json={"response": None, "seq": saves + 1})
+    assert 400 <= unknown.status_code < 500, unknown.text
+    return ids
+
+
+def test_metrics_expose_save_latency_requests_and_gauges(app, database, clock):
+    with TestClient(app, client=LOCAL) as local:
+        item_ids = _save_some(app, database, clock, local, saves=5)
+        local.get("/no/such/page/12345")
+        response = local.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    out = response.text
+    save = "/api/v1/taker/answers/{item_id}"
+    assert _sample(out, "cact_answer_save_duration_seconds_count", outcome="ok") == 5
+    assert _sample(out, "cact_answer_save_duration_seconds_bucket", outcome="ok",
+                   le="+Inf") == 5
+    assert _sample(out, "cact_answer_save_duration_seconds_bucket", outcome="ok",
+                   le="10.0") == 5
+    assert _sample(out, "cact_answer_save_duration_seconds_sum", outcome="ok") > 0
+    assert _sample(out, "cact_answer_save_duration_seconds_count", outcome="refused") == 1
+    assert _sample(out, "cact_http_requests_total", method="PUT", route=save,
+                   status="200") == 5
+    assert _sample(out, "cact_http_request_duration_seconds_count", method="PUT",
+                   route=save) >= 6
+    assert _sample(out, "cact_http_requests_total", method="POST",
+                   route="/api/v1/taker/login", status="200") == 1
+    # A 404 is counted without its path; no id or token ever becomes a label.
+    assert _sample(out, "cact_http_errors_total", status="404", route="<unmatched>") == 1
+    assert "12345" not in out
+    for item_id in item_ids:
+        assert f"/answers/{item_id}" not in out
+    # Gauges read from the database when scraped.
+    assert _sample(out, "cact_database_up") == 1
+    assert _sample(out, "cact_live_attempts") == 1
+    assert _sample(out, "cact_open_sessions") == 1
+    assert _sample(out, "cact_disk_free_bytes") > 0
+
+
+def test_metrics_only_for_allowed_addresses_and_admins(app, client, make_user):
+    # The test client's address ("testclient") is not in CACT_METRICS_ALLOW_IPS.
+    refused = client.get("/metrics", follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/login")
+    assert "cact_http" not in refused.text
+    password = make_user("pak.budi", "proctor")
+    assert staff_login(client, "pak.budi", password).status_code == 303
+    assert client.get("/metrics").status_code == 403
+    admin_password = make_user("admin")
+    client.post("/logout", data={"csrf_token": ""})
+    with TestClient(app) as admin:
+        assert staff_login(admin, "admin", admin_password).status_code == 303
+        scraped = admin.get("/metrics")
+        assert scraped.status_code == 200 and "cact_http_requests_total" in scraped.text
+    app.state.settings.metrics_allow_ips = "10.0.0.0/8"
+    with TestClient(app, client=("10.1.2.3", 5000)) as prometheus:
+        assert prometheus.get("/metrics").status_code == 200
+    with TestClient(app, client=LOCAL) as local:  # no longer in the list
+        assert local.get("/metrics", follow_redirects=False).status_code == 303
+
+
+def test_allowed_addresses():
+    allow = "127.0.0.1,::1, 192.168.10.0/24"
+    assert metrics.allowed_address("127.0.0.1", allow)
+    assert metrics.allowed_address("::1", allow)
+    assert metrics.allowed_address("::ffff:127.0.0.1", allow)
+    assert metrics.allowed_address("192.168.10.77", allow)
+    assert not metrics.allowed_address("192.168.11.1", allow)
+    assert not metrics.allowed_address("testclient", allow)
+    assert not metrics.allowed_address(None, allow)
+    assert not metrics.allowed_address("10.0.0.1", "not-an-address")
+    assert metrics.allowed_address("10.0.0.1", "*")
+
+
+# -- several workers ------------------------------------------------------------------------------
+
+
+def test_requests_over_two_workers_are_all_counted(tmp_path):
+    """A real `cact serve --workers 2`: every request is counted once, whichever worker took
+    it, and both workers took some."""
+    from tests.e2e.conftest import run_cli, start_server
+
+    config = tmp_path / "cact.env"  # empty: only this environment counts
+    config.write_text("")
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path), "CACT_DATABASE_URL": "",
+           "CACT_CONFIG": str(config)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    run_cli(env, "db", "upgrade")
+    stale = tmp_path / "metrics" / "counter_999999.db"  # left by an earlier run: wiped
+    stale.parent.mkdir()
+    stale.write_bytes(b"stale")
+    proc, base = start_server(env, tmp_path / "server.log", "--workers", "2")
+    try:
+        assert not stale.exists()
+
+        def fetch(_):
+            with urllib.request.urlopen(base + "/docs", timeout=10) as response:
+                assert response.status == 200
+
+        sent = 0
+        with ThreadPoolExecutor(8) as pool:
+            while sent < 2000:
+                list(pool.map(fetch, range(40)))
+                sent += 40
+                pids = {p.stem.rsplit("_", 1)[1] for p in (tmp_path / "metrics").glob(
+                    "counter_*.db")}
+                if len(pids) >= 2:
+                    break
+        assert len(pids) == 2, f"one worker took all {sent} requests"
+        time.sleep(0.2)
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+            out = response.read().decode()
+        assert _sample(out, "cact_http_requests_total", method="GET", route="/docs",
+                       status="200") == sent
+        assert _sample(out, "cact_http_request_duration_seconds_count", method="GET",
+                       route="/docs") == sent
+        assert _sample(out, "cact_database_up") == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.assembly.models import Blueprint
-from app.auth.deps import AdminUser, StaffUser
+from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.auth.models import Role, User
 from app.bank.models import ItemBank
 from app.db import DbSession
@@ -61,7 +61,8 @@ def session_rows(db: Session, *, proctor: User | None = None) -> list[SessionRow
 
 
 @router.get("/admin", include_in_schema=False)
-def admin_dashboard(request: Request, db: DbSession, user: AdminUser) -> Response:
+def admin_dashboard(request: Request, db: DbSession, user: AdminUser,
+                    clock: ClockDep) -> Response:
     counts = {
         "banks": db.scalar(select(func.count()).select_from(ItemBank)),
         "blueprints": db.scalar(select(func.count()).select_from(Blueprint)),
@@ -71,7 +72,22 @@ def admin_dashboard(request: Request, db: DbSession, user: AdminUser) -> Respons
     }
     recent = db.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.id.desc()).limit(8))
     return render(request, "admin/dashboard.html", counts=counts, sessions=session_rows(db),
-                  recent=list(recent))
+                  recent=list(recent), system_alerts=_system_alerts(request, db, clock.now()))
+
+
+def _system_alerts(request: Request, db: Session, now: datetime) -> list:
+    """Every alert line of the server, for every session (app/ops/alerts.py)."""
+    from app.ops.alerts import system_alerts
+
+    state = request.app.state
+    return system_alerts(db, settings=state.settings, now=now, secret=state.secret)
+
+
+@router.get("/admin/peringatan", include_in_schema=False)
+def admin_alerts(request: Request, db: DbSession, user: AdminUser, clock: ClockDep) -> Response:
+    """The dashboard's system alert lines alone, polled every 15 s."""
+    return render(request, "ops/_alerts.html", headers={"Cache-Control": "no-store"},
+                  system_alerts=_system_alerts(request, db, clock.now()))
 
 
 @router.get("/proctor", include_in_schema=False)

@@ -69,11 +69,21 @@ def _grid_context(request: Request, db: Session, session: TestSession, now) -> d
             "storage_alert": request.app.state.save_batcher.recent_failure()}
 
 
+def _system_alerts(request: Request, db: Session, session: TestSession, now) -> list:
+    """The server's alert lines for this session's console (app/ops/alerts.py)."""
+    from app.ops.alerts import system_alerts
+
+    state = request.app.state
+    return system_alerts(db, settings=state.settings, now=now, session_id=session.id,
+                         secret=state.secret)
+
+
 def _console_page(request: Request, db: Session, session: TestSession, now, *,
                   status_code: int = 200, error: str = "", notice: str = "",
                   panel: dict | None = None) -> Response:
     return render(request, "proctor/console.html", status_code=status_code, error=error,
                   notice=notice, panel=panel, session=session,
+                  system_alerts=_system_alerts(request, db, session, now),
                   **_grid_context(request, db, session, now))
 
 
@@ -89,6 +99,15 @@ def console_grid(request: Request, session: ConsoleSession, db: DbSession,
     """The live part alone: what the stream pushes, and what the fallback polls."""
     return render(request, "proctor/_grid.html", headers=NO_STORE,
                   **_grid_context(request, db, session, clock.now()))
+
+
+@router.get("/proctor/sessions/{code}/peringatan", include_in_schema=False)
+def console_alerts(request: Request, session: ConsoleSession, db: DbSession,
+                   clock: ClockDep) -> Response:
+    """The system alert lines alone (disk, schema, key, clock, outage, backup), polled by
+    the console every 15 s."""
+    return render(request, "ops/_alerts.html", headers=NO_STORE,
+                  system_alerts=_system_alerts(request, db, session, clock.now()))
 
 
 def _sse(event: str, html: str) -> str:

@@ -24,8 +24,7 @@ def _audit(result: tls.TlsResult) -> str:
     from sqlalchemy.engine import make_url
 
     from app import audit
-    from app.cli import _database
-    from app.db import schema_is_current
+    from app.db import Database, schema_is_current
     from app.settings import get_settings
 
     try:
@@ -40,7 +39,10 @@ def _audit(result: tls.TlsResult) -> str:
             if os.stat(path).st_uid != os.geteuid():
                 return ("not recorded in the audit log: the database belongs to another user "
                         "(the record is skipped rather than touch its files as this user)")
-        database = _database()
+        # Not app.cli._database: this command runs as root by design, so its warning about
+        # root-owned data files does not apply to a record that only reaches the database.
+        database = Database(settings.database_url,
+                            busy_timeout_ms=settings.sqlite_busy_timeout_ms)
         try:
             if not schema_is_current(database.engine)[0]:
                 return "not recorded in the audit log: the database schema is not current"

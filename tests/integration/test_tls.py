@@ -170,3 +170,28 @@ def test_the_command_prints_how_to_trust_the_ca_and_audits(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2
     assert "--host cact.lab --ip" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_as_root_the_services_sqlite_file_is_left_alone(tmp_path):
+    """`sudo cact tls init` on a server whose SQLite database belongs to the service user:
+    the certificate is made, the database files are not touched (a root-owned -wal or -shm
+    file would lock the service out), and the output says the record was skipped."""
+    if os.geteuid() != 0:
+        from tests.conftest import unavailable
+
+        unavailable("needs root to give the database file to another user")
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": ""}
+    run = [sys.executable, "-m", "app.cli"]
+    assert subprocess.run([*run, "db", "upgrade"], env=env, capture_output=True,
+                          timeout=120).returncode == 0
+    for path in (tmp_path / "data").iterdir():
+        os.chown(path, 65534, 65534)  # nobody, standing in for the service user
+    before = sorted(p.name for p in (tmp_path / "data").iterdir())
+    done = subprocess.run([*run, "tls", "init", "--ip", "127.0.0.1", "--dir",
+                           str(tmp_path / "tls")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "not recorded in the audit log: the database belongs to another user" in done.stdout
+    assert (tmp_path / "tls" / "server.crt").exists()
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == before
+    assert all(p.stat().st_uid == 65534 for p in (tmp_path / "data").iterdir())

@@ -159,6 +159,7 @@ def answer_for(item: dict):
     return [option] if item["kind"] == "multiple" else option
 
 
+@pytest.mark.postgres
 def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
     if not os.path.exists(NGINX):
         unavailable(f"{NGINX} missing: apt-get install nginx")

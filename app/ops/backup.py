@@ -68,6 +68,7 @@ LOCK_NAME = ".cact-backup.lock"
 COUNTED = ("answers", "answer_events", "attempts", "audit_events")
 # How often each worker's loop looks whether a backup is due (the interval itself is minutes).
 LOOP_CHECK_S = 20.0
+FIRST_CHECK_S = 3.0
 
 
 class BackupError(Exception):
@@ -179,7 +180,8 @@ def _snapshot_sqlite(settings: Settings, work: Path) -> tuple[Path, dict[str, An
         raise BackupError(f"no database at {source_path}: nothing to back up "
                           "(check CACT_DATA_DIR / CACT_DATABASE_URL)")
     copy = work / SQLITE_MEMBER
-    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    # Read-only: a backup run as another user (root) must not create -wal/-shm files there.
+    source = sqlite3.connect(f"{source_path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     target = sqlite3.connect(copy)
     try:
         source.backup(target, pages=-1)
@@ -723,8 +725,8 @@ async def auto_backup_loop(app: FastAPI) -> None:
     if not auto_enabled(settings):
         return
     check = min(LOOP_CHECK_S, settings.backup_interval_min * 60 / 4)
+    await asyncio.sleep(FIRST_CHECK_S)  # soon after start: the first backup of an open session
     while True:
-        await asyncio.sleep(check)
         try:
             await run_in_threadpool(auto_backup_once, app.state.db, settings,
                                     now=app.state.clock.now())
@@ -732,6 +734,7 @@ async def auto_backup_loop(app: FastAPI) -> None:
             raise
         except Exception:  # recorded as last_backup_error and shown to staff; keep trying
             logger.exception("automatic backup failed")
+        await asyncio.sleep(check)
 
 
 # -- what staff see -----------------------------------------------------------------------------

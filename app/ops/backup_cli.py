@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from app.cli import _ready_database, cli, fail
+from app.cli import _ready_database, _warn_if_root, cli, fail
 from app.settings import get_settings
 
 
@@ -61,6 +61,7 @@ def restore_command(
     from app.ops import backup
 
     settings = get_settings()
+    _warn_if_root(settings)  # restored files owned by root would lock the service out
     try:
         report = backup.restore(settings, archive, force=force)
     except backup.BackupError as exc:

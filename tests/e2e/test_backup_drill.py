@@ -175,3 +175,46 @@ def test_backup_under_load_restores_every_acknowledged_answer(backend, tmp_path)
     finally:
         for url in made:
             drop_pg_database(url)
+
+
+def test_a_running_server_backs_up_an_open_session_once_per_interval(tmp_path):
+    """Two `cact serve` workers with automatic backups on: soon after the start one archive of
+    the open session appears in CACT_BACKUP_DIR, made by one worker only, and is recorded."""
+    from tests.e2e.conftest import SETUP_EXAMS, run_cli
+
+    usb = tmp_path / "usb"
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": "",
+           "CACT_BACKUP_INTERVAL_MIN": "1", "CACT_BACKUP_DIR": str(usb),
+           "CACT_BACKUP_KEEP": "3", "CACT_SECRET_KEY": SECRET}
+    env.pop("CACT_CONFIG", None)
+    run_cli(env, "db", "upgrade")
+    setup = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=env, capture_output=True,
+                           text=True, timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    server, _base = start_server(env, tmp_path / "server.log", "--workers", "2")
+    try:
+        deadline = time.monotonic() + 30
+        while not list(usb.glob("cact-backup-*.tar.gz")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        time.sleep(4)  # the other worker's first look has passed too
+        archives = list(usb.glob("cact-backup-*.tar.gz"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(archives) == 1, (archives, (tmp_path / "server.log").read_text()[-3000:])
+    assert oct(archives[0].stat().st_mode & 0o777) == "0o600"
+    assert not [p for p in usb.iterdir() if p.name.startswith(".cact-backup-")
+                and p.name != ".cact-backup.lock"]  # no half-written leftovers
+    from app.db import Database
+    from app.ops import backup
+
+    database = Database(f"sqlite:///{tmp_path / 'data' / 'cact.sqlite3'}")
+    try:
+        with database.transaction(write=False) as db:
+            last = backup.last_backup(db)
+    finally:
+        database.dispose()
+    assert last["path"] == str(archives[0]) and last["actor"] == "server"
+    restored = cact({**env, "CACT_DATA_DIR": str(tmp_path / "standby")}, "restore",
+                    str(archives[0]))
+    assert restored.returncode == 0, restored.stdout + restored.stderr

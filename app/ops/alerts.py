@@ -51,6 +51,9 @@ def system_alerts(db: Session, *, settings: Settings, now: datetime,
             alerts.append(Alert("warning", f"{source}_unknown",
                                 translate("id", "health.source_failed", source=source),
                                 translate("en", "health.source_failed", source=source)))
+    if any(a.code == "clock_jump" for a in alerts):
+        # The outage module's own line says the same in both languages: show it once.
+        alerts = [a for a in alerts if a.code != "health_clock"]
     return sorted(alerts, key=lambda a: LEVEL_ORDER.get(a.level, 3))
 
 

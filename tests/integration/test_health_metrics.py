@@ -161,6 +161,37 @@ def test_staff_see_the_failing_check_as_an_alert_line(client, app, database, clo
     assert "Disk space: only " in client.get("/admin/peringatan").text
 
 
+def test_alert_lines_gather_outage_and_backup_lines_errors_first(app, client, database, clock,
+                                                                 settings, make_user):
+    """The outage and backup modules' own lines (from their ServerState rows) join the failing
+    checks; a clock jump is shown once (the outage module's line), not also as the check."""
+    from datetime import timedelta
+
+    from app.ops import backup, outage
+
+    password = make_user("admin")
+    now = clock.now()
+    with database.transaction() as db:
+        session, _ = make_open_session(db, clock, secret=app.state.secret, participants=1)
+        code, session_id = session.code, session.id
+        set_value(db, outage.LAST_OUTAGE, {"until": (now - timedelta(minutes=5)).isoformat(),
+                                           "sessions": [session_id], "seconds": 40}, now=now)
+        set_value(db, outage.CLOCK_JUMP, {"at": (now - timedelta(minutes=1)).isoformat(),
+                                          "seconds": 120}, now=now)
+        set_value(db, backup.LAST_BACKUP, {"at": (now - timedelta(minutes=3)).isoformat(),
+                                           "path": "/media/usb/cact-1.tar"}, now=now)
+    settings.disk_min_free_mb = 10**9
+    assert staff_login(client, "admin", password).status_code == 303
+    for page in (f"/proctor/sessions/{code}/peringatan", "/admin/peringatan"):
+        html = client.get(page).text
+        assert _alert_codes(html) == ["health_disk", "outage", "clock_jump", "backup_age"], page
+        assert "Server mati" in html and "Jam server melompat maju" in html, page
+    with database.transaction(write=False) as db:
+        checks = {c.name: c.ok for c in health.session_checks(
+            db, settings=settings, secret=app.state.secret, now=now)}
+    assert checks["clock"] is False  # /healthz still names the clock
+
+
 # -- /metrics -------------------------------------------------------------------------------------
 
 

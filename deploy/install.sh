@@ -14,6 +14,9 @@
 # Running it again is safe: it upgrades the program, keeps /etc/cact/cact.env, backs up the
 # database before migrating it. docs/operations.md, first section, walks through it.
 set -eu
+# The program under /opt/cact must be readable by the service user whatever root's umask is;
+# the data and configuration get explicit modes below.
+umask 022
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROG=install.sh

@@ -181,15 +181,24 @@ def test_offline_install_with_prefix_serves_the_demo(bundle, tmp_path):
         log.close()
 
 
-def test_server_install_staged_under_root(bundle, tmp_path):
-    root = tmp_path / "root"
+@pytest.fixture(scope="module")
+def staged(bundle, tmp_path_factory) -> tuple[Path, str, list]:
+    """A server install under a staging root (the way a lab server gets it, minus the user,
+    chown and systemctl): (root, its output, the command to run it again)."""
+    work = tmp_path_factory.mktemp("staged")
+    root = work / "root"
     enabled = root / "etc/nginx/sites-enabled"
     enabled.mkdir(parents=True)
     (enabled / "default").symlink_to("/etc/nginx/sites-available/default")
-    env = offline_env(tmp_path)
-    installed = run(["sh", bundle / "install.sh", "--root", root, "--backup-dir",
-                     "/srv/cact-backups"], env=env, cwd=tmp_path)
+    args = ["sh", bundle / "install.sh", "--root", root, "--backup-dir", "/srv/cact-backups"]
+    installed = run(args, env=offline_env(work), cwd=work)
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    return root, installed.stdout, args
+
+
+def test_server_install_staged_under_root(bundle, staged):
+    root, output, _ = staged
+    enabled = root / "etc/nginx/sites-enabled"
 
     assert (root / "opt/cact/bin/cact").is_file()
     assert os.readlink(root / "usr/local/bin/cact") == str(root / "opt/cact/bin/cact")
@@ -220,19 +229,19 @@ def test_server_install_staged_under_root(bundle, tmp_path):
     with sqlite3.connect(root / "var/lib/cact/cact.sqlite3") as conn:
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     assert revision == head_revision()
+    # Created by the installer's commands under umask 0027: nothing for other users.
+    for created in (root / "var/lib/cact").iterdir():
+        assert not created.stat().st_mode & 0o007, created
     for step in ("user create admin", "tls init", "systemctl enable --now cact"):
-        assert step in installed.stdout, step
-    assert "nothing to back up" in installed.stdout
+        assert step in output, step
+    assert "nothing to back up" in output
 
 
-def test_installing_again_keeps_the_configuration_and_backs_up_first(bundle, tmp_path):
+def test_installing_again_keeps_the_configuration_and_backs_up_first(staged, tmp_path):
     """An upgrade: the local configuration stays; an existing database is backed up (slice C's
     `cact backup --out DIR`) before it is migrated."""
-    root = tmp_path / "root"
+    root, _, args = staged
     env = offline_env(tmp_path)
-    args = ["sh", bundle / "install.sh", "--root", root, "--backup-dir", "/srv/cact-backups"]
-    first = run(args, env=env, cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
     config = root / "etc/cact/cact.env"
     config.write_text(config.read_text() + "CACT_LANGUAGE=en\n")
     again = run(args, env=env, cwd=tmp_path)

@@ -208,7 +208,8 @@ def serving_since(database, settings) -> float | None:
     return age if age < 3 * settings.heartbeat_interval_s else None
 
 
-@db_cli.command("downgrade")
+# ignore_unknown_options: "-1" (one step back) is a revision, not an option.
+@db_cli.command("downgrade", context_settings={"ignore_unknown_options": True})
 def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1")],
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
@@ -219,6 +220,8 @@ def db_downgrade(
 
     from app import audit, db
 
+    if revision.startswith("--"):
+        raise fail(f"unknown option {revision}; see cact db downgrade --help", 2)
     settings = get_settings()
     database = _database()
     try:

@@ -22,7 +22,7 @@ DATA_FOLDERS = ("migrations", "frontend", "itembank", "docs")
 
 
 def resource_dir(name: str) -> Path:
-    """The folder ``name`` (one of DATA_FOLDERS): the packaged copy if installed, else the checkout's.
+    """The folder ``name`` (one of DATA_FOLDERS): the installed copy, else the checkout's.
 
     Raises ValueError for a name that is not packaged, so a typo cannot silently point at the
     source tree on an installed server.

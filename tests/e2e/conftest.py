@@ -59,10 +59,12 @@ def run_cli(env, *args, stdin=None):
     return result.stdout
 
 
-def start_server(env: dict, log_path: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    """`cact serve` on a free port (``args`` added, e.g. "--workers", "2"), its output in
-    ``log_path``; returns once /healthz answers."""
-    port = free_port()
+def start_server(env: dict, log_path: Path, *args: str,
+                 port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """`cact serve` on a free port (or ``port``: a restart where a browser page still is),
+    ``args`` added (e.g. "--workers", "2"), its output in ``log_path``; returns once /healthz
+    answers."""
+    port = port or free_port()
     log = log_path.open("w")  # noqa: SIM115 - open for the server's lifetime
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -144,3 +144,62 @@ def test_an_outage_costs_no_taker_time(tmp_path):
     print(f"\noutage drill: {len(takers)} takers, server down {last['seconds']} s, "
           f"largest loss {max(losses.values()):.1f} s (limit {MAX_LOSS_S} s), none expired, "
           f"no section moved on; console: {shown!r}")
+
+
+BROWSER_SETUP = """
+import json
+from app.clock import SystemClock
+from app.db import Database
+from app.settings import get_settings
+from tests.factories import make_open_session
+settings = get_settings()
+database = Database(settings.database_url)
+with database.transaction() as db:
+    _, logins = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
+                                  participants=1, code="BROWSER", section_seconds=20)
+print(json.dumps(logins))
+"""
+
+
+def test_the_taker_page_waits_out_an_outage_and_carries_on(page, tmp_path):
+    """Chromium on the taker page: the server dies with 17 s left in the section and stays
+    down past the section's end. The page does not leave for the browser's error page when its
+    countdown reaches zero; it says it is offline, and once the server is back (same address)
+    it carries on in the same section with the time it had (the outage credited)."""
+    from playwright.sync_api import expect
+
+    from tests.e2e.test_taker import choose, login, start
+
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": "",
+           # A short outage is enough here: the threshold and heartbeat at their minimum.
+           "CACT_OUTAGE_THRESHOLD_S": "5", "CACT_HEARTBEAT_INTERVAL_S": "1"}
+    run_cli(env, "db", "upgrade")
+    run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--full-name", "Admin Drill",
+            "--password-stdin", stdin=ADMIN[1] + "\n")
+    setup = subprocess.run([sys.executable, "-c", BROWSER_SETUP], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    [(nip, token)] = json.loads(setup.stdout.strip().splitlines()[-1])
+    server, url = start_server(env, tmp_path / "first.log")
+    try:
+        login(page, url, nip, token)
+        start(page)
+        choose(page, 0)
+        question_url = page.url
+        server.kill()
+        server.wait(timeout=10)
+        # The countdown reaches zero while the server is gone: the page stays and says so.
+        expect(page.get_by_test_id("countdown")).to_have_text("0:00", timeout=30000)
+        expect(page.get_by_test_id("offline-banner")).to_be_visible(timeout=20000)
+        time.sleep(3)
+        assert page.url == question_url
+        # Back on the same address, where the page still is.
+        server, _ = start_server(env, tmp_path / "second.log", port=int(url.rsplit(":", 1)[1]))
+        expect(page.get_by_test_id("countdown")).to_have_text(re.compile(r"^0:(0[4-9]|1\d)$"),
+                                                              timeout=15000)
+        expect(page.get_by_test_id("offline-banner")).to_be_hidden()
+        assert page.url == question_url  # the same section, the same question
+        choose(page, 1)  # and it still saves
+    finally:
+        server.terminate()
+        server.wait(timeout=15)

@@ -202,7 +202,30 @@
     // The server closes the section (opening the next one) or hands the test in at its
     // deadline; the page sends what it still holds, then asks the server where things stand.
     submitted = true;
-    flushThen(function () { setTimeout(function () { window.location.assign("/ujian"); }, 1500); });
+    flushThen(function () { setTimeout(afterTimeUp, 1500); });
+  }
+  function afterTimeUp() {
+    // Leave for the next section or the end page only once the server answers: while it is
+    // down (an outage) the page waits here instead of showing the browser's error page, and a
+    // restarted server that gave the outage back lets the taker carry on where they were.
+    fetch("/ujian/status", { credentials: "same-origin" }).then(function (res) {
+      if (!res.ok) { window.location.assign("/ujian"); return null; }
+      return res.json();
+    }).then(function (status) {
+      if (!status) return;
+      if (status.state === "active" && status.remaining_s > 0
+          && String(status.current_section) === String(bar.dataset.section || status.current_section)) {
+        submitted = false;
+        offlineBanner.hidden = pending().length === 0;
+        setRemaining(status.remaining_s);
+        return;
+      }
+      window.location.assign("/ujian");
+    }).catch(function () {
+      offlineBanner.textContent = offlineBanner.getAttribute("data-offline");
+      offlineBanner.hidden = false;
+      setTimeout(afterTimeUp, 2000);
+    });
   }
 
   function flushThen(done) {

@@ -216,6 +216,13 @@ def test_an_unreadable_key_file_is_one_clear_line(tmp_path, sqlite_template):
             assert f"cannot read the secret key file {key_file} as user" in lines[0]
             assert "sudo -u cact cact" in lines[0]
         assert key_file.read_text().strip() == KEY_A  # untouched
+        config = base / "cact.env"
+        config.write_text(f"CACT_DATA_DIR={data_dir}\n")
+        config.chmod(0o000 if os.geteuid() != 0 else 0o600)
+        shown = run_as_other_user(base, "config", "show", env={"CACT_CONFIG": str(config)})
+        assert shown.returncode == 78 and "Traceback" not in shown.stderr, shown.stderr
+        assert len(shown.stderr.strip().splitlines()) == 1
+        assert f"cannot read the configuration file {config} as user" in shown.stderr
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -388,6 +388,20 @@ def test_reopen_over_http_for_the_sessions_proctor_only(client, database, settin
                         headers={"X-CSRF-Token": token})
     assert again.status_code == 422 and again.json()["code"] == "reopen_not_expired"
     assert len(audit_rows(database, "attempt.reopen")) == 2
+    # The first one ran out again meanwhile: reopenable while the session is open, not after.
+    assert state_of(database, clock, expired)[0] == AttemptState.expired
+    panel_path = f"/proctor/sessions/RUANG-A/peserta/{expired_entry}"
+    assert 'data-testid="do-reopen"' in client.get(panel_path,
+                                                   headers={"HX-Request": "true"}).text
+    with database.transaction() as db:
+        db.scalar(select(TestSession).where(TestSession.code == "RUANG-A")).state = (
+            SessionState.closed)
+    assert 'data-testid="do-reopen"' not in client.get(panel_path,
+                                                       headers={"HX-Request": "true"}).text
+    closed = client.post(path, data={"csrf_token": token, "reason": "x"},
+                         headers={"HX-Request": "true"})
+    assert closed.status_code == 422 and state_of(database, clock, expired)[0] == (
+        AttemptState.expired)
 
 
 def test_workers_starting_together_credit_the_outage_once(app, database, settings, clock):

@@ -9,11 +9,14 @@
 # This machine needs a package index to build it; the lab server that installs it needs none.
 #
 # Variables: PYTHON (builds the wheel and runs pip; default python3),
-#            DIST (output folder; default dist), BUNDLE_PYTHONS (default "3.11 3.12 3.13").
+#            DIST (output folder; default dist), BUNDLE_PYTHONS (default "3.11 3.12 3.13"),
+#            BUNDLE_PIN (default 1: the dependency versions installed in PYTHON's environment,
+#            the ones `make test` ran with; 0: the newest releases pyproject.toml allows).
 set -eu
 
 PYTHON=${PYTHON:-python3}
 BUNDLE_PYTHONS=${BUNDLE_PYTHONS:-3.11 3.12 3.13}
+BUNDLE_PIN=${BUNDLE_PIN:-1}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "${DIST:-dist}"
 DIST=$(cd "${DIST:-dist}" && pwd)
@@ -33,6 +36,14 @@ rm -rf build
 "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$STAGE/wheelhouse" .
 WHEEL=$(ls "$STAGE"/wheelhouse/cact-"$VERSION"-*.whl)
 
+# Pin what this environment runs, so the lab server gets the versions the tests passed with.
+CONSTRAINTS="$WORK/constraints.txt"
+: > "$CONSTRAINTS"
+if [ "$BUNDLE_PIN" = 1 ]; then
+    "$PYTHON" -m pip freeze --exclude-editable | grep -iv '^cact[=@ ]' > "$CONSTRAINTS" || true
+    echo "bundle: pinning the $(grep -c '==' "$CONSTRAINTS" || true) versions installed in $PYTHON's environment (BUNDLE_PIN=0: newest allowed)"
+fi
+
 for py in $BUNDLE_PYTHONS; do
     echo "bundle: runtime dependencies for CPython $py on Linux x86_64"
     # Binary wheels only: the lab server has no compiler and no index. manylinux_2_17 runs on
@@ -41,7 +52,10 @@ for py in $BUNDLE_PYTHONS; do
         --implementation cp --python-version "$py" \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
         --platform manylinux2014_x86_64 --platform linux_x86_64 \
-        --dest "$STAGE/wheelhouse" "$WHEEL"
+        --constraint "$CONSTRAINTS" --dest "$STAGE/wheelhouse" "$WHEEL" \
+        || { echo "bundle: no complete set of wheels for Python $py (pip's message above);" \
+                  "drop it from BUNDLE_PYTHONS, or take the newest releases with BUNDLE_PIN=0" >&2
+             exit 1; }
 done
 
 cp deploy/install.sh "$STAGE/install.sh"

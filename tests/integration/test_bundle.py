@@ -20,6 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,10 @@ def test_the_bundle_holds_the_installer_a_complete_wheel_and_its_dependencies(bu
     for dependency in ("fastapi-", "uvicorn-", "alembic-", "psycopg_binary-", "uvloop-"):
         assert any(w.startswith(dependency) for w in wheels), dependency
     assert any(w.startswith("pydantic_core-") and f"-{tag}-" in w for w in wheels)
+    # Pinned to what this environment runs (the versions these tests pass with).
+    for dist_name, prefix in (("fastapi", "fastapi"), ("SQLAlchemy", "sqlalchemy"),
+                              ("numpy", "numpy"), ("pydantic-core", "pydantic_core")):
+        assert f"{prefix}-{metadata.version(dist_name)}-" in " ".join(sorted(wheels)), dist_name
     with zipfile.ZipFile(bundle / "wheelhouse" / wheel) as zf:
         names = set(zf.namelist())
     for packaged in ("app/_data/migrations/env.py", "app/_data/frontend/templates/auth/login.html",

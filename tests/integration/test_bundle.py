@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from app import __version__, paths
-from tests.conftest import csrf_from
+from tests.conftest import csrf_from, unavailable
 from tests.e2e.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,22 +242,68 @@ def test_server_install_staged_under_root(bundle, staged):
     assert "nothing to back up" in output
 
 
-def test_installing_again_keeps_the_configuration_and_backs_up_first(staged, tmp_path):
-    """An upgrade: the local configuration stays; an existing database is backed up (slice C's
-    `cact backup --out DIR`) before it is migrated."""
-    root, _, args = staged
-    env = offline_env(tmp_path)
-    config = root / "etc/cact/cact.env"
-    config.write_text(config.read_text() + "CACT_LANGUAGE=en\n")
-    again = run(args, env=env, cwd=tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
-    assert config.read_text().endswith("CACT_LANGUAGE=en\n")
-    assert "keeping the existing" in again.stdout
-    assert "backing it up" in again.stdout
-    assert list((root / "srv/cact-backups").iterdir()), "no backup was written"
-    with sqlite3.connect(root / "var/lib/cact/cact.sqlite3") as conn:
+# The real (root) install, confined to a private mount namespace: /etc is a copy, /opt, /var/lib
+# and /usr/local/bin are empty folders of the test. useradd, chown and runuser really run; the
+# machine's own files are never touched. Runs twice: install, then an upgrade, which keeps the
+# local configuration and backs the database up (slice C's `cact backup --out`) before migrating.
+REAL_INSTALL = r"""
+set -eu
+T=$1
+BUNDLE=$2
+cp -a /etc "$T/etc"
+mkdir -p "$T/etc/nginx/sites-enabled" "$T/opt" "$T/varlib" "$T/localbin"
+ln -sfn /etc/nginx/sites-available/default "$T/etc/nginx/sites-enabled/default"
+mount --bind "$T/etc" /etc
+mount --bind "$T/opt" /opt
+mount --bind "$T/varlib" /var/lib
+mount --bind "$T/localbin" /usr/local/bin
+cd /
+sh "$BUNDLE/install.sh" > "$T/first.log" 2>&1 || { cat "$T/first.log"; exit 11; }
+echo "CACT_LANGUAGE=en" >> /etc/cact/cact.env
+sh "$BUNDLE/install.sh" > "$T/again.log" 2>&1 || { cat "$T/again.log"; exit 12; }
+runuser -u cact -- /usr/local/bin/cact db status > "$T/status.log" 2>&1 || { cat "$T/status.log"; exit 13; }
+"""
+
+
+def test_real_install_as_root_in_a_private_mount_namespace(bundle, tmp_path):
+    if os.geteuid() != 0:
+        unavailable("the real install needs root (useradd, chown, runuser, mount namespaces)")
+    before = {path: os.path.exists(path) for path in ("/opt/cact", "/etc/cact", "/var/lib/cact")}
+    env = offline_env(tmp_path, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    done = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", REAL_INSTALL,
+                "real-install", tmp_path, bundle], env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert before == {path: os.path.exists(path) for path in before}, "the machine was touched"
+
+    users = {line.split(":")[0]: line.split(":") for line in
+             (tmp_path / "etc/passwd").read_text().splitlines()}
+    _, _, uid, gid, _, home, shell = users["cact"]
+    assert (home, shell) == ("/var/lib/cact", "/usr/sbin/nologin")
+    uid, gid = int(uid), int(gid)
+    assert uid < 1000  # a system user
+
+    data = tmp_path / "varlib/cact"
+    assert (data.stat().st_uid, data.stat().st_mode & 0o777) == (uid, 0o750)
+    for created in data.iterdir():  # database, secret key, backups: the service's own
+        assert created.stat().st_uid == uid, created
+    config = tmp_path / "etc/cact/cact.env"
+    assert (config.stat().st_uid, config.stat().st_gid) == (0, gid)
+    assert config.stat().st_mode & 0o777 == 0o640
+    assert config.read_text().endswith("CACT_LANGUAGE=en\n")  # the second run kept it
+    assert os.readlink(tmp_path / "localbin/cact") == "/opt/cact/bin/cact"
+    assert (tmp_path / "etc/systemd/system/cact.service").is_file()
+    assert os.readlink(tmp_path / "etc/nginx/sites-enabled/cact") == "../sites-available/cact"
+    assert not (tmp_path / "etc/nginx/sites-enabled/default").is_symlink()
+
+    assert "creating the system user cact" in (tmp_path / "first.log").read_text()
+    again = (tmp_path / "again.log").read_text()
+    assert "backing it up" in again and "creating the system user" not in again
+    backups = list((data / "backups").iterdir())
+    assert backups and all(b.stat().st_uid == uid for b in backups), backups
+    with sqlite3.connect(data / "cact.sqlite3") as conn:
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     assert revision == head_revision()
+    assert f"revision: {head_revision()}\n" in (tmp_path / "status.log").read_text()
 
 
 def test_server_install_refuses_clearly(bundle, tmp_path):

@@ -78,19 +78,53 @@ def code_heads() -> frozenset[str]:
 
 def check_database_write(database: Any, *, now: datetime) -> Check:
     """A query and a tiny write (the ServerState row "health_probe") in a short write
-    transaction. On SQLite a damaged file (an old -wal beside a restored copy: "database disk
-    image is malformed") fails here, where a bare ``SELECT 1`` still answered."""
+    transaction; on SQLite also ``PRAGMA quick_check`` now and then (:func:`sqlite_damage`).
+    A restored copy left beside an old -wal file reads fine row by row while its pages no
+    longer fit together ("database disk image is malformed" later): a bare ``SELECT 1``
+    answered ok then."""
     from app.ops.state import set_value
 
     try:
         with database.transaction() as db:
             db.execute(text("SELECT count(*) FROM server_state")).scalar_one()
             set_value(db, "health_probe", {"pid": os.getpid()}, now=now)
+        damage = sqlite_damage(database) if database.is_sqlite else None
     except Exception as exc:  # noqa: BLE001 - any failure is the answer, not a crash
         _remember_probe_failure(database, exc)
         return Check("database", False, "health.database_failed", {"error": _error_text(exc)})
+    if damage:
+        failed = Check("database", False, "health.database_damaged", {"error": damage})
+        _remember_probe_failure(database, failed)
+        return failed
     _remember_probe_failure(database, None)
     return Check("database", True)
+
+
+# quick_check reads every page (a few ms for a small file, ~0.1 s per 100 MB): once per
+# process at the first probe (a restore happens while the server is stopped) and then every
+# few minutes; a damaged file is looked at again sooner, to see it repaired.
+QUICK_CHECK_EVERY_S = 300.0
+QUICK_CHECK_DAMAGED_AGAIN_S = 30.0
+_quick_checks: dict[str, tuple[float, str | None]] = {}
+
+
+def sqlite_damage(database: Any) -> str | None:
+    """The first lines of ``PRAGMA quick_check`` when the SQLite file is damaged, else None
+    (cached per database as described above)."""
+    key = _url_key(database.engine)
+    with _probe_lock:
+        seen = _quick_checks.get(key)
+    if seen is not None:
+        age = time.monotonic() - seen[0]
+        if age < (QUICK_CHECK_DAMAGED_AGAIN_S if seen[1] else QUICK_CHECK_EVERY_S):
+            return seen[1]
+    with database.engine.connect() as conn:
+        rows = [str(r[0]) for r in conn.exec_driver_sql("PRAGMA quick_check(5)")]
+    lines = [line for row in rows for line in row.splitlines() if line.strip()]
+    damage = None if lines == ["ok"] else "; ".join(lines[:4])[:300]
+    with _probe_lock:
+        _quick_checks[key] = (time.monotonic(), damage)
+    return damage
 
 
 def check_schema(db: Session) -> Check:
@@ -212,14 +246,15 @@ def _url_key(bind: Any) -> str:
     return bind.url.render_as_string(hide_password=True)
 
 
-def _remember_probe_failure(database: Any, exc: BaseException | None) -> None:
+def _remember_probe_failure(database: Any, failure: BaseException | Check | None) -> None:
     key = _url_key(database.engine)
     with _probe_lock:
-        if exc is None:
+        if failure is None:
             _probe_failures.pop(key, None)
         else:
-            _probe_failures[key] = (time.monotonic(), Check(
-                "database", False, "health.database_failed", {"error": _error_text(exc)}))
+            _probe_failures[key] = (time.monotonic(), failure if isinstance(failure, Check)
+                                    else Check("database", False, "health.database_failed",
+                                               {"error": _error_text(failure)}))
 
 
 def recent_probe_failure(db: Session) -> Check | None:

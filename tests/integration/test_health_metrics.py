@@ -130,6 +130,55 @@ def test_an_unwritable_database_is_named(client, database, backend):
     assert healthz(client)[0] == 200
 
 
+RESTORE_WRITER = """
+import os, sys
+from sqlalchemy import text
+from app.clock import SystemClock
+from app.db import Database
+from app.demo import load_demo
+from app.ops.state import set_value
+from app.settings import Settings
+settings = Settings(data_dir=sys.argv[2], database_url=sys.argv[1], secret_key="r" * 40)
+db = Database(sys.argv[1])
+with db.transaction() as s:  # pages the backup does not have
+    load_demo(s, settings=settings, now=SystemClock().now())
+with db.engine.connect() as c:
+    c.exec_driver_sql("PRAGMA wal_checkpoint").fetchall()
+with db.transaction() as s:  # then changes that live only in the -wal
+    s.execute(text("UPDATE participants SET name = name || ' x'"))
+    for i in range(50):
+        set_value(s, f"after-{i}", {"v": "y" * 300}, now=SystemClock().now())
+os._exit(0)  # killed: no last checkpoint, the -wal and -shm stay
+"""
+
+
+def test_a_backup_copied_beside_an_old_wal_is_named(tmp_path, clock):
+    """The case seen on a lab server: the file copied back while the old -wal/-shm stayed.
+    Every query still answers, so only SQLite's own page check can tell."""
+    from app.db import Database, upgrade
+    from app.main import create_app
+    from app.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'cact.sqlite3'}"
+    upgrade(url)
+    shutil.copyfile(tmp_path / "cact.sqlite3", tmp_path / "backup.sqlite3")  # server stopped
+    done = subprocess.run([sys.executable, "-c", RESTORE_WRITER, url, str(tmp_path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cact.sqlite3-wal").stat().st_size > 0
+    shutil.copyfile(tmp_path / "backup.sqlite3", tmp_path / "cact.sqlite3")  # the bad restore
+    database = Database(url)
+    settings = Settings(data_dir=tmp_path, database_url=url, secret_key="r" * 40)
+    try:
+        with TestClient(create_app(settings, clock=clock, database=database)) as client:
+            status, body = healthz(client)
+        assert status == 503 and body["failing"] == ["database"], body
+        assert "damaged" in body["checks"]["database"]
+        assert "-wal/-shm" in body["checks"]["database"]
+    finally:
+        database.dispose()
+
+
 # -- alert lines ----------------------------------------------------------------------------------
 
 

@@ -262,6 +262,31 @@ sh "$BUNDLE/install.sh" > "$T/first.log" 2>&1 || { cat "$T/first.log"; exit 11; 
 echo "CACT_LANGUAGE=en" >> /etc/cact/cact.env
 sh "$BUNDLE/install.sh" > "$T/again.log" 2>&1 || { cat "$T/again.log"; exit 12; }
 runuser -u cact -- /usr/local/bin/cact db status > "$T/status.log" 2>&1 || { cat "$T/status.log"; exit 13; }
+# Start the server the way the unit says (User, WorkingDirectory, EnvironmentFile, Environment,
+# ExecStart), on a free port, and wait for /healthz.
+UNIT=/etc/systemd/system/cact.service
+EXEC=$(sed -n 's/^ExecStart=//p' $UNIT | sed "s/--port 8000/--port $3/")
+(
+    cd "$(sed -n 's/^WorkingDirectory=//p' $UNIT)"
+    while IFS= read -r line; do case $line in CACT_*=*) export "$line" ;; esac; done \
+        < "$(sed -n 's/^EnvironmentFile=//p' $UNIT)"
+    export "$(sed -n 's/^Environment=//p' $UNIT)"
+    user=$(sed -n 's/^User=//p' $UNIT)
+    umask "$(sed -n 's/^UMask=//p' $UNIT)"
+    exec setpriv --reuid "$user" --regid "$user" --init-groups -- $EXEC
+) > "$T/serve.log" 2>&1 &
+server=$!
+healthy=0
+for _ in $(seq 1 150); do
+    if /opt/cact/bin/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$3/healthz', timeout=2)" 2>/dev/null; then
+        healthy=1
+        break
+    fi
+    sleep 0.2
+done
+kill "$server"
+wait "$server" || true
+[ "$healthy" = 1 ] || { cat "$T/serve.log"; exit 14; }
 """
 
 
@@ -271,7 +296,7 @@ def test_real_install_as_root_in_a_private_mount_namespace(bundle, tmp_path):
     before = {path: os.path.exists(path) for path in ("/opt/cact", "/etc/cact", "/var/lib/cact")}
     env = offline_env(tmp_path, PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
     done = run(["unshare", "--mount", "--propagation", "private", "sh", "-c", REAL_INSTALL,
-                "real-install", tmp_path, bundle], env=env, cwd=tmp_path)
+                "real-install", tmp_path, bundle, free_port()], env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert before == {path: os.path.exists(path) for path in before}, "the machine was touched"
 
@@ -304,6 +329,7 @@ def test_real_install_as_root_in_a_private_mount_namespace(bundle, tmp_path):
         (revision,) = conn.execute("SELECT version_num FROM alembic_version").fetchone()
     assert revision == head_revision()
     assert f"revision: {head_revision()}\n" in (tmp_path / "status.log").read_text()
+    assert "Uvicorn running on http://127.0.0.1" in (tmp_path / "serve.log").read_text()
 
 
 def test_server_install_refuses_clearly(bundle, tmp_path):

@@ -199,6 +199,9 @@ def reopen(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: 
             section.deadline_at += shift
         section.ended_at = None
     attempt.submitted_at, attempt.submit_reason = None, ""
+    # Usually its PC is what died: the next login on any PC takes the seat (as after an
+    # unlock); a page still open on the old PC carries on until then.
+    previous_seat, attempt.workstation_id = attempt.workstation_id, None
     if session.state == SessionState.paused:
         attempt.state, attempt.paused_at = AttemptState.paused, now
     else:
@@ -211,7 +214,7 @@ def reopen(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: 
     audit.record(db, actor=actor, action="attempt.reopen", target=_target(attempt),
                  reason=reason, now=now,
                  data={"seconds": seconds, "minutes_given": minutes,
-                       "closed_at": closed_at.isoformat()})
+                       "closed_at": closed_at.isoformat(), "previous_seat": previous_seat})
     return seconds
 
 

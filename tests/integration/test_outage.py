@@ -265,8 +265,15 @@ def test_reopen_gives_back_the_time_left_when_contact_was_lost(database, setting
         assert db.get(AttemptSection, (attempt_id, 1)).ended_at is None
         assert db.scalar(select(Result).where(Result.attempt_id == attempt_id)) is None
     [event] = audit_rows(database, "attempt.reopen")
-    assert (event.actor, event.target, event.reason, event.data["seconds"]) == (
-        "user:p", f"attempt:{attempt_id}", "PC 1 mati", 250)
+    assert (event.actor, event.target, event.reason, event.data["seconds"],
+            event.data["previous_seat"]) == (
+        "user:p", f"attempt:{attempt_id}", "PC 1 mati", 250, "PC-01")
+    # Its PC died: the taker carries on at another one without a separate unlock.
+    with database.transaction() as db:
+        moved = attempts.login(db, nip=logins[0][0], token=logins[0][1], workstation="PC-09",
+                               client_addr="10.0.0.9", secret=settings.resolved_secret(),
+                               now=clock.now())
+        assert (moved.attempt.id, moved.attempt.workstation_id) == (attempt_id, "PC-09")
     # Extra time works on it again, and the hand-in scores it again.
     with database.transaction() as db:
         service.add_extra_time(db, attempt=db.get(Attempt, attempt_id), minutes=5,

@@ -74,4 +74,4 @@ bundle: | $(BIN)/python
 	PYTHON=$(BIN)/python DIST="$(DIST)" BUNDLE_PYTHONS="$(BUNDLE_PYTHONS)" sh deploy/build-bundle.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache test-results
+	rm -rf $(VENV) .pytest_cache test-results build

@@ -54,9 +54,17 @@ def prepare_for_workers(settings: Settings) -> Path:
     the workers start (they inherit the variable). Counts from an earlier run are wiped: a
     counter restarting at zero is what Prometheus expects after a restart."""
     folder = (Path(settings.data_dir) / "metrics").resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob("*.db"):
-        leftover.unlink(missing_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for leftover in folder.glob("*.db"):
+            leftover.unlink(missing_ok=True)
+    except OSError as exc:
+        # Metrics must never keep the exam server from starting: count in a fresh folder.
+        import tempfile
+
+        folder = Path(tempfile.mkdtemp(prefix="cact-metrics-"))
+        logger.warning("metrics folder in the data directory not usable (%s); using %s",
+                       exc, folder)
     os.environ[MULTIPROC_ENV] = str(folder)
     # With one worker uvicorn serves in this very process: if prometheus-client was imported
     # already it chose single-process values, so make it choose again.

@@ -462,3 +462,27 @@ def test_the_console_shows_a_new_problem_without_a_reload(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_metrics_folder_is_wiped_and_falls_back_when_unwritable(tmp_path, monkeypatch):
+    from app.settings import Settings
+
+    from prometheus_client import values
+
+    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    # prepare_for_workers switches prometheus-client to multiprocess values: switched back
+    # after the test, so later apps of this test process count in their own registries.
+    monkeypatch.setattr(values, "ValueClass", values.ValueClass)
+    settings = Settings(data_dir=tmp_path, secret_key="m" * 40)
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "counter_1.db").write_bytes(b"old")
+    folder = metrics.prepare_for_workers(settings)
+    assert folder == tmp_path / "metrics" and list(folder.iterdir()) == []
+    assert os.environ[metrics.MULTIPROC_ENV] == str(folder)
+    blocked = tmp_path / "file"  # a data directory that is a file: no folder can be made in it
+    blocked.write_text("")
+    other = metrics.prepare_for_workers(Settings(data_dir=blocked, secret_key="m" * 40))
+    assert other.is_dir() and other.name.startswith("cact-metrics-")
+    assert os.environ[metrics.MULTIPROC_ENV] == str(other)
+    assert values.ValueClass is not values.MutexValue  # the switch happened
+    shutil.rmtree(other)

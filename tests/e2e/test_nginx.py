@@ -26,7 +26,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
-from tests.e2e.conftest import ADMIN, SETUP_EXAMS, free_port, run_cli, start_server
+from tests.e2e.conftest import (
+    ADMIN,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    SETUP_EXAMS,
+    free_port,
+    run_cli,
+    start_server,
+)
 from tests.e2e.test_multiworker import (
     call_json,
     post_json,
@@ -40,6 +48,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "deploy" / "nginx-cact.conf"
 NGINX = "/usr/sbin/nginx"
+CERTUTIL = "/usr/bin/certutil"  # Debian's libnss3-tools
 STATIC_FILE = "css/app.css"
 
 MAIN_CONF = """\
@@ -154,6 +163,34 @@ def https_json(port: int, context: ssl.SSLContext, method: str, path: str, body:
     return json.loads(response.read())
 
 
+def trust_ca_in_nss(home: Path, ca: Path | None) -> None:
+    """An NSS certificate store in ``home`` (where Chromium on Linux looks), empty or trusting
+    ``ca`` for websites: `certutil -A -t "C,,"`, as cact tls init tells the lab to do."""
+    nssdb = home / ".pki" / "nssdb"
+    if not nssdb.exists():
+        nssdb.mkdir(parents=True)
+        subprocess.run([CERTUTIL, "-d", f"sql:{nssdb}", "-N", "--empty-password"], check=True,
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    if ca is not None:
+        subprocess.run([CERTUTIL, "-d", f"sql:{nssdb}", "-A", "-t", "C,,", "-n", "CACT lab CA",
+                        "-i", str(ca)], check=True, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=30)
+
+
+def chromium_dump(url: str, home: Path) -> tuple[str, str]:
+    """Debian's Chromium, headless, with ``home``'s certificate store, loads ``url``; returns
+    the page's DOM (empty when the load failed) and Chromium's net::ERR_ lines. cact.lab and
+    other.lab resolve to 127.0.0.1 for it."""
+    done = subprocess.run(
+        [CHROMIUM, "--headless", *CHROMIUM_ARGS,
+         "--host-resolver-rules=MAP cact.lab 127.0.0.1, MAP other.lab 127.0.0.1",
+         "--dump-dom", url],
+        env={**os.environ, "HOME": str(home)}, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=90)
+    return done.stdout.strip(), "\n".join(
+        line for line in done.stderr.splitlines() if "net::ERR_" in line)
+
+
 def answer_for(item: dict):
     option = item["options"][0]["id"]
     return [option] if item["kind"] == "multiple" else option
@@ -161,8 +198,10 @@ def answer_for(item: dict):
 
 @pytest.mark.postgres
 def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
-    if not os.path.exists(NGINX):
-        unavailable(f"{NGINX} missing: apt-get install nginx")
+    for program, package in ((NGINX, "nginx"), (CHROMIUM, "chromium"),
+                             (CERTUTIL, "libnss3-tools")):
+        if not os.path.exists(program):
+            unavailable(f"{program} missing: apt-get install {package}")
     problem = pg_reachable()
     if problem:
         unavailable(problem)
@@ -304,6 +343,20 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
         with socket.create_connection(("127.0.0.1", https_port), timeout=10) as raw, \
                 pytest.raises(ssl.SSLCertVerificationError):
             lab_ca.wrap_socket(raw, server_hostname="other.lab")
+
+        # A real Chromium that trusts the lab CA (in its NSS store, as on a Linux lab PC)
+        # opens the login page over HTTPS by address and by name; without the CA, or under a
+        # name the certificate does not carry, it refuses.
+        home = tmp_path / "pc-home"
+        trust_ca_in_nss(home, None)
+        page, error = chromium_dump(f"https://127.0.0.1:{https_port}/login", home)
+        assert page == "" and "ERR_CERT_AUTHORITY_INVALID" in error
+        trust_ca_in_nss(home, tls_dir / "cact-ca.crt")
+        for host in ("127.0.0.1", "cact.lab"):
+            page, error = chromium_dump(f"https://{host}:{https_port}/login", home)
+            assert 'name="csrf_token"' in page, (host, error)
+        page, error = chromium_dump(f"https://other.lab:{https_port}/login", home)
+        assert page == "" and "ERR_CERT_COMMON_NAME_INVALID" in error
 
         # A taker's login and save over HTTPS.
         nip, token = seats[1]

@@ -90,14 +90,24 @@ def check_database_write(database: Any, *, now: datetime) -> Check:
             set_value(db, "health_probe", {"pid": os.getpid()}, now=now)
         damage = sqlite_damage(database) if database.is_sqlite else None
     except Exception as exc:  # noqa: BLE001 - any failure is the answer, not a crash
-        _remember_probe_failure(database, exc)
-        return Check("database", False, "health.database_failed", {"error": _error_text(exc)})
+        failed = Check("database", False, "health.database_unreachable" if _unreachable(exc)
+                       else "health.database_failed", {"error": _error_text(exc)})
+        _remember_probe_failure(database, failed)
+        return failed
     if damage:
         failed = Check("database", False, "health.database_damaged", {"error": damage})
         _remember_probe_failure(database, failed)
         return failed
     _remember_probe_failure(database, None)
     return Check("database", True)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """No connection at all (server down, wrong address, file cannot be opened), as opposed
+    to a database that answers but fails."""
+    text_ = str(getattr(exc, "orig", None) or exc).lower()
+    return any(sign in text_ for sign in ("connection failed", "could not connect",
+                                          "connection refused", "unable to open"))
 
 
 # quick_check reads every page (a few ms for a small file, ~0.1 s per 100 MB): once per

@@ -179,6 +179,27 @@ def test_a_backup_copied_beside_an_old_wal_is_named(tmp_path, clock):
         database.dispose()
 
 
+def test_an_unreachable_database_is_named(tmp_path, clock):
+    """A real connection attempt to a closed port: the database check fails with how to fix
+    it, the checks that need the database are not run, the disk is still looked at."""
+    from app.db import Database
+    from app.settings import Settings
+
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=1"
+    settings = Settings(data_dir=tmp_path, database_url=url, secret_key="u" * 40)
+    database = Database(url)
+    try:
+        checks = health.run_checks(database, settings=settings, secret="u" * 40,
+                                   now=clock.now())
+    finally:
+        database.dispose()
+    status, body = health.report(checks)
+    assert status == 503 and body["failing"] == ["database"], body
+    assert "cannot connect" in body["checks"]["database"]
+    assert "systemctl status postgresql" in body["checks"]["database"]
+    assert body["checks"]["disk"] == "ok" and body["checks"]["key"] == "not checked"
+
+
 # -- alert lines ----------------------------------------------------------------------------------
 
 

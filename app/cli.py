@@ -122,25 +122,27 @@ def _schema_state(database) -> tuple[bool, str | None, str | None, bool]:
     return current, have, head, known
 
 
-def _require_current_schema(database) -> None:
+def _require_current_schema(database, *, older_code: int = 1) -> None:
     current, have, head, known = _schema_state(database)
     if not known:
         raise fail(_newer_database_message(have), EX_CONFIG)
     if not current:
         raise fail(
             f"Database schema is at {have or 'nothing'}, the code needs {head}. "
-            "Run `cact db upgrade` first (back up the database before upgrading production)."
+            "Run `cact db upgrade` first (back up the database before upgrading production).",
+            older_code,
         )
 
 
-def _ready_database():
+def _ready_database(*, older_code: int = 1):
     """The database, refusing a schema that is not the code's and a secret key that is not the
-    database's (app/ops/keycheck.py; exit 78 naming the key file and the fix)."""
+    database's (app/ops/keycheck.py; exit 78 naming the key file and the fix). ``older_code``
+    is the exit code for a schema older than the code."""
     global _checked_secret
     from app.ops import keycheck
 
     database = _database()
-    _require_current_schema(database)
+    _require_current_schema(database, older_code=older_code)
     _checked_secret = keycheck.ensure(database, get_settings(), now=_now())
     return database
 
@@ -924,8 +926,9 @@ def serve(
     import uvicorn
 
     settings = get_settings()
-    # Checks (or, for an empty database, creates) the key once, before workers start.
-    database = _ready_database()
+    # Checks (or, for an empty database, creates) the key once, before workers start. An old
+    # schema is EX_CONFIG here too: the unit does not migrate, so restarting cannot fix it.
+    database = _ready_database(older_code=EX_CONFIG)
     database.dispose()
     # Workers stop when this process dies, even by kill -9 (app/ops/pdeathsig.py).
     os.environ[PARENT_PID_ENV] = str(os.getpid())

@@ -13,6 +13,7 @@ app/ops/keycheck.py), so two installations never share a secret.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import secrets
@@ -275,28 +276,40 @@ def read_secret(path: Path) -> str | None:
 def load_or_create_secret(data_dir: Path) -> str:
     """Read ``data_dir/secret_key``, creating it atomically (mode 0600) when missing.
 
-    O_EXCL makes two workers starting together agree on one secret instead of each writing its
-    own. Only app/ops/keycheck.py calls this, and only for an empty database.
+    The key is written whole to a private temporary file and then hard-linked into place, which
+    fails when the file exists: two processes starting together agree on one key, and neither
+    can read a half-written one. Only app/ops/keycheck.py calls this, for an empty database.
     """
     path = data_dir / SECRET_FILE_NAME
+    existing = read_secret(path)
+    if existing is not None:
+        return existing
+    value = secrets.token_urlsafe(48)
+    temporary = data_dir / f".{SECRET_FILE_NAME}.{os.getpid()}.tmp"
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = read_secret(path)
-        if value is None:  # removed between the two calls: try once more
-            return load_or_create_secret(data_dir)
-        return value
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(value + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return read_secret(path) or load_or_create_secret(data_dir)
+        dir_fd = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)  # the new name survives a power cut
+        finally:
+            os.close(dir_fd)
     except PermissionError:
         raise SettingsError(
             f"cannot create the secret key file {path} as user {current_user()}: run the "
             "command as the service user (sudo -u cact cact ...) or let it write the folder"
         ) from None
-    value = secrets.token_urlsafe(48)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(value + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+    finally:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
     return value
 
 

@@ -201,3 +201,21 @@ def test_serve_workers_stop_when_the_parent_is_killed(tmp_path):
     finally:
         for worker in children(proc.pid) + [w for w in workers if alive(w)]:
             os.kill(worker, signal.SIGKILL)
+
+
+def test_serve_on_an_old_schema_stops_for_good(tmp_path):
+    """The unit does not migrate on start: a restart cannot fix an old schema, so serve exits
+    78 (no crash loop) and says to run `cact db upgrade`; other commands keep exit 1."""
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    from alembic.script import ScriptDirectory
+
+    from app.db import alembic_config
+
+    previous = ScriptDirectory.from_config(alembic_config(url)).get_revision(head()).down_revision
+    made = cact(url, "db", "upgrade", previous)
+    assert made.returncode == 0, made.stderr
+    served = cact(url, "serve", "--port", "1")
+    assert served.returncode == 78 and "cact db upgrade" in served.stderr
+    listed = cact(url, "user", "list")
+    assert listed.returncode == 1 and "cact db upgrade" in listed.stderr
+

@@ -182,3 +182,20 @@ def test_an_absolute_data_dir_in_the_file_stays_and_empty_backup_dir_is_none(no_
 def test_relative_data_dir_becomes_absolute(no_cact_env, tmp_path):
     settings = Settings(data_dir="var")
     assert settings.data_dir == tmp_path / "cwd" / "var"
+
+
+def test_processes_creating_the_key_together_agree_on_one(tmp_path):
+    """Eight processes race to create the key of an empty database: one key, whole, for all."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from app.settings import load_or_create_secret;"
+            "print(load_or_create_secret(Path(sys.argv[1])))")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "data")],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    results = [proc.communicate(timeout=60) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in results]
+    keys = {out.strip() for out, _ in results}
+    assert len(keys) == 1 and len(keys.pop()) >= 32
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["secret_key"]

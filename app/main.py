@@ -167,6 +167,8 @@ async def _sweeper(app: FastAPI) -> None:
     workers skip attempts another is scoring, so several workers do no harm)."""
     while True:
         await asyncio.sleep(app.state.settings.sweep_interval_s)
+        if not getattr(app.state, "outage_checked", True):
+            continue  # an outage not yet credited: closing attempts for time would be wrong
         try:
             closed = await run_in_threadpool(_sweep_once, app)
             if closed:

@@ -34,6 +34,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -167,7 +168,21 @@ def credit_outage(db: Session, *, now: datetime, threshold_s: int) -> dict[str, 
 
 
 def on_start(app: FastAPI) -> None:
-    """Runs in every worker at start, before the sweeper (see module docstring)."""
+    """Runs in every worker at start, before the sweeper (see module docstring). A database
+    that cannot be reached now must not keep the server from starting (it answers /healthz
+    with 503 and staff see why): the check is then left pending, the sweeper closes nothing
+    for time, and the first heartbeat that reaches the database credits the outage first."""
+    app.state.outage_checked = False
+    try:
+        _credit_on_start(app)
+    except SQLAlchemyError:
+        logger.exception("outage check at start failed (database unreachable?); the first "
+                         "heartbeat that reaches the database does it; the sweeper waits")
+        return
+    app.state.outage_checked = True
+
+
+def _credit_on_start(app: FastAPI) -> None:
     settings = app.state.settings
     with app.state.db.transaction() as db:
         record = credit_outage(db, now=app.state.clock.now(),
@@ -211,6 +226,9 @@ def record_clock_jump(db: Session, *, seconds: float, now: datetime) -> None:
 def beat(app: FastAPI, watch: ClockWatch | None, *, mono: float | None = None) -> float | None:
     """One heartbeat: write it (a short write transaction) and, with a ``watch``, check the
     wall clock against the monotonic clock. Returns the jump recorded, if any."""
+    if not getattr(app.state, "outage_checked", True):
+        _credit_on_start(app)  # the start could not reach the database: credit first
+        app.state.outage_checked = True
     now = app.state.clock.now()
     jump = watch.step(now, time.monotonic() if mono is None else mono) if watch else None
     with app.state.db.transaction() as db:

@@ -189,6 +189,11 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision")] 
         raise fail(_newer_database_message(have), EX_CONFIG)
     db.upgrade(settings.database_url, revision)
     typer.echo(f"Database at {revision}: {_safe_url(settings.database_url)}")
+    if revision == "head":
+        # The key belongs with the database: a new, empty database gets its key now, made by
+        # whoever migrates it (the installer runs this as the service user), and an existing
+        # one is checked against its key (app/ops/keycheck.py).
+        _ready_database().dispose()
 
 
 def serving_since(database, settings) -> float | None:

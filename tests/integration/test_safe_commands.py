@@ -119,7 +119,10 @@ def test_downgrade_is_refused_while_a_heartbeat_is_fresh(fresh_url):
 
 def test_downgrade_is_refused_while_a_real_server_serves(tmp_path):
     data_dir = tmp_path / "data"
-    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": ""}
+    # The key the upgrade gave the database (`cact db upgrade` records it), so the server
+    # starts on it.
+    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": "",
+           "CACT_SECRET_KEY": "c" * 40}
     url = f"sqlite:///{data_dir / 'cact.sqlite3'}"
     _upgraded(url)
     proc, _base = start_server(env, tmp_path / "server.log")
@@ -182,7 +185,8 @@ def port_open(port: int) -> bool:
 
 def test_serve_workers_stop_when_the_parent_is_killed(tmp_path):
     data_dir = tmp_path / "data"
-    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": ""}
+    env = {**os.environ, "CACT_DATA_DIR": str(data_dir), "CACT_DATABASE_URL": "",
+           "CACT_SECRET_KEY": "c" * 40}  # the key `cact db upgrade` recorded
     _upgraded(f"sqlite:///{data_dir / 'cact.sqlite3'}")
     proc, base = start_server(env, tmp_path / "server.log", "--workers", "2")
     port = int(base.rsplit(":", 1)[1])

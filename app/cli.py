@@ -618,9 +618,13 @@ def session_open(code: str) -> None:
 
 
 @session_cli.command("pause")
-def session_pause(code: str) -> None:
-    """Stop new logins and mark the session paused."""
-    _session_state(code, "pause")
+def session_pause(
+    code: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why, e.g. 'switch mati' (audited)")] = "",
+) -> None:
+    """Pause the session: every taker's clock stops (from the server's own console when the
+    proctors' PCs cannot reach it); `cact session resume` starts them again."""
+    _session_state(code, "pause", reason)
 
 
 @session_cli.command("resume")

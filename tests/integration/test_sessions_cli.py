@@ -70,6 +70,18 @@ def test_an_event_from_the_command_line(database, clock, tmp_path):
         result = attempts.login(db, nip=siti["nip"], token=siti["token"], workstation="PC-1",
                                 client_addr="x", secret=SECRET, now=now)
         attempts.start(db, attempt=result.attempt, now=now)
+    # A switch failure: the IT officer pauses the room from the server's own console.
+    paused = cact(database.url, "session", "pause", "UJI-1", "--reason", "switch mati")
+    assert paused.returncode == 0 and "is paused" in paused.stdout, paused.stderr
+    with database.transaction(write=False) as db:
+        assert db.scalar(select(Attempt.state)).value == "paused"
+        from app.audit import AuditEvent
+        assert db.scalar(select(AuditEvent.reason).where(AuditEvent.action == "session.pause")
+                         ) == "switch mati"
+    resumed = cact(database.url, "session", "resume", "UJI-1")
+    assert resumed.returncode == 0 and "is open" in resumed.stdout, resumed.stderr
+    with database.transaction(write=False) as db:
+        assert db.scalar(select(Attempt.state)).value == "active"
     closed = cact(database.url, "session", "close", "UJI-1", "--yes")
     assert closed.returncode == 0 and "1 attempt(s) handed in" in closed.stdout
     with database.transaction(write=False) as db:

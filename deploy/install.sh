@@ -268,6 +268,20 @@ run_cact "$OPT/bin/cact" db upgrade \
     || die "cact db upgrade failed (message above); the backup is in $BACKUP_DIR"
 
 LAN_IP=$(hostname -I 2>/dev/null | cut -d' ' -f1)
+# The nginx site serves HTTPS from /etc/cact/tls: without a certificate nginx would refuse to
+# start or reload (at the next boot too). Make a first one for this machine's name and
+# address; `cact tls init` again adds the names the lab PCs use (the CA is kept).
+TLS_NOTE=""
+if [ "$STAGING" = 0 ] && [ -d /etc/nginx ] && [ ! -f /etc/cact/tls/server.crt ]; then
+    set -- --host "$(hostname)"
+    [ -n "$LAN_IP" ] && set -- "$@" --ip "$LAN_IP"
+    if "$OPT/bin/cact" tls init "$@" --dir /etc/cact/tls >/dev/null; then
+        say "made a lab CA and a certificate for $(hostname) ${LAN_IP:-} in /etc/cact/tls"
+        TLS_NOTE="       (a first certificate for $(hostname) ${LAN_IP:-} is already there)"
+    else
+        say "could not make a certificate (message above); run cact tls init by hand"
+    fi
+fi
 cat <<EOF
 
 $PROG: cact $VERSION is installed. Next steps / langkah berikutnya:
@@ -276,6 +290,7 @@ $PROG: cact $VERSION is installed. Next steps / langkah berikutnya:
        sudo -u cact cact user create pengawas1 --role proctor
   2. HTTPS for the lab / HTTPS untuk lab (names and addresses the lab PCs use):
        sudo cact tls init --host cact.lab --ip ${LAN_IP:-192.168.1.10}
+$TLS_NOTE
        sudo nginx -t && sudo systemctl reload nginx
 $NGINX_NOTE
   3. Start the server now and at every boot / jalankan server:

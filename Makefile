@@ -16,7 +16,8 @@ help:
 	@echo "make run    - install, migrate the SQLite database in var/, load the demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - install the test extras and run the whole test suite"
 	@echo "make bench  - measure the figures recorded in docs/performance.md"
-	@echo "make drill  - durability drills: kill -9 under load, a browser offline 5 minutes, locked and full disk"
+	@echo "make drill  - durability drills: kill -9 under load, a browser offline 5 minutes, locked and full disk,"
+	@echo "              the server down a minute under load, a backup under load restored elsewhere"
 	@echo "make bundle - offline installer $(DIST)/cact-<version>-bundle.tar.gz (wheel + wheelhouse + install.sh)"
 	@echo "variables   - HOST=0.0.0.0 make run (serve the LAN), PORT=8080, WORKERS=2,"
 	@echo "              BUNDLE_PYTHONS=\"$(BUNDLE_PYTHONS)\" (Pythons the bundle's wheels are for), DIST=dist"
@@ -66,6 +67,7 @@ bench: install-test
 drill: install-test
 	CACT_DRILL_OFFLINE_S=300 $(BIN)/python -m pytest -v -s -p no:cacheprovider \
 		tests/e2e/test_drills.py tests/e2e/test_offline_drill.py \
+		tests/e2e/test_outage_drill.py tests/e2e/test_backup_drill.py \
 		tests/integration/test_storage_errors.py tests/integration/test_save_batching.py
 
 # Needs a package index here; the lab server that runs its install.sh needs none

@@ -61,6 +61,7 @@ bench: install-test
 	$(BIN)/python bench/autosave.py --takers 2000 --saves 10000 --concurrency 200
 	$(BIN)/python bench/console.py --takers 300 --answers 60
 	$(BIN)/python bench/scoring.py
+	$(BIN)/python bench/ops.py
 
 # The same drills run in `make test` (the offline one for 150 s); here the browser stays
 # offline for five minutes.

@@ -18,10 +18,8 @@ from app.bank.models import BankMedia, BankVersion, Item, ItemBank, ItemOption, 
 from app.bank.parsed import ImportFailed
 from app.bank.service import (
     FrozenVersionError,
-    ImportOptions,
     correct_key,
     freeze_versions,
-    import_bank,
 )
 from app.models import Base
 from tests.factories import SVG, bank_doc, bank_zip, run_import, zip_of

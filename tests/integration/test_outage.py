@@ -20,7 +20,6 @@ from app.delivery.models import (
     AttemptItem,
     AttemptSection,
     AttemptState,
-    ProctorAssignment,
     RosterEntry,
     SessionState,
     TestSession,
@@ -32,6 +31,7 @@ from app.scoring.models import Result
 from app.scoring.service import score_pending
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
+from tests.integration.test_proctor_routes import rooms  # noqa: F401 - a fixture
 
 
 def begin(db, settings, clock, nip, token, seat):
@@ -324,21 +324,10 @@ def test_reopen_with_the_proctors_minutes_and_refusals(database, settings, clock
 
 
 @pytest.fixture
-def room(database, settings, clock, make_user):
-    """RUANG-A (proctor pak.budi, three takers) and RUANG-B (proctor bu.sri)."""
-    make_user("pak.budi", role="proctor")
-    make_user("bu.sri", role="proctor")
-    from app.auth.models import User
-
-    with database.transaction() as db:
-        a, logins = make_open_session(db, clock, secret=settings.resolved_secret(),
-                                      participants=3, code="RUANG-A")
-        b, _ = make_open_session(db, clock, secret=settings.resolved_secret(),
-                                 participants=1, code="RUANG-B", first=10)
-        users = {u.username: u.id for u in db.scalars(select(User))}
-        db.add(ProctorAssignment(session_id=a.id, user_id=users["pak.budi"]))
-        db.add(ProctorAssignment(session_id=b.id, user_id=users["bu.sri"]))
-    return logins
+def room(rooms):
+    """RUANG-A (proctor pak.budi, three takers) and RUANG-B (proctor bu.sri): the proctor
+    routes' rooms."""
+    return rooms
 
 
 def entry_of(database, attempt_id):

@@ -9,7 +9,6 @@ import re
 import shutil
 import sqlite3
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 

@@ -430,3 +430,39 @@ def test_workers_starting_together_credit_the_outage_once(app, database, setting
     assert [e.data["attempts"] for e in audit_rows(database, "session.outage_credit")] == [3]
     for attempt_id in running:
         assert state_of(database, clock, attempt_id)[2] == 600
+
+
+def test_a_database_unreachable_at_start_is_credited_by_the_first_heartbeat(
+        app, database, settings, clock):
+    """A worker that starts while its database cannot be reached still starts (so /healthz can
+    say why); the outage is credited by the first heartbeat that gets through, and the sweeper
+    closes nothing for time before that."""
+    from app.db import Database
+    from app.main import _sweep_once
+
+    with database.transaction() as db:
+        _, logins = make_open_session(db, clock, secret=settings.resolved_secret(),
+                                      participants=1)
+        running = begin(db, settings, clock, *logins[0], "PC-01")
+        set_value(db, outage.HEARTBEAT, outage.heartbeat_value(clock.now()), now=clock.now())
+    left = state_of(database, clock, running)[2]
+    clock.advance(left + 120)  # down longer than the taker's whole time left
+
+    unreachable = Database("postgresql+psycopg://postgres@127.0.0.1:9/none"
+                           "?connect_timeout=2")
+    app.state.db = unreachable
+    try:
+        outage.on_start(app)  # logs, does not raise
+        assert app.state.outage_checked is False
+    finally:
+        app.state.db = database
+        unreachable.dispose()
+    assert state_of(database, clock, running)[0] == AttemptState.active
+
+    outage.beat(app, None)  # the database is back: credit first, then the heartbeat
+
+    assert app.state.outage_checked is True
+    assert state_of(database, clock, running)[:2] == (AttemptState.active, 0)
+    assert state_of(database, clock, running)[2] == left
+    assert len(audit_rows(database, "session.outage_credit")) == 1
+    assert _sweep_once(app) == 0  # nothing is due: the deadlines moved with the outage

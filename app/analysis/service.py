@@ -8,8 +8,6 @@ number of attempts or items (the version's item ids go in as a subquery, not as 
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -21,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.analysis.stats import Analysis, ItemSpec, ItemStat, OptionSpec, analyse
 from app.bank.models import BankVersion, Item, ItemBank, ItemKind, ItemOption
 from app.delivery.models import Answer, Attempt, AttemptItem, AttemptState, TestSession
+from app.exports import NumberText, csv_bytes
 from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
 
 FINISHED = (AttemptState.submitted, AttemptState.expired)
@@ -147,12 +146,9 @@ def _num(value: float | None, places: int = 3) -> str:
 def to_csv(result: VersionAnalysis, items: Sequence[ItemStat] | None = None) -> bytes:
     """One row per item (in ``items`` order, default by code); options as ``A=12;B=3``.
     UTF-8 with a BOM and CRLF, like the results export, so Excel opens it as it is."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_HEADER)
-    for stat in items if items is not None else result.analysis.items:
-        writer.writerow([stat.code, stat.scale, stat.kind, stat.n, _num(stat.mean),
-                         _num(stat.max_score, 2), _num(stat.p), _num(stat.r), stat.blanks,
-                         ";".join(f"{o.label}={o.count}" for o in stat.options),
-                         ";".join(stat.flags)])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return csv_bytes(CSV_HEADER, (
+        [stat.code, stat.scale, stat.kind, stat.n, NumberText(_num(stat.mean)),
+         NumberText(_num(stat.max_score, 2)), NumberText(_num(stat.p)), NumberText(_num(stat.r)),
+         stat.blanks, ";".join(f"{o.label}={o.count}" for o in stat.options),
+         ";".join(stat.flags)]
+        for stat in (items if items is not None else result.analysis.items)))

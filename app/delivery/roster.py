@@ -40,6 +40,7 @@ from app.delivery.models import (
     TestSession,
 )
 from app.delivery.sessions import SessionError
+from app.exports import csv_text
 
 TOKEN_PURPOSE = "participant-token"  # the HMAC purpose the taker login checks against
 MAX_ROWS = 5000
@@ -358,18 +359,10 @@ def export_tokens(db: Session, *, session: TestSession, secret: str, fmt: str, a
     return rows
 
 
-def _cell(value: str) -> str:
-    """A spreadsheet must not run a name as a formula (CSV injection)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def tokens_to_csv(rows: list[TokenRow]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["nip", "name", "token"])
-    for row in rows:
-        writer.writerow([row.nip, _cell(row.name), row.token])
-    return out.getvalue()
+    """nip,name,token; a spreadsheet never runs a name as a formula (app/exports.py)."""
+    return csv_text(["nip", "name", "token"], ([row.nip, row.name, row.token] for row in rows),
+                    lineterminator="\n")
 
 
 def tokens_csv(db: Session, *, session: TestSession, secret: str) -> str:

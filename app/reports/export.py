@@ -8,7 +8,6 @@ file on SQLite and PostgreSQL; XLSX cells hold real numbers so spreadsheets can 
 
 from __future__ import annotations
 
-import csv
 import io
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -25,6 +24,7 @@ from app.delivery.models import (
     RosterEntry,
     TestSession,
 )
+from app.exports import NumberText, append_row, csv_bytes
 from app.scoring.models import ConstructScore, Result
 from app.scoring.service import DONE_STATES, ScoringCache, item_scores
 
@@ -137,14 +137,11 @@ def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
 
 
 def to_csv(table: ResultsTable) -> bytes:
-    """UTF-8 with a BOM (Excel then reads names with accents correctly), comma separated."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(_header(table))
-    for row in table.rows:
-        writer.writerow([v if isinstance(v, str) else number_text(v)
-                         for v in _values(table, row)])
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    """UTF-8 with a BOM (Excel then reads names with accents correctly), comma separated;
+    text that a spreadsheet would run as a formula is neutralised (app/exports.py)."""
+    return csv_bytes(_header(table), (
+        [v if isinstance(v, str) else NumberText(number_text(v)) for v in _values(table, row)]
+        for row in table.rows))
 
 
 def response_rows(db: Session, session: TestSession) -> list[tuple[str, str, int, str, Decimal]]:
@@ -188,16 +185,16 @@ def to_xlsx(table: ResultsTable, responses: list[tuple[str, str, int, str, Decim
     book = Workbook()
     sheet = book.active
     sheet.title = "Hasil"
-    sheet.append(_header(table))
+    append_row(sheet, _header(table))
     for row in table.rows:
-        sheet.append([_cell(v) for v in _values(table, row)])
+        append_row(sheet, [_cell(v) for v in _values(table, row)])
     # NIPs are 18 digits: as numbers a spreadsheet would round them, so they stay text.
     for cell in sheet["A"]:
         cell.number_format = "@"
     answers = book.create_sheet("Jawaban")
-    answers.append(["nip", "item_code", "position", "response", "score"])
+    append_row(answers, ["nip", "item_code", "position", "response", "score"])
     for nip, code, position, response, score in responses:
-        answers.append([nip, code, position, response or None, _cell(score)])
+        append_row(answers, [nip, code, position, response or None, _cell(score)])
     sheet.freeze_panes = "C2"
     answers.freeze_panes = "A2"
     buffer = io.BytesIO()

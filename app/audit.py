@@ -130,3 +130,33 @@ def verify(db: Session) -> VerifyResult:
             )
         expected_prev, expected_id, checked = event.hash, event.id + 1, checked + 1
     return VerifyResult(True, checked, expected_prev)
+
+
+def verify_against(db: Session, *, head: str | None = None, count: int | None = None
+                   ) -> VerifyResult:
+    """:func:`verify`, then against an anchor noted earlier (on the session close sheet, in a
+    backup manifest): the log must still hold at least ``count`` rows and the row that was the
+    head then (``head``, with ``count`` the row it was). A chain that is intact but shorter, or
+    that no longer holds the noted head, was truncated or rewritten from that point: the
+    chain alone cannot tell, since deleting the newest rows leaves a valid chain."""
+    result = verify(db)
+    if not result.ok:
+        return result
+    if count is not None and result.checked < count:
+        return VerifyResult(
+            False, result.checked, result.head_hash, None,
+            f"the log has {result.checked} rows, fewer than the {count} noted earlier: "
+            f"rows {result.checked + 1} to {count} were removed (truncation)")
+    if head:
+        query = select(AuditEvent.id).where(AuditEvent.hash == head.strip().lower())
+        found = db.scalar(query.order_by(AuditEvent.id).limit(1))
+        if found is None:
+            return VerifyResult(
+                False, result.checked, result.head_hash, None,
+                "the head hash noted earlier is in no row of the log: the rows from that "
+                "point were removed or replaced")
+        if count is not None and found != count:
+            return VerifyResult(
+                False, result.checked, result.head_hash, None,
+                f"the head hash noted earlier is row {found}, not row {count} as noted")
+    return result

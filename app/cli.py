@@ -642,6 +642,15 @@ def session_close(
     if not yes and not typer.confirm(f"Close {code} and hand in every running attempt?"):
         raise typer.Exit(1)
     _session_state(code, "close")
+    from app import audit
+
+    with _ready_database().transaction(write=False) as db:
+        anchor = audit.verify(db)
+    # Deleting the newest audit rows leaves a valid chain: an anchor written down elsewhere
+    # (the close sheet) is what shows it later.
+    typer.echo(f"Catat / note on the close sheet: audit log {anchor.checked} rows, head hash "
+               f"{anchor.head_hash} (check later: cact audit verify --head {anchor.head_hash} "
+               f"--count {anchor.checked})")
 
 
 @session_cli.command("list")
@@ -975,17 +984,29 @@ def serve(
 
 
 @audit_cli.command("verify")
-def audit_verify() -> None:
-    """Check the whole hash chain; exit 1 naming the first bad row."""
+def audit_verify(
+    head: Annotated[str, typer.Option(
+        "--head", help="A head hash noted earlier (session close, backup manifest)")] = "",
+    count: Annotated[int, typer.Option(
+        "--count", help="The row count noted with it", min=0)] = 0,
+) -> None:
+    """Check the whole hash chain; exit 1 naming the first bad row. With --head/--count also
+    check the log still holds what was noted then (deleting the newest rows leaves a valid
+    chain: only an anchor kept elsewhere shows it)."""
     from app import audit
 
     database = _ready_database()
     with database.transaction(write=False) as db:
-        result = audit.verify(db)
+        result = audit.verify_against(db, head=head or None, count=count or None)
     if not result.ok:
-        raise fail(f"AUDIT LOG BROKEN at row {result.bad_id}: {result.problem} "
-                   f"({result.checked} rows before it are intact)")
-    typer.echo(f"Audit log intact: {result.checked} rows, head hash {result.head_hash}")
+        if result.bad_id is not None:  # the chain itself is broken at that row
+            raise fail(f"AUDIT LOG BROKEN at row {result.bad_id}: {result.problem} "
+                       f"({result.checked} rows before it are intact)")
+        raise fail(f"AUDIT LOG BROKEN: {result.problem}")
+    anchored = f"; it holds the noted head{' at row ' + str(count) if count else ''}" if head \
+        else (f"; at least the {count} rows noted" if count else "")
+    typer.echo(f"Audit log intact: {result.checked} rows, head hash {result.head_hash}"
+               f"{anchored}")
 
 
 @audit_cli.command("tail")

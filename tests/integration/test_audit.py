@@ -96,3 +96,25 @@ def test_cli_verify_exit_codes(database, clock):
     bad = run_cli(database.url, "audit", "verify")
     assert bad.returncode == 1
     assert "row 4" in bad.stderr and "3 rows before it are intact" in bad.stderr
+
+
+def test_truncation_is_caught_against_an_anchor_noted_earlier(database, clock):
+    """Deleting the newest rows leaves a valid chain; the head and count noted earlier (the
+    close sheet, a backup manifest) show it."""
+    write_events(database, clock, n=6)
+    with database.transaction(write=False) as session:
+        noted = audit.verify(session)
+    assert noted.ok and noted.checked == 6
+    write_events(database, clock, n=2)  # the log grows after the note: still fine
+    ok = run_cli(database.url, "audit", "verify", "--head", noted.head_hash, "--count", "6")
+    assert ok.returncode == 0, ok.stderr
+    assert "intact: 8 rows" in ok.stdout and "noted head at row 6" in ok.stdout
+
+    tamper(database, "DELETE FROM audit_events WHERE id >= 5")
+    plain = run_cli(database.url, "audit", "verify")
+    assert plain.returncode == 0  # the chain alone cannot tell
+    short = run_cli(database.url, "audit", "verify", "--count", "6")
+    assert short.returncode == 1 and "truncation" in short.stderr, short.stderr
+    assert "rows 5 to 6 were removed" in short.stderr
+    gone = run_cli(database.url, "audit", "verify", "--head", noted.head_hash)
+    assert gone.returncode == 1 and "in no row of the log" in gone.stderr, gone.stderr

@@ -84,6 +84,10 @@ def test_an_event_from_the_command_line(database, clock, tmp_path):
         assert db.scalar(select(Attempt.state)).value == "active"
     closed = cact(database.url, "session", "close", "UJI-1", "--yes")
     assert closed.returncode == 0 and "1 attempt(s) handed in" in closed.stdout
+    # The audit anchor to write on the close sheet, and it verifies as printed.
+    anchor = closed.stdout.split("cact audit verify ")[1].split(")")[0].split()
+    checked = cact(database.url, "audit", "verify", *anchor)
+    assert checked.returncode == 0 and "noted head" in checked.stdout, checked.stderr
     with database.transaction(write=False) as db:
         assert db.scalar(select(Attempt.state)).value == "submitted"
     refused = cact(database.url, "session", "open", "UJI-1")

@@ -16,7 +16,7 @@ from app.assembly.models import Blueprint
 from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.auth.models import Role, User
 from app.bank.models import ItemBank
-from app.db import DbSession
+from app.db import BigRowIdQuery, DbSession
 from app.delivery.models import Participant, ProctorAssignment, RosterEntry, TestSession
 from app.web import render
 
@@ -97,7 +97,7 @@ def proctor_home(request: Request, db: DbSession, user: StaffUser) -> Response:
 
 
 @router.get("/admin/audit", include_in_schema=False)
-def audit_page(request: Request, db: DbSession, user: AdminUser, before: int | None = None,
+def audit_page(request: Request, db: DbSession, user: AdminUser, before: BigRowIdQuery = None,
                check: bool = False) -> Response:
     query = select(audit.AuditEvent).order_by(audit.AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE)
     if before:

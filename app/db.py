@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi import Path as PathParam
 from starlette.concurrency import run_in_threadpool
 from sqlalchemy import (
@@ -277,6 +277,10 @@ async def in_transaction(request: Request, work: Callable[[Session], Any], *,
 DbSession = Annotated[Session, Depends(get_db, scope="function")]
 # An integer id in a URL: bounded, so a huge number is a 422, never a database overflow (500).
 RowId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+# The same for integers in a query string (security review #13): a page number, and the id of a
+# BIGINT row ("older than" links), so ?page=99999999999999999999 is a 422, never a 500.
+PageNumber = Annotated[int, Query(ge=1, le=2**31 - 1)]
+BigRowIdQuery = Annotated[int | None, Query(ge=1, le=2**63 - 1)]
 WriteDb = Annotated[Session, Depends(get_write_db, scope="function")]
 
 

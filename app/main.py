@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -129,9 +131,23 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
         if _wants_json(request):
-            return JSONResponse({"detail": jsonable_encoder(exc.errors())}, status_code=422)
+            return JSONResponse({"detail": _json_safe(jsonable_encoder(exc.errors()))},
+                                status_code=422)
         return render(request, "errors/error.html", status_code=422,
                       title_key="error.invalid_title", message_key="error.invalid")
+
+
+def _json_safe(value: Any) -> Any:
+    """Validation errors echo the refused input; a JSON body of 1e999 or NaN parses to a float
+    that JSON cannot carry, and answering the 422 then failed with a 500 (security review #13).
+    Non-finite floats are echoed as their text instead."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def _sweep_once(app: FastAPI) -> int:

@@ -28,7 +28,7 @@ from app.bank.models import (
 )
 from app.bank.parsed import ImportFailed, Problem
 from app import audit, paths
-from app.db import DbSession, RowId, WriteDb
+from app.db import DbSession, PageNumber, RowId, WriteDb
 from app.web import render
 
 router = APIRouter()
@@ -124,7 +124,7 @@ def bank_versions(request: Request, code: str, db: DbSession, user: AdminUser) -
 @router.get("/admin/banks/{code}/v/{number}", include_in_schema=False)
 def bank_items(
     request: Request, code: str, number: RowId, db: DbSession, user: AdminUser,
-    construct: str = "", kind: str = "", level: str = "", page: int = 1,
+    construct: str = "", kind: str = "", level: str = "", page: PageNumber = 1,
 ) -> Response:
     bank = _bank_or_404(db, code)
     version = _version_or_404(db, bank, number)

@@ -308,6 +308,19 @@ def _score(db: Session, attempt: Attempt, now: datetime) -> None:
     score_attempt_safely(db, attempt=attempt, now=now)
 
 
+def logout(db: Session, *, token: str, secret: str, now: datetime) -> None:
+    """End the access token on the server (security review #13: after logout the old cookie or
+    bearer token opened the exam again). The seat binding stays, so the taker can log in again
+    with NIP + token on the same computer and only there; an unknown token changes nothing."""
+    attempt = attempt_for_access_token(db, token=token, secret=secret)
+    if attempt is None:
+        return
+    attempt.access_token_hmac = None
+    audit.record(db, actor=f"attempt:{attempt.id}", action="taker.logout",
+                 target=f"attempt:{attempt.id}", now=now,
+                 data={"seat": attempt.workstation_id})
+
+
 def unlock_seat(db: Session, *, attempt: Attempt, reason: str, actor: str,
                 now: datetime) -> None:
     """Let the attempt continue on another computer (a proctor's decision, audited). The next

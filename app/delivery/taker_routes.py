@@ -192,7 +192,9 @@ async def exam_submit(request: Request, clock: ClockDep,
 
 
 @router.post("/ujian/keluar", include_in_schema=False)
-def exam_logout(request: Request) -> Response:
+def exam_logout(request: Request, db: DbSession, clock: ClockDep) -> Response:
+    attempts.logout(db, token=request.cookies.get(TAKER_COOKIE, ""),
+                    secret=request.app.state.secret, now=clock.now())
     response = redirect(request, "/")
     response.delete_cookie(TAKER_COOKIE, httponly=True, samesite="lax",
                            secure=cookie_secure(request))

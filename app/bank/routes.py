@@ -175,9 +175,16 @@ def _item_context(db: Session, item_id: int) -> dict:
 
 @router.get("/admin/items/{item_id}", include_in_schema=False)
 def item_page(request: Request, item_id: RowId, db: DbSession, user: AdminUser,
-              key: bool = False) -> Response:
+              clock: ClockDep, key: bool = False) -> Response:
+    context = _item_context(db, item_id)
+    if key:  # the key on screen is as consequential as the audited export of the same keys
+        with request.app.state.db.transaction() as audit_db:
+            audit.record(audit_db, actor=f"user:{user.username}", action="item.key_view",
+                         target=f"item:{context['item'].code}", now=clock.now(),
+                         data={"item_id": item_id, "bank": context["bank"].code,
+                               "version": context["version"].version})
     return render(request, "bank/item.html", show_key=key, error=None, corrected=False,
-                  **_item_context(db, item_id))
+                  headers={"Cache-Control": "no-store"} if key else None, **context)
 
 
 @router.post("/admin/items/{item_id}/key", include_in_schema=False)

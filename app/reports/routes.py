@@ -154,10 +154,15 @@ def report_pdf(request: Request, code: str, nip: str, db: WriteDb, clock: ClockD
 
 @router.get("/{code}/results/{nip}", include_in_schema=False)
 def report_page(request: Request, code: str, nip: str, db: DbSession, user: AdminUser,
-                lang: str | None = None) -> Response:
+                clock: ClockDep, lang: str | None = None) -> Response:
     session = _session_or_404(db, code)
     lang = _lang(request, lang)
     report = _report_or_404(request, db, session, nip, lang)
+    # Who looked at whose results, as for the PDF of the same report.
+    with request.app.state.db.transaction() as audit_db:
+        audit.record(audit_db, actor=_actor(user), action="report.view",
+                     target=f"participant:{nip}", now=clock.now(),
+                     data={"session": session.code, "lang": lang})
     return render(request, "reports/individual.html", headers=NO_STORE, session=session,
                   report=report, number=_number(lang), rating_key=_rating_key)
 

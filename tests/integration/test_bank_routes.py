@@ -9,6 +9,7 @@ import zipfile
 import pytest
 from sqlalchemy import select
 
+from app.audit import AuditEvent
 from app.bank.models import BankVersion, Item
 from tests.conftest import csrf_from, staff_login
 from tests.factories import SVG, bank_doc, bank_zip
@@ -64,6 +65,11 @@ def test_browse_filter_and_preview(admin, database):
     assert 'data-testid="option-key"' not in taker_view.text and "bobot 5" not in taker_view.text
     keyed = admin.get(f"/admin/items/{emo}?key=1")
     assert 'data-testid="option-key"' in keyed.text and "bobot 5" in keyed.text
+    assert keyed.headers["cache-control"] == "no-store"
+    # Seeing the key is audited like exporting it; the taker view is not.
+    with database.transaction(write=False) as s:
+        views = list(s.scalars(select(AuditEvent).where(AuditEvent.action == "item.key_view")))
+    assert [(v.actor, v.target) for v in views] == [("user:admin", "item:EMO-1")]
     figure = admin.get(f"/admin/items/{fig.id}")
     assert f'src="/media/{fig.bank_version_id}/fig1.svg"' in figure.text
     image = admin.get(f"/media/{fig.bank_version_id}/fig1.svg")

@@ -68,13 +68,17 @@ def section(html: str, marker: str) -> str:
 # -- the individual report ----------------------------------------------------------------------
 
 
-def test_report_page_shows_the_scored_participant(admin, scored):
+def test_report_page_shows_the_scored_participant(admin, scored, database):
     one, two, three = scored
     results = admin.get("/admin/sessions/S1/results").text
     assert f'href="/admin/sessions/S1/results/{one}"' in results
     assert 'href="/admin/sessions/S1/talent-map"' in results
 
     page = admin.get(f"/admin/sessions/S1/results/{one}")
+    with database.transaction(write=False) as s:  # who looked at whose results
+        viewed = s.scalar(select(audit.AuditEvent).where(
+            audit.AuditEvent.action == "report.view"))
+    assert (viewed.target, viewed.data["session"]) == (f"participant:{one}", "S1")
     assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     html = page.text
     assert csp_problems(html) == []

@@ -26,6 +26,7 @@ from app.ops import metrics as ops_metrics
 from app.ops import pdeathsig
 from app.analysis import routes as analysis_routes
 from app.assembly import routes as assembly_routes
+from app.auth import gate as login_gate
 from app.auth import routes as auth_routes
 from app.bank import routes as bank_routes
 from app.delivery import admin_routes as session_admin_routes
@@ -229,6 +230,7 @@ def create_app(
         # An outage is credited to the takers before the sweeper may close anything for time.
         await ops_lifecycle.startup(app)
         tasks = [asyncio.create_task(_sweeper(app)),
+                 asyncio.create_task(login_gate.refusal_audit_loop(app)),
                  *(asyncio.create_task(loop) for loop in ops_lifecycle.background(app))]
         yield
         for task in tasks:
@@ -236,6 +238,8 @@ def create_app(
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(Exception):  # the last minute of throttled logins
+            await login_gate.flush_refusals(app, everything=True)
         await app.state.save_batcher.close()
         if database is None:
             db.dispose()

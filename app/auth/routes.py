@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import audit
-from app.auth import service
+from app.auth import gate, service
 from app.auth.deps import AdminUser, ClockDep, OptionalStaff
 from app.auth.models import Role, User
-from app.db import DbSession, RowId
+from app.auth.security import hash_password
+from app.db import DbSession, RowId, in_transaction
 from app.web import (
     LANG_COOKIE,
     LANGUAGES,
@@ -43,43 +45,58 @@ def login_page(request: Request, user: OptionalStaff, next: str = "") -> Respons
 
 
 @router.post("/login", include_in_schema=False)
-def login_submit(
+async def login_submit(
     request: Request,
-    db: DbSession,
     clock: ClockDep,
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
     next: Annotated[str, Form(max_length=500)] = "",
 ) -> Response:
+    """Read the throttle and the account, verify the password with no transaction open, then
+    write either the failure (group commit) or the session (see app/auth/gate.py)."""
     settings = request.app.state.settings
-    outcome = service.authenticate(
-        db,
-        hasher=request.app.state.password_hasher,
-        username=username,
-        password=password,
-        client_addr=client_addr(request),
-        now=clock.now(),
-    )
-    if outcome.user is None:
-        if outcome.throttled:
-            error = ("error.login_throttled", {"seconds": outcome.retry_after_s})
-            status, headers = 429, {"Retry-After": str(outcome.retry_after_s)}
-        else:
-            error, status, headers = ("error.login_failed", {}), 401, None
-        return render(
-            request, "auth/login.html", status_code=status, headers=headers,
-            next=safe_next(next, ""), username=username[:64], error=error,
-        )
-    token = service.start_session(
-        db,
-        user=outcome.user,
-        now=clock.now(),
-        absolute=timedelta(hours=settings.session_absolute_hours),
-        client_addr=client_addr(request),
-        user_agent=request.headers.get("user-agent", ""),
-        replaces=request.cookies.get(SESSION_COOKIE),
-    )
-    response = redirect(request, safe_next(next, home_for(outcome.user.role)))
+    addr, now = client_addr(request), clock.now()
+
+    def page(status: int, error: tuple[str, dict], headers: dict | None = None) -> Response:
+        return render(request, "auth/login.html", status_code=status, headers=headers,
+                      next=safe_next(next, ""), username=username[:64], error=error)
+
+    check = await in_transaction(request, lambda db: service.check_login(
+        db, username=username, client_addr=addr, now=now), write=False)
+    if check.retry_after_s:
+        gate.note_refusal(request, action="auth.login_throttled", identifier=check.name,
+                          client_addr=addr, wait_s=check.retry_after_s)
+        return page(429, ("error.login_throttled", {"seconds": check.retry_after_s}),
+                    {"Retry-After": str(check.retry_after_s)})
+    hasher = request.app.state.password_hasher
+    ok = await gate.in_password_slot(request.app, service.password_matches, hasher, check,
+                                     password)
+    if not ok:
+        try:
+            await gate.record(request, lambda db: service.record_failure(
+                db, check=check, client_addr=addr, now=now))
+        except Exception:  # noqa: BLE001 - not counted, so not answered as a plain failure
+            return page(503, ("error.login_busy", {}), {"Retry-After": "2"})
+        return page(401, ("error.login_failed", {}))
+    new_hash = None
+    if hasher.check_needs_rehash(check.password_hash):
+        new_hash = await gate.in_password_slot(request.app, hash_password, hasher, password)
+
+    def complete(db: Session) -> tuple[Role, str] | None:
+        user = service.complete_login(db, check=check, client_addr=addr, now=now,
+                                      new_hash=new_hash)
+        if user is None:
+            return None
+        return user.role, service.start_session(
+            db, user=user, now=now, absolute=timedelta(hours=settings.session_absolute_hours),
+            client_addr=addr, user_agent=request.headers.get("user-agent", ""),
+            replaces=request.cookies.get(SESSION_COOKIE))
+
+    done = await in_transaction(request, complete)
+    if done is None:  # disabled or password changed between the check and now
+        return page(401, ("error.login_failed", {}))
+    role, token = done
+    response = redirect(request, safe_next(next, home_for(role)))
     response.set_cookie(
         SESSION_COOKIE,
         token,

@@ -1,17 +1,4 @@
-"""Accounts, logins with throttling, and browser sessions.
-
-Throttling keeps three counters in the database (so every worker sees them):
-
-* per account *and* client address: 5 free failures, then an exponentially growing wait
-  (1 s, 2 s, 4 s ... capped at 15 min) - this is what stops one machine guessing one password;
-* per client address, all accounts: 30 free failures, then the same growth, capped at 15 min;
-* per account from anywhere: 10 free failures, then a wait capped at 60 s - a distributed
-  attack is slowed, but the real owner is never locked out for more than a minute.
-
-Counters are forgotten an hour after the last failure (longer than any lock, so waiting out a
-lock never earns fresh free guesses) and reset by a successful login.
-While a counter is locked, attempts are refused without checking the password.
-"""
+"""Accounts, staff logins (throttled, see app/auth/throttle.py) and browser sessions."""
 
 from __future__ import annotations
 
@@ -26,7 +13,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.auth.models import LoginThrottle, Role, User, WebSession
+from app.auth import throttle
+from app.auth.models import Role, User, WebSession
 from app.auth.security import (
     dummy_verify,
     hash_password,
@@ -37,22 +25,7 @@ from app.auth.security import (
 
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD_LENGTH = 10
-FORGET_AFTER = timedelta(hours=1)  # longer than the longest lock, so waiting it out never resets the count
 TOUCH_EVERY = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class ThrottleRule:
-    prefix: str
-    free_failures: int
-    max_lock: timedelta
-
-
-RULES = (
-    ThrottleRule("acctip", 5, timedelta(minutes=15)),
-    ThrottleRule("ip", 30, timedelta(minutes=15)),
-    ThrottleRule("acct", 10, timedelta(seconds=60)),
-)
 
 
 class AccountError(ValueError):
@@ -148,56 +121,65 @@ def set_active(
                  target=f"user:{user.username}", reason=reason, now=now)
 
 
-def _throttle_keys(username: str, client_addr: str) -> dict[str, str]:
-    return {
-        "acctip": f"acctip:{username}|{client_addr}",
-        "ip": f"ip:{client_addr}",
-        "acct": f"acct:{username}",
-    }
+@dataclass
+class LoginCheck:
+    """What a staff login needs before the password is checked, read in a read-only
+    transaction: the password is verified afterwards with no transaction open (argon2 takes
+    ~0.2 s, and inside a write transaction it held the SQLite write slot that whole time)."""
+
+    name: str
+    retry_after_s: int = 0
+    user_id: int | None = None
+    password_hash: str | None = None
+    is_active: bool = False
 
 
-def _lock_for(rule: ThrottleRule, failures: int) -> timedelta:
-    over = failures - rule.free_failures
-    if over < 0:
-        return timedelta(0)
-    return min(timedelta(seconds=2 ** min(over, 20)), rule.max_lock)
+def normalize_username(username: str) -> str:
+    return username.strip().lower()[:64]
 
 
-def throttle_wait(db: Session, *, username: str, client_addr: str, now: datetime) -> int:
-    """Seconds the caller must wait before another attempt (0 = may try now)."""
-    keys = list(_throttle_keys(username, client_addr).values())
-    wait = timedelta(0)
-    for row in db.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys))):
-        if row.locked_until and row.locked_until > now:
-            wait = max(wait, row.locked_until - now)
-    return int(wait.total_seconds() + 0.999)
+def check_login(db: Session, *, username: str, client_addr: str, now: datetime) -> LoginCheck:
+    name = normalize_username(username)
+    wait = throttle.wait_seconds(db, identifier=name, client_addr=client_addr, now=now)
+    if wait:
+        return LoginCheck(name, retry_after_s=wait)
+    user = db.scalar(select(User).where(User.username == name))
+    if user is None:
+        return LoginCheck(name)
+    return LoginCheck(name, user_id=user.id, password_hash=user.password_hash,
+                      is_active=user.is_active)
 
 
-def register_failure(db: Session, *, username: str, client_addr: str, now: datetime) -> None:
-    # Forgotten counters are removed here so the table stays as small as the live attack.
-    db.execute(delete(LoginThrottle).where(LoginThrottle.window_start < now - FORGET_AFTER))
-    keys = _throttle_keys(username, client_addr)
-    existing = {
-        row.key: row
-        for row in db.scalars(select(LoginThrottle).where(LoginThrottle.key.in_(keys.values())))
-    }
-    for rule in RULES:
-        key = keys[rule.prefix]
-        row = existing.get(key)
-        if row is None:
-            row = LoginThrottle(key=key, failures=0, window_start=now)
-            db.add(row)
-        elif now - row.window_start > FORGET_AFTER:
-            row.failures = 0
-        row.failures += 1
-        row.window_start = now  # the window is measured from the last failure
-        lock = _lock_for(rule, row.failures)
-        row.locked_until = now + lock if lock else None
+def password_matches(hasher: PasswordHasher, check: LoginCheck, password: str) -> bool:
+    """The argon2 verification (a dummy one for an unknown name, so timing tells nothing)."""
+    if check.password_hash is None:
+        dummy_verify(hasher, password)
+        return False
+    return verify_password(hasher, check.password_hash, password) and check.is_active
 
 
-def clear_failures(db: Session, *, username: str, client_addr: str) -> None:
-    keys = _throttle_keys(username, client_addr)
-    db.execute(delete(LoginThrottle).where(LoginThrottle.key.in_([keys["acctip"], keys["acct"]])))
+def record_failure(db: Session, *, check: LoginCheck, client_addr: str, now: datetime) -> None:
+    """The throttle count and audit row of a wrong password (run through the group commit)."""
+    throttle.register_failure(db, identifier=check.name, client_addr=client_addr, now=now)
+    audit.record(db, actor=f"addr:{client_addr}", action="auth.login_failed",
+                 target=f"user:{check.name}", now=now,
+                 data={"known_user": check.user_id is not None})
+
+
+def complete_login(db: Session, *, check: LoginCheck, client_addr: str, now: datetime,
+                   new_hash: str | None = None) -> User | None:
+    """The write of a successful login; None if the account went away or was disabled (or
+    its password changed) between the check and now."""
+    user = db.get(User, check.user_id)
+    if user is None or not user.is_active or user.password_hash != check.password_hash:
+        return None
+    if new_hash:
+        user.password_hash = new_hash
+    user.last_login_at = now
+    throttle.clear_success(db, identifier=check.name, client_addr=client_addr)
+    audit.record(db, actor=f"user:{user.username}", action="auth.login",
+                 target=f"user:{check.name}", now=now, data={"addr": client_addr})
+    return user
 
 
 def authenticate(
@@ -209,33 +191,18 @@ def authenticate(
     client_addr: str,
     now: datetime,
 ) -> LoginOutcome:
-    """Check a staff login under the throttle; every failure and refusal is audited."""
-    name = username.strip().lower()[:64]
-    wait = throttle_wait(db, username=name, client_addr=client_addr, now=now)
-    if wait:
-        audit.record(db, actor=f"addr:{client_addr}", action="auth.login_throttled",
-                     target=f"user:{name}", now=now, data={"retry_after_s": wait})
-        return LoginOutcome(None, retry_after_s=wait)
-    user = db.scalar(select(User).where(User.username == name))
-    if user is None:
-        dummy_verify(hasher, password)
-        ok = False
-    else:
-        ok = verify_password(hasher, user.password_hash, password) and user.is_active
-    if not ok:
-        register_failure(db, username=name, client_addr=client_addr, now=now)
-        audit.record(db, actor=f"addr:{client_addr}", action="auth.login_failed",
-                     target=f"user:{name}", now=now,
-                     data={"known_user": user is not None})
+    """All of a staff login in the caller's transaction (the CLI and tests; the login page
+    runs the same steps with the password check outside any transaction)."""
+    check = check_login(db, username=username, client_addr=client_addr, now=now)
+    if check.retry_after_s:
+        return LoginOutcome(None, retry_after_s=check.retry_after_s)
+    if not password_matches(hasher, check, password):
+        record_failure(db, check=check, client_addr=client_addr, now=now)
         return LoginOutcome(None)
-    assert user is not None
-    if hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = hash_password(hasher, password)
-    user.last_login_at = now
-    clear_failures(db, username=name, client_addr=client_addr)
-    audit.record(db, actor=f"user:{user.username}", action="auth.login", target=f"user:{name}",
-                 now=now, data={"addr": client_addr})
-    return LoginOutcome(user)
+    new_hash = (hash_password(hasher, password)
+                if hasher.check_needs_rehash(check.password_hash) else None)
+    return LoginOutcome(complete_login(db, check=check, client_addr=client_addr, now=now,
+                                       new_hash=new_hash))
 
 
 # -- browser sessions ---------------------------------------------------------------------------

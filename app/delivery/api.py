@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep
 from app.db import RowId, in_transaction
-from app.delivery import attempts, seb
+from app.delivery import attempts, login_flow, seb
 from app.delivery.deps import bearer_lookup
 from app.delivery.models import Attempt, AttemptSection
 from app.delivery.schemas import (
@@ -44,8 +44,7 @@ def _json(model: BaseModel) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"))
 
 
-def client_addr(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+client_addr = login_flow.client_addr
 
 
 def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
@@ -102,19 +101,14 @@ def save_work(request: Request, token: str, item_id: int, body: AnswerUpdate, no
 
 
 @router.post("/login", response_model=TakerLoginRead, responses=ERRORS)
-async def taker_login(body: TakerLoginCreate, request: Request,
-                      clock: ClockDep) -> JSONResponse:
+async def taker_login(body: TakerLoginCreate, request: Request) -> JSONResponse:
     """Log in with NIP and token; the access token goes in `Authorization: Bearer ...`."""
-    def work(db: Session) -> TakerLoginRead:
-        result = attempts.login(db, nip=body.nip, token=body.token,
-                                workstation=body.workstation or f"addr:{client_addr(request)}",
-                                client_addr=client_addr(request),
-                                secret=request.app.state.secret, now=clock.now())
-        seb.check_login(request, db, session=result.session, nip=result.participant.nip,
-                        client_addr=client_addr(request), now=clock.now())
+    def then(_db: Session, result: attempts.LoginResult) -> TakerLoginRead:
         return TakerLoginRead(attempt_id=result.attempt.id, access_token=result.access_token,
                               state=result.attempt.state.value, session_code=result.session.code)
-    return _json(await in_transaction(request, work))
+    return _json(await login_flow.login(
+        request, nip=body.nip, token=body.token,
+        workstation=body.workstation or f"addr:{client_addr(request)}", then=then))
 
 
 @router.get("/attempt", response_model=AttemptRead, responses=ERRORS)

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from app import audit
 from app.assembly.forms import build_form
 from app.assembly.models import Blueprint
-from app.auth import service as auth_service
+from app.auth import throttle
 from app.auth.security import (
     constant_time_equal,
     keyed_digest,
@@ -79,16 +79,27 @@ class LoginResult:
 # -- login --------------------------------------------------------------------------------------
 
 
-def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: str,
-          secret: str, now: datetime) -> LoginResult:
-    """NIP + token -> the attempt of the participant's open session, bound to this seat."""
-    nip = "".join(ch for ch in nip if ch.isdigit())[:18]
-    throttle_name = f"nip:{nip}"
-    wait = auth_service.throttle_wait(db, username=throttle_name, client_addr=client_addr, now=now)
-    if wait:
-        audit.record(db, actor=f"addr:{client_addr}", action="taker.login_throttled",
-                     target=f"nip:{nip}", now=now, data={"retry_after_s": wait})
-        raise LoginRefused(429, "taker.error_throttled", "too many failed logins", wait)
+@dataclass
+class LoginCheck:
+    """A taker login read in a read-only transaction: the throttle and the token's match."""
+
+    nip: str
+    counted_as: str  # the client address, or "seat:..." for the seat the attempt is bound to
+    retry_after_s: int = 0
+    matched: bool = False
+
+    @property
+    def identifier(self) -> str:
+        return f"nip:{self.nip}"
+
+
+def _is_cookie_seat(workstation: str) -> bool:
+    # The login page's long-lived random seat cookie ("seat-" + 16 characters); a name an API
+    # client chose ("PC-07") could be guessed, so it never earns the seat's own counter.
+    return workstation.startswith("seat-") and len(workstation) >= 21
+
+
+def _matches(db: Session, nip: str, token: str, secret: str) -> tuple | None:
     digest = keyed_digest(secret, TOKEN_PURPOSE, normalize_participant_token(token))
     rows = db.execute(
         select(RosterEntry, TestSession, Participant)
@@ -96,12 +107,62 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
         .join(Participant, Participant.id == RosterEntry.participant_id)
         .where(Participant.nip == nip)
         .order_by(TestSession.starts_at.desc())).all()
-    match = next((r for r in rows if constant_time_equal(r[0].token_hmac, digest)), None)
+    return next((r for r in rows if constant_time_equal(r[0].token_hmac, digest)), None)
+
+
+def check_login(db: Session, *, nip: str, token: str, workstation: str, client_addr: str,
+                secret: str, now: datetime) -> LoginCheck:
+    """The throttle and the token check of a login, without writing anything.
+
+    Failures are counted per NIP and address and per address (app/auth/throttle.py). When
+    this NIP's live attempt is bound to the seat cookie this browser presents, the seat is
+    counted instead of the address: the taker at their own lab PC gets in with the right
+    token whatever others behind the same address did."""
+    nip = "".join(ch for ch in nip if ch.isdigit())[:18]
+    counted_as = client_addr
+    if _is_cookie_seat(workstation):
+        bound = db.scalar(
+            select(Attempt.id)
+            .join(RosterEntry, RosterEntry.id == Attempt.roster_entry_id)
+            .join(Participant, Participant.id == RosterEntry.participant_id)
+            .where(Participant.nip == nip, Attempt.workstation_id == workstation,
+                   Attempt.state.in_(LIVE_STATES)).limit(1))
+        if bound is not None:
+            counted_as = f"seat:{workstation}"
+    check = LoginCheck(nip, counted_as)
+    check.retry_after_s = throttle.wait_seconds(db, identifier=check.identifier,
+                                                client_addr=counted_as, now=now)
+    if not check.retry_after_s:
+        check.matched = _matches(db, nip, token, secret) is not None
+    return check
+
+
+def record_login_failure(db: Session, *, check: LoginCheck, client_addr: str,
+                         now: datetime) -> None:
+    """The throttle count and audit row of a wrong NIP or token (through the group commit)."""
+    throttle.register_failure(db, identifier=check.identifier, client_addr=check.counted_as,
+                              now=now)
+    audit.record(db, actor=f"addr:{client_addr}", action="taker.login_failed",
+                 target=check.identifier, now=now)
+
+
+def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: str,
+          secret: str, now: datetime, check: LoginCheck | None = None) -> LoginResult:
+    """NIP + token -> the attempt of the participant's open session, bound to this seat.
+
+    ``check`` is the caller's :func:`check_login` when it already ran (the HTTP routes run it
+    in a read-only transaction and write a failure through the group commit); without it the
+    whole login, failure bookkeeping included, runs in this transaction."""
+    if check is None:
+        check = check_login(db, nip=nip, token=token, workstation=workstation,
+                            client_addr=client_addr, secret=secret, now=now)
+        if check.retry_after_s:
+            raise TakerError(429, "taker.error_throttled", "too many failed logins",
+                             check.retry_after_s)
+    nip = check.nip
+    match = _matches(db, nip, token, secret)
     if match is None:
-        auth_service.register_failure(db, username=throttle_name, client_addr=client_addr,
-                                      now=now)
-        audit.record(db, actor=f"addr:{client_addr}", action="taker.login_failed",
-                     target=f"nip:{nip}", now=now)
+        record_login_failure(db, check=check, client_addr=client_addr, now=now)
         raise LoginRefused(401, "taker.error_credentials", "wrong NIP or token")
     entry, session, participant = match
     if session.state not in (SessionState.open, SessionState.paused):
@@ -126,7 +187,7 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
                         created_at=now))
         raise LoginRefused(409, "taker.error_seat",
                          "this attempt is active on another computer; ask the proctor to unlock")
-    auth_service.clear_failures(db, username=throttle_name, client_addr=client_addr)
+    throttle.clear_success(db, identifier=check.identifier, client_addr=check.counted_as)
     access = random_token(32)
     attempt.access_token_hmac = keyed_digest(secret, ACCESS_PURPOSE, access)
     if attempt.state in LIVE_STATES:

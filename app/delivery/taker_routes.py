@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
 from app.db import DbSession, RowId
-from app.delivery import attempts, seb
+from app.delivery import attempts, login_flow, seb
 from app.delivery.api import _json, client_addr, save_work, status_response
 from app.delivery.deps import (
     SEAT_COOKIE,
@@ -61,21 +61,18 @@ def taker_home(request: Request, user: OptionalStaff) -> Response:
 
 
 @router.post("/ujian/masuk", include_in_schema=False)
-def taker_login(request: Request, db: DbSession, clock: ClockDep,
-                nip: Annotated[str, Form(max_length=40)] = "",
-                token: Annotated[str, Form(max_length=40)] = "") -> Response:
+async def taker_login(request: Request,
+                      nip: Annotated[str, Form(max_length=40)] = "",
+                      token: Annotated[str, Form(max_length=40)] = "") -> Response:
     seat = _seat(request) or f"addr:{client_addr(request)}"
     try:
-        result = attempts.login(db, nip=nip, token=token, workstation=seat,
-                                client_addr=client_addr(request),
-                                secret=request.app.state.secret, now=clock.now())
-        seb.check_login(request, db, session=result.session, nip=result.participant.nip,
-                        client_addr=client_addr(request), now=clock.now())
+        access = await login_flow.login(request, nip=nip, token=token, workstation=seat,
+                                        then=lambda _db, result: result.access_token)
     except attempts.TakerError as exc:
         return _login_page(request, status_code=exc.status, error=exc.key,
                            params={"seconds": exc.retry_after}, nip=nip[:40])
     response = redirect(request, "/ujian")
-    response.set_cookie(TAKER_COOKIE, result.access_token, httponly=True, samesite="lax",
+    response.set_cookie(TAKER_COOKIE, access, httponly=True, samesite="lax",
                         secure=cookie_secure(request), max_age=12 * 3600)
     return response
 

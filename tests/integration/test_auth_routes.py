@@ -143,16 +143,24 @@ def test_proctor_cannot_open_admin_pages(client, make_user):
 
 def test_burst_of_wrong_passwords_is_throttled(app, make_user, database):
     password = make_user("admin")
-    attacker = TestClient(app, client=("10.1.1.66", 40000))
-    statuses = [staff_login(attacker, "admin", f"guess-{i}").status_code for i in range(20)]
-    assert statuses[:5] == [401] * 5
-    assert statuses[5:] == [429] * 15
-    refused = staff_login(attacker, "admin", password)  # even the right password must wait
-    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
-    assert "Tunggu" in refused.text
-    assert SESSION_COOKIE not in attacker.cookies
+    with TestClient(app, client=("10.1.1.66", 40000)) as attacker:
+        statuses = [staff_login(attacker, "admin", f"guess-{i}").status_code
+                    for i in range(20)]
+        assert statuses[:5] == [401] * 5
+        assert statuses[5:] == [429] * 15
+        refused = staff_login(attacker, "admin", password)  # even the right password waits
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+        assert "Tunggu" in refused.text
+        assert SESSION_COOKIE not in attacker.cookies
+        # A refusal writes nothing at once (a flood of them must not flood the audit log).
+        assert audit_actions(database).count("auth.login_throttled") == 0
+    # The server stopping writes the tally: one row for the 16 refusals, with the count.
     actions = audit_actions(database)
-    assert actions.count("auth.login_failed") == 5 and actions.count("auth.login_throttled") == 16
+    assert actions.count("auth.login_failed") == 5 and actions.count("auth.login_throttled") == 1
+    with database.transaction(write=False) as s:
+        row = s.scalar(select(AuditEvent).where(AuditEvent.action == "auth.login_throttled"))
+    assert row.target == "user:admin" and row.actor == "addr:10.1.1.66"
+    assert row.data["count"] == 16 and row.data["addresses"] == ["10.1.1.66"]
 
 
 def test_patient_guesser_is_slowed_but_the_owner_is_never_locked_out_long(app, make_user, clock):

@@ -1,0 +1,91 @@
+"""The request side of logins, shared by the staff login page and the taker logins.
+
+A login must never slow the exam down, whoever sends it and however many:
+
+* the throttle and the account are read in a read-only transaction;
+* the password (argon2, ~0.2 s of CPU) is verified with no transaction open, and at most
+  ``PASSWORD_CHECKS_IN_FLIGHT`` at once per process, so a burst of staff logins leaves the other
+  core to the takers;
+* a failure's throttle count and audit row go through the autosave group commit (one commit
+  for many) instead of a write transaction of their own;
+* a refusal by the throttle writes nothing: it is tallied in memory and written as one audit
+  row per identifier and minute (:func:`refusal_audit_loop`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from app.auth import throttle
+
+logger = logging.getLogger("cact")
+PASSWORD_CHECKS_IN_FLIGHT = 1
+FLUSH_EVERY_S = 15
+
+
+def tally(app: FastAPI) -> throttle.RefusalTally:
+    if getattr(app.state, "login_refusals", None) is None:
+        app.state.login_refusals = throttle.RefusalTally()
+    return app.state.login_refusals
+
+
+def note_refusal(request: Request, *, action: str, identifier: str, client_addr: str,
+                 wait_s: int) -> None:
+    tally(request.app).note(action=action, identifier=identifier, client_addr=client_addr,
+                            wait_s=wait_s, now=request.app.state.clock.now())
+
+
+@contextlib.asynccontextmanager
+async def password_slot(app: FastAPI) -> AsyncIterator[None]:
+    """Wait (without holding a thread) for one of the process's password-check slots. One
+    semaphore per event loop: tests run several loops against one app."""
+    loop = asyncio.get_running_loop()
+    slots = getattr(app.state, "password_slots", None)
+    if slots is None or slots[0] is not loop:
+        slots = app.state.password_slots = (loop, asyncio.Semaphore(PASSWORD_CHECKS_IN_FLIGHT))
+    async with slots[1]:
+        yield
+
+
+async def in_password_slot(app: FastAPI, fn: Callable[..., Any], *args: Any) -> Any:
+    async with password_slot(app):
+        return await run_in_threadpool(fn, *args)
+
+
+async def record(request: Request, work: Callable[[Session], Any]) -> Any:
+    """Run ``work`` in the next group commit; returns once it is on disk."""
+    return await request.app.state.save_batcher.submit(work)
+
+
+async def flush_refusals(app: FastAPI, *, everything: bool = False) -> int:
+    """Write the tallied refusals whose minute is over (or all of them): one audit row per
+    identifier and window. Returns how many windows were written."""
+    refusals = tally(app)
+    now = app.state.clock.now()
+    taken = refusals.take_due(now, everything=everything)
+    if not taken:
+        return 0
+    try:
+        await app.state.save_batcher.submit(
+            lambda db: throttle.write(db, taken, now=now))
+    except Exception:
+        refusals.put_back(taken)  # kept for the next try; the tally is only in memory
+        raise
+    return len(taken)
+
+
+async def refusal_audit_loop(app: FastAPI) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_EVERY_S)
+        try:
+            await flush_refusals(app)
+        except Exception:  # noqa: BLE001 - a busy database: the windows wait for the next run
+            logger.warning("throttled logins not yet written to the audit log; trying again")

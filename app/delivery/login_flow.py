@@ -1,0 +1,58 @@
+"""A taker login over HTTP (the login page and the JSON API): the throttle and the token are
+checked in a read-only transaction; a wrong NIP or token is counted through the group commit;
+a refusal by the throttle writes nothing but a tally (app/auth/gate.py); only a login whose
+token matched opens a write transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from sqlalchemy.orm import Session
+
+from app.auth import gate
+from app.db import in_transaction
+from app.delivery import attempts, seb
+
+T = TypeVar("T")
+
+
+def client_addr(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def login(request: Request, *, nip: str, token: str, workstation: str,
+                then: Callable[[Session, attempts.LoginResult], T]) -> T:
+    """Log in and run ``then(db, result)`` in the login's transaction. Raises TakerError."""
+    app = request.app
+    addr, now, secret = client_addr(request), app.state.clock.now(), app.state.secret
+
+    def read(db: Session) -> attempts.LoginCheck:
+        return attempts.check_login(db, nip=nip, token=token, workstation=workstation,
+                                    client_addr=addr, secret=secret, now=now)
+
+    check = await in_transaction(request, read, write=False)
+    if check.retry_after_s:
+        gate.note_refusal(request, action="taker.login_throttled", identifier=check.identifier,
+                          client_addr=addr, wait_s=check.retry_after_s)
+        raise attempts.TakerError(429, "taker.error_throttled", "too many failed logins",
+                                  check.retry_after_s)
+    if not check.matched:
+        try:
+            await gate.record(request, lambda db: attempts.record_login_failure(
+                db, check=check, client_addr=addr, now=now))
+        except Exception:  # noqa: BLE001 - not counted, so not answered as a plain failure
+            raise attempts.TakerError(503, "taker.error_login_busy",
+                                      "the server is busy; try again in a few seconds",
+                                      retry_after=2) from None
+        raise attempts.TakerError(401, "taker.error_credentials", "wrong NIP or token")
+
+    def write(db: Session) -> Any:
+        result = attempts.login(db, nip=nip, token=token, workstation=workstation,
+                                client_addr=addr, secret=secret, now=now, check=check)
+        seb.check_login(request, db, session=result.session, nip=result.participant.nip,
+                        client_addr=addr, now=now)
+        return then(db, result)
+
+    return await in_transaction(request, write)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.auth import gate, service
+from app.auth import gate, service, throttle
 from app.auth.deps import AdminUser, ClockDep, OptionalStaff
 from app.auth.models import Role, User
 from app.auth.security import hash_password
@@ -144,9 +144,27 @@ admin_router = APIRouter(prefix="/admin")
 def _users_page(request: Request, db: DbSession, *, status_code: int = 200, **context) -> Response:
     users = db.scalars(select(User).order_by(User.role, User.username))
     defaults = {"form": {"username": "", "full_name": "", "role": "proctor"}, "error": None,
-                "created": None, "password_reset": None}
+                "created": None, "password_reset": None, "cleared": None}
+    locks = throttle.active_locks(db, now=request.app.state.clock.now())
     return render(request, "admin/users.html", status_code=status_code, users=list(users),
-                  **{**defaults, **context})
+                  locks=locks, **{**defaults, **context})
+
+
+@admin_router.post("/login-locks/clear", include_in_schema=False)
+def login_locks_clear(
+    request: Request,
+    db: DbSession,
+    clock: ClockDep,
+    user: AdminUser,
+    identifier: Annotated[str, Form(max_length=200)] = "",
+    address: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Clear the login throttle of an account or NIP (every address) or of an address."""
+    if bool(identifier) == bool(address):
+        raise HTTPException(status_code=400, detail="give an identifier or an address")
+    removed = throttle.clear(db, actor=f"user:{user.username}", now=clock.now(),
+                             identifier=identifier or None, address=address or None)
+    return _users_page(request, db, cleared=removed)
 
 
 @admin_router.get("/users", include_in_schema=False)

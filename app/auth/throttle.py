@@ -125,19 +125,24 @@ def _parse(row: LoginThrottle, now: datetime) -> Lock:
                 row.failures, max(0, wait))
 
 
-def active_locks(db: Session, *, now: datetime, identifier: str | None = None) -> list[Lock]:
-    """Counters locked now (all, or those of one identifier), longest wait first."""
+def active_locks(db: Session, *, now: datetime, identifier: str | None = None,
+                 identifier_prefix: str | None = None) -> list[Lock]:
+    """Counters locked now (all, those of one identifier, or of identifiers starting with a
+    prefix such as "nip:"), longest wait first."""
     query = select(LoginThrottle).where(LoginThrottle.locked_until > now,
                                         LoginThrottle.key.not_like("acct:%"))
     if identifier is not None:
-        query = query.where(LoginThrottle.key.like(_like_prefix(identifier), escape="\\"))
+        query = query.where(LoginThrottle.key.like(_escape(f"acctip:{identifier}|") + "%",
+                                                   escape="\\"))
+    if identifier_prefix is not None:
+        query = query.where(LoginThrottle.key.like(_escape(f"acctip:{identifier_prefix}") + "%",
+                                                   escape="\\"))
     locks = [_parse(row, now) for row in db.scalars(query)]
     return sorted(locks, key=lambda lock: (-lock.wait_s, lock.key))
 
 
-def _like_prefix(identifier: str) -> str:
-    escaped = identifier.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"acctip:{escaped}|%"
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def clear(db: Session, *, actor: str, now: datetime, identifier: str | None = None,
@@ -147,13 +152,13 @@ def clear(db: Session, *, actor: str, now: datetime, identifier: str | None = No
     if (identifier is None) == (address is None):
         raise ValueError("clear either an identifier or an address")
     if identifier is not None:
-        condition = or_(LoginThrottle.key.like(_like_prefix(identifier), escape="\\"),
+        condition = or_(LoginThrottle.key.like(_escape(f"acctip:{identifier}|") + "%",
+                                                escape="\\"),
                         LoginThrottle.key == f"acct:{identifier}")
         target = identifier if identifier.startswith("nip:") else f"user:{identifier}"
     else:
-        escaped = address.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         condition = or_(LoginThrottle.key == f"ip:{address}",
-                        LoginThrottle.key.like(f"acctip:%|{escaped}", escape="\\"))
+                        LoginThrottle.key.like(f"acctip:%|{_escape(address)}", escape="\\"))
         target = f"addr:{address}"
     removed = db.execute(delete(LoginThrottle).where(condition)).rowcount or 0
     audit.record(db, actor=actor, action="auth.throttle_cleared", target=target, now=now,

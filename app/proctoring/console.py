@@ -18,6 +18,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from app.auth import throttle
+from app.auth.models import LoginThrottle
 from app.delivery.attempts import effective_deadline, remaining_seconds
 from app.delivery.models import (
     Answer,
@@ -126,6 +128,7 @@ def console_state(db: Session, *, session: TestSession, now: datetime) -> Consol
                    Incident.created_at >= now - ATTENTION_WINDOW)
             .order_by(Incident.id)):
         attention.setdefault(attempt_id, []).append((kind, note))
+    throttled = throttled_nips(db, now=now)
     seats = []
     for entry_id, seat, nip, name, attempt, section in rows:
         state = _seat_state(attempt, now)
@@ -146,12 +149,26 @@ def console_state(db: Session, *, session: TestSession, now: datetime) -> Consol
             item.attention = attention.get(attempt.id, [])
             if state == "disconnected" and attempt.state == AttemptState.active:
                 item.attention = [*item.attention, ("silent", "")]
+        if nip in throttled:  # the participant waits at the login page: the proctor can clear
+            item.attention = [*item.attention, ("login_throttled", f"{throttled[nip]} s")]
         seats.append(item)
     seats.sort(key=lambda s: (s.name.casefold(), s.nip))
     return ConsoleState(session_id=session.id, code=session.code, name=session.name,
                         room=session.room, session_state=session.state.value,
                         ends_at=session.ends_at, now=now, seats=seats,
                         public_scores=session.public_scores)
+
+
+_NIP_LOCKS = (LoginThrottle.key.like("acctip:nip:%"), LoginThrottle.locked_until.is_not(None))
+
+
+def throttled_nips(db: Session, *, now: datetime) -> dict[str, int]:
+    """NIPs whose login is locked by the throttle now, with the seconds left."""
+    waits: dict[str, int] = {}
+    for lock in throttle.active_locks(db, now=now, identifier_prefix="nip:"):
+        nip = lock.identifier.removeprefix("nip:")
+        waits[nip] = max(waits.get(nip, 0), lock.wait_s)
+    return waits
 
 
 def fingerprint(db: Session, *, session_id: int) -> tuple:
@@ -172,6 +189,10 @@ def fingerprint(db: Session, *, session_id: int) -> tuple:
         .scalar_subquery(),
         select(TestSession.state).where(TestSession.id == session_id).scalar_subquery(),
         select(TestSession.public_scores).where(TestSession.id == session_id)
+        .scalar_subquery(),
+        # a participant's login locked or cleared (attention on the row)
+        select(func.count()).where(*_NIP_LOCKS).scalar_subquery(),
+        select(func.max(LoginThrottle.locked_until)).where(*_NIP_LOCKS)
         .scalar_subquery())).one()
     return tuple(attempts) + tuple(other)
 

@@ -17,15 +17,23 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from app.auth import throttle
 from app.auth.deps import ClockDep, Forbidden, StaffUser
 from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
 from app.db import DbSession, RowId
 from app.delivery import sessions as session_service
-from app.delivery.models import ProctorAssignment, SessionState, TestSession
+from app.delivery.models import (
+    Participant,
+    ProctorAssignment,
+    RosterEntry,
+    SessionState,
+    TestSession,
+)
 from app.proctoring import service
 from app.proctoring.console import board_rows, console_state, fingerprint
 from app.web import redirect, render, request_language, templates, template_context, translate
@@ -37,7 +45,8 @@ STREAM_TICK_S = 1.0
 STREAM_REFRESH_S = 10.0  # re-render even without changes: "12 s ago", "disconnected"
 STREAM_MAX_S = 240.0
 NO_STORE = {"Cache-Control": "no-store"}
-SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset", "note")
+SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset", "note",
+                "clear_throttle")
 
 
 
@@ -178,14 +187,13 @@ def _panel(db: Session, session: TestSession, entry_id: int, now) -> dict:
     seat = next((s for s in state.seats if s.entry_id == entry_id), None)
     if seat is None:
         raise HTTPException(status_code=404)
-    from sqlalchemy import select
-
     from app.proctoring.models import Incident
 
     notes = list(db.scalars(select(Incident).where(
         Incident.session_id == session.id, Incident.attempt_id == seat.attempt_id)
         .order_by(Incident.id.desc()).limit(20))) if seat.attempt_id else []
-    return {"seat": seat, "notes": notes}
+    locks = throttle.active_locks(db, now=now, identifier=f"nip:{seat.nip}")
+    return {"seat": seat, "notes": notes, "locks": locks}
 
 
 @router.get("/proctor/sessions/{code}/peserta/{entry_id}", include_in_schema=False)
@@ -209,6 +217,15 @@ def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action:
         raise HTTPException(status_code=400)
     if session.state == SessionState.closed and action != "note":
         raise service.ActionRefused("session_closed", "the session is closed")
+    if action == "clear_throttle":  # works before the first login too: no attempt needed
+        nip = db.scalar(select(Participant.nip).join(
+            RosterEntry, RosterEntry.participant_id == Participant.id).where(
+            RosterEntry.id == entry_id, RosterEntry.session_id == session.id))
+        if nip is None:
+            raise HTTPException(status_code=404)
+        throttle.clear(db, actor=_actor(user), now=now, identifier=f"nip:{nip}",
+                       reason=reason.strip())
+        return "proctor.done_clear_throttle"
     attempt = service.attempt_for_entry(db, session=session, entry_id=entry_id,
                                         create=action in ("extra_time", "note"), now=now)
     if attempt is None:
@@ -378,7 +395,7 @@ class ConsoleRead(BaseModel):
 
 class SeatActionCreate(BaseModel):
     action: Literal["extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset",
-                    "note"]
+                    "note", "clear_throttle"]
     minutes: int = Field(0, ge=0, le=service.MAX_EXTRA_MINUTES)
     reason: str = Field("", max_length=2000)
 

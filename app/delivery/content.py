@@ -20,8 +20,11 @@ from sqlalchemy.orm import Session
 
 from app.assembly.forms import PoolItem
 from app.bank.models import BankVersion, Item, ItemOption
+from app.bank.sanitize import media_names
+from app.delivery.models import Attempt, AttemptItem, AttemptState
 
 MAX_CACHED_ITEMS = 50_000  # a few large banks; beyond it the cache starts afresh
+MAX_CACHED_FORMS = 20_000  # attempts whose images are known; beyond it the cache starts afresh
 
 _lock = threading.Lock()
 
@@ -31,6 +34,8 @@ class _Cache:
     pools: dict[tuple[int, ...], list[PoolItem]] = field(default_factory=dict)
     items: dict[int, ItemContent] = field(default_factory=dict)
     options: dict[int, dict[int, str]] = field(default_factory=dict)  # item -> option -> HTML
+    # (attempt id, seed) -> {(bank version, image name): first section whose item shows it}
+    form_media: dict[tuple[int, int], dict[tuple[int, str], int]] = field(default_factory=dict)
 
 
 # One cache per database (keyed by its connection pool): ids mean nothing across databases,
@@ -124,3 +129,43 @@ def contents(db: Session, item_ids: Iterable[int]
                     cache.items[item_id] = content
                     cache.options[item_id] = fresh_options[item_id]
     return items, options
+
+
+def _form_media(db: Session, attempt: Attempt) -> dict[tuple[int, str], int]:
+    """(bank version, image name) -> the first section of the attempt's form with an item
+    whose stem or options show that image. Read from the same HTML the taker is sent.
+
+    Kept per attempt: a lab's 40 PCs load a page's images at once, and the form of an attempt
+    never changes. Keyed by (id, seed) too, because a reset attempt's id may be reused by its
+    successor (SQLite), whose seed, and so form, is new. Only forms made entirely of frozen
+    items are kept, like the item content above."""
+    key = (attempt.id, attempt.seed)
+    cache = _cache(db)
+    known = cache.form_media.get(key)
+    if known is not None:
+        return known
+    sections = dict(db.execute(select(AttemptItem.item_id, AttemptItem.section)
+                               .where(AttemptItem.attempt_id == attempt.id)).all())
+    items, options = contents(db, sections)
+    shown: dict[tuple[int, str], int] = {}
+    for item_id, section in sections.items():
+        html = items[item_id].stem + "".join(options[item_id].values())
+        for name in media_names(html):
+            where = (items[item_id].bank_version_id, name)
+            shown[where] = min(section, shown.get(where, section))
+    if all(i in cache.items for i in sections):  # frozen (the cache never holds others)
+        with _lock:
+            if len(cache.form_media) > MAX_CACHED_FORMS:
+                cache.form_media.clear()
+            cache.form_media[key] = shown
+    return shown
+
+
+def form_shows_media(db: Session, *, attempt: Attempt, version_id: int, name: str) -> bool:
+    """Whether the taker's page may show this image now: an item of their own form shows it,
+    in a section that is not still ahead of them (the page does not show those items yet)."""
+    section = _form_media(db, attempt).get((version_id, name))
+    if section is None:
+        return False
+    return (attempt.state in (AttemptState.submitted, AttemptState.expired)
+            or section <= attempt.current_section)

@@ -11,13 +11,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
 from app.db import DbSession, RowId
-from app.delivery import attempts, login_flow, seb
+from app.delivery import attempts, content, login_flow, seb
 from app.delivery.api import _json, client_addr, save_work, status_response
 from app.delivery.deps import (
     SEAT_COOKIE,
@@ -26,9 +25,8 @@ from app.delivery.deps import (
     cookie_attempt,
     cookie_lookup_json,
 )
-from app.bank.models import Item
 from app.bank.routes import media_response
-from app.delivery.models import AttemptItem, AttemptState
+from app.delivery.models import AttemptState
 from app.delivery.schemas import AnswerUpdate
 from app.delivery.views import AttemptView, attempt_view
 from app.web import cookie_secure, redirect, render
@@ -200,10 +198,9 @@ def exam_logout(request: Request, db: DbSession, clock: ClockDep) -> Response:
 
 @router.get("/ujian/media/{version_id}/{name}", include_in_schema=False)
 def exam_media(version_id: RowId, name: str, attempt: PageAttempt, db: DbSession) -> Response:
-    """Images of the items in this taker's own form, and nothing else."""
-    uses = db.scalar(select(AttemptItem.id).join(Item, Item.id == AttemptItem.item_id)
-                     .where(AttemptItem.attempt_id == attempt.id,
-                            Item.bank_version_id == version_id).limit(1))
-    if uses is None:
+    """Images that an item of this taker's own form shows, once its section is visible, and
+    nothing else: any other name is the same 404 as a missing file (security review #13:
+    every image of the bank version was served, including those of items in other forms)."""
+    if not content.form_shows_media(db, attempt=attempt, version_id=version_id, name=name):
         raise HTTPException(status_code=404)
     return media_response(db, version_id, name)

@@ -9,7 +9,10 @@ A login must never slow the exam down, whoever sends it and however many:
 * a failure's throttle count and audit row go through the autosave group commit (one commit
   for many) instead of a write transaction of their own;
 * a refusal by the throttle writes nothing: it is tallied in memory and written as one audit
-  row per identifier and minute (:func:`refusal_audit_loop`).
+  row per identifier and minute (:func:`refusal_audit_loop`); for two seconds after the
+  database said "locked", the same identifier and address are refused from memory
+  (:class:`LockCache`), so a flood of refused attempts costs no database read either. A lock
+  cleared by staff therefore holds at most two seconds longer.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +35,42 @@ from app.auth import throttle
 logger = logging.getLogger("cact")
 PASSWORD_CHECKS_IN_FLIGHT = 1
 FLUSH_EVERY_S = 15
+LOCK_CACHE_S = 2.0
+LOCK_CACHE_ENTRIES = 10_000
+
+
+class LockCache:
+    """Locks the database reported in the last ``LOCK_CACHE_S`` seconds, per (identifier,
+    address): the end of the lock (wall clock, the app's clock) and when it was read."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[datetime, float]] = {}
+
+    def wait_s(self, identifier: str, client_addr: str, now: datetime) -> int:
+        with self._lock:
+            entry = self._entries.get((identifier, client_addr))
+        if entry is None or time.monotonic() - entry[1] > LOCK_CACHE_S:
+            return 0
+        left = (entry[0] - now).total_seconds()
+        return int(left + 0.999) if left > 0 else 0
+
+    def put(self, identifier: str, client_addr: str, now: datetime, wait_s: int) -> None:
+        with self._lock:
+            if len(self._entries) >= LOCK_CACHE_ENTRIES:
+                self._entries.clear()  # a flood of addresses: start over, the database knows
+            self._entries[(identifier, client_addr)] = (now + timedelta(seconds=wait_s),
+                                                        time.monotonic())
+
+    def forget(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def lock_cache(app: FastAPI) -> LockCache:
+    if getattr(app.state, "login_locks", None) is None:
+        app.state.login_locks = LockCache()
+    return app.state.login_locks
 
 
 def tally(app: FastAPI) -> throttle.RefusalTally:

@@ -61,8 +61,14 @@ async def login_submit(
         return render(request, "auth/login.html", status_code=status, headers=headers,
                       next=safe_next(next, ""), username=username[:64], error=error)
 
-    check = await in_transaction(request, lambda db: service.check_login(
-        db, username=username, client_addr=addr, now=now), write=False)
+    locks = gate.lock_cache(request.app)
+    if wait_s := locks.wait_s(service.normalize_username(username), addr, now):
+        check = service.LoginCheck(service.normalize_username(username), retry_after_s=wait_s)
+    else:
+        check = await in_transaction(request, lambda db: service.check_login(
+            db, username=username, client_addr=addr, now=now), write=False)
+        if check.retry_after_s:
+            locks.put(check.name, addr, now, check.retry_after_s)
     if check.retry_after_s:
         gate.note_refusal(request, action="auth.login_throttled", identifier=check.name,
                           client_addr=addr, wait_s=check.retry_after_s)
@@ -164,6 +170,7 @@ def login_locks_clear(
         raise HTTPException(status_code=400, detail="give an identifier or an address")
     removed = throttle.clear(db, actor=f"user:{user.username}", now=clock.now(),
                              identifier=identifier or None, address=address or None)
+    gate.lock_cache(request.app).forget()  # other workers follow within two seconds
     return _users_page(request, db, cleared=removed)
 
 

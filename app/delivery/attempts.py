@@ -93,7 +93,11 @@ class LoginCheck:
         return f"nip:{self.nip}"
 
 
-def _is_cookie_seat(workstation: str) -> bool:
+def normalize_nip(nip: str) -> str:
+    return "".join(ch for ch in nip if ch.isdigit())[:18]
+
+
+def is_cookie_seat(workstation: str) -> bool:
     # The login page's long-lived random seat cookie ("seat-" + 16 characters); a name an API
     # client chose ("PC-07") could be guessed, so it never earns the seat's own counter.
     return workstation.startswith("seat-") and len(workstation) >= 21
@@ -118,9 +122,9 @@ def check_login(db: Session, *, nip: str, token: str, workstation: str, client_a
     this NIP's live attempt is bound to the seat cookie this browser presents, the seat is
     counted instead of the address: the taker at their own lab PC gets in with the right
     token whatever others behind the same address did."""
-    nip = "".join(ch for ch in nip if ch.isdigit())[:18]
+    nip = normalize_nip(nip)
     counted_as = client_addr
-    if _is_cookie_seat(workstation):
+    if is_cookie_seat(workstation):
         bound = db.scalar(
             select(Attempt.id)
             .join(RosterEntry, RosterEntry.id == Attempt.roster_entry_id)

@@ -32,12 +32,22 @@ async def login(request: Request, *, nip: str, token: str, workstation: str,
         return attempts.check_login(db, nip=nip, token=token, workstation=workstation,
                                     client_addr=addr, secret=secret, now=now)
 
+    def refuse(identifier: str, wait_s: int) -> attempts.TakerError:
+        gate.note_refusal(request, action="taker.login_throttled", identifier=identifier,
+                          client_addr=addr, wait_s=wait_s)
+        return attempts.TakerError(429, "taker.error_throttled", "too many failed logins",
+                                   wait_s)
+
+    locks = gate.lock_cache(app)
+    if not attempts.is_cookie_seat(workstation):  # a seat's own login always asks the database
+        identifier = f"nip:{attempts.normalize_nip(nip)}"
+        if wait_s := locks.wait_s(identifier, addr, now):
+            raise refuse(identifier, wait_s)
     check = await in_transaction(request, read, write=False)
     if check.retry_after_s:
-        gate.note_refusal(request, action="taker.login_throttled", identifier=check.identifier,
-                          client_addr=addr, wait_s=check.retry_after_s)
-        raise attempts.TakerError(429, "taker.error_throttled", "too many failed logins",
-                                  check.retry_after_s)
+        if check.counted_as == addr:
+            locks.put(check.identifier, addr, now, check.retry_after_s)
+        raise refuse(check.identifier, check.retry_after_s)
     if not check.matched:
         try:
             await gate.record(request, lambda db: attempts.record_login_failure(

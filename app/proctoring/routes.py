@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.auth import throttle
+from app.auth import gate, throttle
 from app.auth.deps import ClockDep, Forbidden, StaffUser
 from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
@@ -272,6 +272,8 @@ async def seat_action(
     try:
         done = run_seat_action(db, session=session, entry_id=entry_id, action=action,
                                user=user, now=now, minutes=minutes, reason=reason)
+        if action == "clear_throttle":  # this worker at once, the others within two seconds
+            gate.lock_cache(request.app).forget()
     except service.ActionRefused as exc:
         db.rollback()  # e.g. the attempt made for extra time before arrival: not kept
         panel = _panel(db, session, entry_id, now)
@@ -425,6 +427,8 @@ def api_seat_action(session: ConsoleSession, entry_id: RowId, body: SeatActionCr
         done = run_seat_action(db, session=session, entry_id=entry_id, action=body.action,
                                user=user, now=clock.now(), minutes=body.minutes,
                                reason=body.reason)
+        if body.action == "clear_throttle":
+            gate.lock_cache(request.app).forget()
     except service.ActionRefused as exc:
         db.rollback()
         return JSONResponse({"detail": str(exc), "code": exc.key}, status_code=422)

@@ -11,6 +11,8 @@ database.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -18,6 +20,7 @@ from sqlalchemy import select
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given  # noqa: E402
 from hypothesis import settings as hypothesis_settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 from schemathesis import checks as st_checks  # noqa: E402
 from schemathesis.specs.openapi import checks as openapi_checks  # noqa: E402
 
@@ -166,3 +169,82 @@ def test_out_of_range_ids_on_staff_routes_are_not_500(app, database, settings, c
                          f"/admin/analysis/{huge}"):
                 statuses[path] = client.get(path).status_code
         assert all(status < 500 for status in statuses.values()), statuses
+
+
+# -- number edge cases: huge and non-finite numbers in every field (security review #13) --------
+
+# Written into the request text as they are: 1e999 and -1e999 parse to infinities, NaN and
+# Infinity are what Python's JSON reader accepts besides; the rest are past every integer column.
+EDGE_NUMBERS = ("1e999", "-1e999", "NaN", "Infinity", "-Infinity", "18446744073709551616",
+                "-9223372036854775809", "1.7976931348623157e308", "1e-400",
+                "123456789012345678901234567890")
+
+
+def _edge_json(value, edge: str) -> str:
+    """The generated JSON body with every scalar replaced by ``edge`` (as raw JSON text)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(str(k))}:{_edge_json(v, edge)}"
+                              for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_edge_json(v, edge) for v in value) + "]"
+    return edge
+
+
+def _fuzz_edges(client: TestClient, app, path_regex: str, headers: dict[str, str],
+                fixed_paths: dict[str, object] | None = None) -> list[str]:
+    """Every operation under ``path_regex`` with generated requests whose body, query and
+    path values are all replaced by one of EDGE_NUMBERS: never a 5xx."""
+    schema = schemathesis.openapi.from_dict(app.openapi()).include(path_regex=path_regex)
+    tried: list[str] = []
+    for operation in [result.ok() for result in schema.get_all_operations()]:
+        @hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
+                             database=None, phases=[Phase.explicit, Phase.generate],
+                             suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(), edge=st.sampled_from(EDGE_NUMBERS))
+        def run(case, edge):
+            if case.path_parameters:
+                case.path_parameters = {k: (fixed_paths or {}).get(k, edge)
+                                        for k in case.path_parameters}
+            kwargs = case.as_transport_kwargs(base_url=str(client.base_url).rstrip("/"),
+                                              headers=headers)
+            request = {"method": kwargs["method"], "url": kwargs["url"],
+                       "headers": {**(kwargs.get("headers") or {}),
+                                   "Content-Type": "application/json"},
+                       "params": {k: edge for k in (kwargs.get("params") or {})},
+                       "follow_redirects": False}
+            body = kwargs.get("json", {"value": 1})
+            if kwargs["method"] not in ("GET", "HEAD", "DELETE"):
+                request["content"] = _edge_json(body, edge)
+            response = client.request(**request)
+            assert response.status_code < 500, (request, response.status_code, response.text)
+
+        run()
+        tried.append(operation.label)
+    return tried
+
+
+def test_huge_and_non_finite_numbers_never_cause_a_server_error(app, database, settings, clock,
+                                                                make_user):
+    with database.transaction() as db:
+        session, logins = make_open_session(db, clock, secret=settings.resolved_secret(),
+                                            participants=2, code="RUANG-A")
+        entry = db.scalar(select(RosterEntry.id).where(RosterEntry.session_id == session.id)
+                          .limit(1))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        # The review's two cases, by hand first.
+        login = client.post("/api/v1/taker/login", content='{"nip": 1e999, "token": null}',
+                            headers={"Content-Type": "application/json"})
+        assert login.status_code == 422, login.text
+        ok = client.post("/api/v1/taker/login", json={"nip": logins[0][0],
+                                                      "token": logins[0][1]})
+        taker = {"Authorization": f"Bearer {ok.json()['access_token']}"}
+        save = client.put("/api/v1/taker/answers/1", content='{"response": 1e999, "seq": 1}',
+                          headers={**taker, "Content-Type": "application/json"})
+        assert save.status_code in (404, 422), save.text
+        tried = _fuzz_edges(client, app, r"^/api/v1/taker/", taker)
+        staff_login(client, "admin", make_user("admin"))
+        staff = {"X-CSRF-Token": csrf_from(client.get("/admin/sessions").text)}
+        tried += _fuzz_edges(client, app, r"^/api/v1/proctor/", staff)
+        tried += _fuzz_edges(client, app, r"^/api/v1/proctor/", staff,
+                             fixed_paths={"code": "RUANG-A", "entry_id": entry})
+    assert len(tried) == 10, tried

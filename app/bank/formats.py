@@ -92,7 +92,10 @@ def parse_bank_file(text: str, *, source: str) -> tuple[ParsedBank | None, list[
     try:
         doc = yamlio.load(text)
     except yamlio.YamlError as exc:
-        reader.problem(exc.line, "", key="bank_file_not_yaml", error=str(exc))
+        if exc.key:  # aliases, nesting: a message of its own that says how to fix it
+            reader.problem(exc.line, "", key=exc.key, **exc.params)
+        else:
+            reader.problem(exc.line, "", key="bank_file_not_yaml", error=str(exc))
         return None, reader.problems
     if not isinstance(doc, dict):
         reader.problem(1, "", key="bank_file_not_mapping")

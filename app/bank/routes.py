@@ -29,6 +29,7 @@ from app.bank.models import (
 from app.bank.parsed import ImportFailed, Problem
 from app import audit, paths
 from app.db import DbSession, PageNumber, RowId, WriteDb
+from app.uploads import read_isolated
 from app.web import render
 
 router = APIRouter()
@@ -63,7 +64,7 @@ def banks_page(request: Request, db: DbSession, user: AdminUser) -> Response:
 
 
 @router.post("/admin/banks/upload", include_in_schema=False)
-async def banks_upload(
+def banks_upload(
     request: Request,
     db: DbSession,
     clock: ClockDep,
@@ -75,9 +76,12 @@ async def banks_upload(
     default_construct: Annotated[str, Form(max_length=100)] = "",
     skip_unsupported: Annotated[bool, Form()] = False,
 ) -> Response:
+    """A plain ``def``: it runs in a worker thread, so neither reading the file (in a child
+    process with a time and memory budget, app/uploads.py) nor storing thousands of items
+    holds the event loop that answers the takers' saves (#13, finding 6)."""
     form = {"code": code, "title": title, "kind": kind, "construct": default_construct}
     name = (file.filename or "upload").rsplit("/", 1)[-1][:200]
-    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    data = file.file.read(MAX_UPLOAD_BYTES + 1)
     if len(data) > MAX_UPLOAD_BYTES:
         problems = [Problem(name, "", "", f"the file is larger than "
                             f"{MAX_UPLOAD_BYTES // 1_048_576} MB; split the bank")]
@@ -86,9 +90,9 @@ async def banks_upload(
                                     kind=kind.strip(), default_construct=default_construct.strip(),
                                     skip_unsupported=skip_unsupported)
     try:
-        outcome = service.import_bank(db, {name: data}, source=name, options=options,
-                                      actor=f"user:{user.username}", actor_id=user.id,
-                                      now=clock.now())
+        bank = read_isolated("bank", {name: data}, source=name, options=options)
+        outcome = service.store_bank(db, bank, source=name, actor=f"user:{user.username}",
+                                     actor_id=user.id, now=clock.now())
     except ImportFailed as exc:
         return _bank_page(request, db, status_code=422, problems=exc.problems, form=form)
     return _bank_page(request, db, result=outcome, form={})

@@ -475,6 +475,31 @@ def _validate_response(kind: ItemKind, option_order: list[int], response: Any) -
     return response
 
 
+def shown_to_real(option_order: list[int], response: Any) -> Any:
+    """A taker names an option by its place in their own form's order (1..n), never by its
+    id: ids follow the author's order, so sending them let anyone holding two forms undo the
+    per-taker shuffle (security review #13). ``option_order`` (the real ids as shown) is the
+    mapping and stays on the server; answers are stored with the real ids. Anything that is
+    not a place of this item becomes 0, which no option has, so validation refuses it."""
+    def real(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value  # left for _validate_response to refuse with its usual message
+        return option_order[value - 1] if 0 < value <= len(option_order) else 0
+    if isinstance(response, list):
+        return [real(value) for value in response]
+    return None if response is None else real(response)
+
+
+def real_to_shown(option_order: list[int], response: Any) -> Any:
+    """A stored answer (real option ids) as the taker's page and API name it (places 1..n)."""
+    if response is None:
+        return None
+    place = {option: n for n, option in enumerate(option_order, 1)}
+    if isinstance(response, list):
+        return [place[r] for r in response if r in place]
+    return place.get(response)
+
+
 def _upsert(db: Session):
     dialect = db.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert
@@ -536,7 +561,8 @@ def save_with_token(db: Session, *, token: str, secret: str, item_id: int, respo
     """The autosave request: one joined read, then the upsert, the event and the attempt's
     last seq and last-seen time, all on prepared statements. Anything unusual (a deadline
     due, another section, an unknown token or item) takes the general path below, which
-    gives the precise answer."""
+    gives the precise answer. ``response`` names options as the taker saw them (places
+    1..n, see ``shown_to_real``)."""
     _check_seq(seq)
     conn = db.connection()
     row = conn.execute(_SAVE_CONTEXT, {"item_id": item_id, "token_hmac": keyed_digest(
@@ -550,8 +576,10 @@ def save_with_token(db: Session, *, token: str, secret: str, item_id: int, respo
             raise TakerError(401, "taker.error_login_again",
                              "missing or expired access token; log in again")
         return save_answer(db, attempt=attempt, item_id=item_id, response=response, seq=seq,
-                           flagged=flagged, workstation=workstation, grace_s=grace_s, now=now)
-    value = _validate_response(ItemKind(row.kind), row.option_order, response)
+                           flagged=flagged, workstation=workstation, grace_s=grace_s, now=now,
+                           shown=True)
+    value = _validate_response(ItemKind(row.kind), row.option_order,
+                               shown_to_real(row.option_order, response))
     params = {"a": row.id, "i": item_id, "r": value, "s": seq, "f": bool(flagged), "t": now,
               "w": workstation}
     stored = conn.execute(_upsert_statement(conn.dialect.name), params).scalar()
@@ -589,9 +617,11 @@ def _check_seq(seq: Any) -> None:
 
 
 def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, seq: int,
-                flagged: bool, workstation: str | None, grace_s: int, now: datetime
-                ) -> SaveResult:
-    """Store an answer if ``seq`` is newer than the stored one (see module docstring)."""
+                flagged: bool, workstation: str | None, grace_s: int, now: datetime,
+                shown: bool = False) -> SaveResult:
+    """Store an answer if ``seq`` is newer than the stored one (see module docstring).
+    ``response`` holds real option ids, or with ``shown`` the places the taker saw
+    (``shown_to_real``), as every taker request sends them."""
     _check_seq(seq)
     row = db.execute(select(AttemptItem.section, AttemptItem.option_order, Item.kind)
                      .join(Item, Item.id == AttemptItem.item_id)
@@ -600,6 +630,8 @@ def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, s
     if row is None:
         raise TakerError(404, "taker.error_item", "this item is not in your form")
     section_index, option_order, kind = row
+    if shown:
+        response = shown_to_real(option_order, response)
     value = _validate_response(kind, option_order, response)
     refresh(db, attempt=attempt, now=now)
     _require_save_window(db, attempt, section_index, grace_s, now)

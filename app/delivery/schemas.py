@@ -24,7 +24,9 @@ class TakerLoginRead(BaseModel):
 
 class AnswerUpdate(BaseModel):
     response: int | list[int] | None = Field(
-        description="option id (single/weighted/likert), list of option ids (multiple), or null")
+        description="an option's `id` from this attempt's form (single/weighted/likert), a "
+                    "list of them (multiple), or null. Ids are the options' places in this "
+                    "attempt's order (1..n), not database ids")
     seq: int = Field(description="per-attempt sequence number from the page; higher wins")
     flagged: bool = Field(default=False, description='"ragu-ragu" flag')
 
@@ -37,7 +39,8 @@ class AnswerSaved(BaseModel):
 
 
 class OptionRead(BaseModel):
-    id: int
+    id: int = Field(description="the option's place in this attempt's order (1..n); valid "
+                                "only in this attempt, it says nothing of the author's order")
     content: str
 
 
@@ -48,7 +51,8 @@ class ItemRead(BaseModel):
     kind: str
     stem: str | None = Field(description="HTML; null while the item's section is not open")
     options: list[OptionRead]
-    response: Any = None
+    response: Any = Field(default=None, description="the stored answer, as option `id`s of "
+                                                    "this form")
     seq: int = 0
     flagged: bool = False
 

@@ -136,7 +136,7 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
     try:
         attempts.save_answer(db, attempt=attempt, item_id=item.item_id, response=response,
                              seq=attempt.last_seq + 1, flagged=form.get("flagged") == "on",
-                             workstation=_seat(request),
+                             workstation=_seat(request), shown=True,
                              grace_s=request.app.state.settings.save_grace_s, now=clock.now())
     except attempts.TakerError:
         return redirect(request, "/ujian")

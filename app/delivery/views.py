@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
 from app.delivery import content
-from app.delivery.attempts import refresh, remaining_seconds
+from app.delivery.attempts import real_to_shown, refresh, remaining_seconds
 from app.delivery.models import (
     Answer,
     Attempt,
@@ -26,7 +26,7 @@ from app.delivery.models import (
 
 @dataclass
 class OptionView:
-    id: int
+    id: int  # the option's place in this attempt's order (1..n), never its real id
     content: str
 
 
@@ -136,8 +136,11 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             item_id=entry.item_id, position=entry.position, section=entry.section,
             kind=item.kind, bank_version_id=item.bank_version_id if shown else 0,
             stem=item.stem if shown else None,
-            options=[OptionView(o, options[entry.item_id][o]) for o in entry.option_order]
-            if shown else [],
-            response=answer.response if answer else None, seq=answer.seq if answer else 0,
+            # Real option ids follow the author's order: the taker sees places instead
+            # (attempts.shown_to_real turns them back into ids when an answer is saved).
+            options=[OptionView(n, options[entry.item_id][o])
+                     for n, o in enumerate(entry.option_order, 1)] if shown else [],
+            response=real_to_shown(entry.option_order, answer.response) if answer else None,
+            seq=answer.seq if answer else 0,
             flagged=answer.flagged if answer else False))
     return view

@@ -13,12 +13,23 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app import audit
-from app.delivery.models import SessionState, TestSession
+from app.delivery.models import AttemptItem, SessionState, TestSession
 from app.scoring.models import Result
 from tests.conftest import csrf_from, staff_login
 from tests.integration.test_scoring_service import ANSWERS_1, build_session, option_ids
 from app.main import score_pending_now
 from tests.integration.test_web import csp_problems
+
+
+def as_shown(db, attempt_id, wanted):
+    """Real option ids -> what the taker's form calls them: their places in its order (1..n)."""
+    orders = dict(db.execute(select(AttemptItem.item_id, AttemptItem.option_order)
+                             .where(AttemptItem.attempt_id == attempt_id)).all())
+
+    def place(item_id, option):
+        return orders[item_id].index(option) + 1
+    return {item_id: [place(item_id, o) for o in value] if isinstance(value, list)
+            else place(item_id, value) for item_id, value in wanted.items() if item_id in orders}
 
 
 def api_take(app, nip, token, answers, database):
@@ -30,7 +41,7 @@ def api_take(app, nip, token, answers, database):
     client.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
     form = client.get("/api/v1/taker/attempt").json()
     with database.transaction(write=False) as db:
-        wanted = option_ids(db, answers)
+        wanted = as_shown(db, login.json()["attempt_id"], option_ids(db, answers))
     by_section: dict[int, list[dict]] = {}
     for item in form["items"]:
         by_section.setdefault(item["section"], []).append(item)
@@ -195,7 +206,7 @@ def test_closing_the_session_over_http_scores_the_running_attempts(
     taker.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
     form = taker.get("/api/v1/taker/attempt").json()
     with database.transaction(write=False) as db:
-        wanted = option_ids(db, {"NUM-1": "B"})
+        wanted = as_shown(db, login.json()["attempt_id"], option_ids(db, {"NUM-1": "B"}))
     item = next(i for i in form["items"] if i["item_id"] in wanted)
     assert taker.put(f"/api/v1/taker/answers/{item['item_id']}",
                      json={"response": wanted[item["item_id"]], "seq": 1}).status_code == 200

@@ -160,3 +160,16 @@ async def taker_submit(request: Request, clock: ClockDep) -> JSONResponse:
                         score=False, now=clock.now())
         return status_of(db, attempt, clock.now())
     return _json(await request.app.state.save_batcher.submit(work, bearer_token(request)))
+
+
+@router.post("/logout", status_code=204, responses={
+    401: {"description": "missing or expired access token"}})
+async def taker_logout(request: Request, clock: ClockDep) -> Response:
+    """End this access token on the server (audited). The seat stays bound to this computer:
+    log in again with NIP and token, here and only here, to go on."""
+    def work(db: Session) -> None:
+        bearer_lookup(request, db)  # 401 for an unknown token, like every other call
+        attempts.logout(db, token=bearer_token(request), secret=request.app.state.secret,
+                        now=clock.now())
+    await in_transaction(request, work)
+    return Response(status_code=204)

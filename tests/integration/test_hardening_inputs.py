@@ -136,3 +136,24 @@ def test_taker_logout_ends_the_access_token_and_the_same_pc_can_log_in_again(
     assert again.status_code == 303 and again.headers["location"] == "/ujian"
     assert client.cookies.get(TAKER_COOKIE) not in (None, old)
     assert 'data-testid="taker-item"' in client.get("/ujian/soal/1").text
+
+
+def test_the_api_logout_ends_the_bearer_token(app, logins, database):
+    nip, token = logins[0]
+    api = TestClient(app)
+    login = api.post("/api/v1/taker/login", json={"nip": nip, "token": token,
+                                                  "workstation": "PC-07"})
+    bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    assert api.get("/api/v1/taker/status", headers=bearer).status_code == 200
+    out = api.post("/api/v1/taker/logout", headers=bearer)
+    assert out.status_code == 204
+    assert api.get("/api/v1/taker/status", headers=bearer).status_code == 401
+    assert api.post("/api/v1/taker/logout", headers=bearer).status_code == 401
+    with database.transaction(write=False) as s:
+        actions = list(s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions.count("taker.logout") == 1
+    # The seat stays bound: the same workstation logs in again, another one is refused.
+    assert api.post("/api/v1/taker/login", json={"nip": nip, "token": token,
+                                                 "workstation": "PC-08"}).status_code == 409
+    assert api.post("/api/v1/taker/login", json={"nip": nip, "token": token,
+                                                 "workstation": "PC-07"}).status_code == 200

@@ -436,11 +436,11 @@ def bank_export(
 
     from sqlalchemy import select
 
-    from app.bank.export import export_version_zip
+    from app.bank.export import export_version
     from app.bank.models import BankVersion, ItemBank
 
     database = _ready_database()
-    with database.transaction(write=False) as db:
+    with database.transaction() as db:  # the export is audited (every key and weight in it)
         bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
         if bank is None:
             raise fail(f"No bank {code!r}")
@@ -450,8 +450,8 @@ def bank_export(
         found = db.scalar(query)
         if found is None:
             raise fail(f"Bank {code} has no version {version}")
-        data = export_version_zip(db, found)
-    Path(out).write_bytes(data)
+        data = export_version(db, found, actor="cli", now=_now())
+    Path(out).write_bytes(data)  # after the audit row committed: never a file left unrecorded
     typer.echo(f"{code} version {found.version} written to {out}")
 
 

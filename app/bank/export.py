@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.bank.formats import FORMAT_ID
 from app.bank.models import BankMedia, BankVersion, Item, ItemBank, ItemKind, ItemOption
 
@@ -100,3 +102,13 @@ def export_version_zip(db: Session, version: BankVersion) -> bytes:
                                 .order_by(BankMedia.name)):
             archive.writestr(f"media/{media.name}", media.data)
     return buffer.getvalue()
+
+
+def export_version(db: Session, version: BankVersion, *, actor: str, now: datetime) -> bytes:
+    """The bank zip of one version. It carries every key and weight, so the export is an audit
+    row, whoever asks for it: the admin page and ``cact bank export`` both come here."""
+    data = export_version_zip(db, version)
+    code = db.scalar(select(ItemBank.code).where(ItemBank.id == version.bank_id))
+    audit.record(db, actor=actor, action="bank.export", target=f"bank:{code}/v{version.version}",
+                 now=now)
+    return data

@@ -16,7 +16,7 @@ from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.bank import service
 from app.bank.archive import MAX_UPLOAD_BYTES
 from app.bank.constructs import KNOWN_CONSTRUCTS
-from app.bank.export import export_version_zip
+from app.bank.export import export_version
 from app.bank.models import (
     BankMedia,
     BankVersion,
@@ -157,9 +157,7 @@ def bank_export(code: str, number: RowId, db: WriteDb, clock: ClockDep,
     """The export carries every key and weight, so it is audited."""
     bank = _bank_or_404(db, code)
     version = _version_or_404(db, bank, number)
-    data = export_version_zip(db, version)
-    audit.record(db, actor=f"user:{user.username}", action="bank.export",
-                 target=f"bank:{bank.code}/v{version.version}", now=clock.now())
+    data = export_version(db, version, actor=f"user:{user.username}", now=clock.now())
     return Response(data, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{bank.code}-v{version.version}.zip"'})
 

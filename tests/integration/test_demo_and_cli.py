@@ -137,6 +137,10 @@ def test_cli_bank_import_export_and_blueprint(database, tmp_path):
     out = tmp_path / "ekspor.zip"
     exported = cact(database.url, "bank", "export", "UJI-POT", "--out", str(out))
     assert exported.returncode == 0 and out.stat().st_size > 0
+    # Every key and weight left the server: audited as from the web page.
+    with database.transaction(write=False) as db:
+        row = db.scalar(select(audit.AuditEvent).where(audit.AuditEvent.action == "bank.export"))
+    assert row is not None and (row.actor, row.target) == ("cli", "bank:UJI-POT/v1")
     assert "unchanged" in cact(database.url, "bank", "import", str(out)).stdout
     fixed = cact(database.url, "bank", "correct-key", "UJI-POT", "NUM-1", "--key", "A",
                  "--reason", "salah ketik")

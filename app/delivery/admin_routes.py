@@ -185,8 +185,8 @@ def roster_upload(
     request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
     file: Annotated[UploadFile, File()],
 ) -> Response:
-    # A plain def (a worker thread): 5,000 rows take ~2 s to store with their tokens, which
-    # in the event loop held every taker's save that long (#13, finding 6).
+    # A plain def (a worker thread): 5,000 rows take a second or more to store with their
+    # tokens, which in the event loop held every taker's save that long (#13, finding 6).
     session = _session_or_404(db, code)
     name = (file.filename or "roster.csv").rsplit("/", 1)[-1][:200]
     data = file.file.read(MAX_ROSTER_BYTES + 1)

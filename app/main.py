@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import __version__, dashboard, system
+from app import __version__, dashboard, http_limits, system
 from app.ops import lifecycle as ops_lifecycle
 from app.ops import metrics as ops_metrics
 from app.ops import pdeathsig
@@ -263,6 +263,7 @@ def create_app(
     app.state.password_hasher = settings_hasher(settings)
 
     install_filters(settings.timezone)
+    http_limits.install(app)  # inside the security headers: a 413 gets them too
     app.add_middleware(
         SecurityHeadersMiddleware,
         secure_cookie=lambda scope: settings.cookie_secure == "always"

@@ -421,6 +421,118 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
         drop_pg_database(url)
 
 
+def test_the_shipped_site_limits_request_bodies_per_location(tmp_path):
+    """nginx refuses what the app would refuse (app/http_limits.py) before reading it: 64 KB
+    for takers and anonymous pages, 1 MB for staff forms, 60 MB for the bank upload. The upload
+    location streams to the app, which refuses a sender who is not a logged-in admin from the
+    headers, so nginx spools nothing for them either."""
+    if not os.path.exists(NGINX):
+        unavailable(f"{NGINX} missing: apt-get install nginx")
+    from app.ops import tls
+    from tests.integration.test_http_limits import multipart_head, request_head, stream_body
+
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": ""}
+    procs: list[subprocess.Popen] = []
+    try:
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--password-stdin",
+                stdin=ADMIN[1] + "\n")
+        tls_dir = tmp_path / "tls"
+        tls.init(tls_dir, hosts=["cact.lab"], ips=["127.0.0.1"])
+        app, app_base = start_server(env, tmp_path / "app.log")
+        procs.append(app)
+        http_port, https_port = free_port(), free_port()
+        ngx = tmp_path / "nginx"
+        ngx.mkdir()
+        (ngx / "site.conf").write_text(site_for_test(
+            http_port, https_port, urllib.parse.urlparse(app_base).port, tls_dir))
+        procs.append(start_nginx(ngx))
+        base = f"http://127.0.0.1:{http_port}"
+        wait_for(base + "/healthz", procs[-1], ngx / "error.log")
+        mib = 1024 * 1024
+
+        def refused_by_nginx(answer) -> bool:
+            return answer.status == 413 and b"nginx" in answer.body
+
+        # Takers and anonymous pages: 64 KB. A 50 MB save and a 500 MB login are refused from
+        # their headers.
+        answer = stream_body(http_port, request_head(
+            "PUT", "/api/v1/taker/answers/1", length=50 * mib,
+            content_type="application/json"), 50 * mib)
+        assert refused_by_nginx(answer) and answer.sent_before_answer < 16 * mib
+        head, first, _ = multipart_head("/login", 500 * mib)
+        answer = stream_body(http_port, head + first.decode(), 500 * mib)
+        assert refused_by_nginx(answer) and answer.sent_before_answer < 16 * mib
+        for path in ("/", "/ujian/masuk", "/lang"):
+            answer = stream_body(http_port, request_head(
+                "POST", path, length=100 * 1024,
+                content_type="application/x-www-form-urlencoded"), 100 * 1024)
+            assert refused_by_nginx(answer), path
+        # A small login still reaches the app (and is refused there for its CSRF token).
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        conn.request("POST", "/login", body=b"username=a&password=b",
+                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+        response = conn.getresponse()
+        assert response.status == 403 and b"nginx" not in response.read()
+        conn.close()
+
+        # Staff forms: 1 MB; more is refused by nginx, a 500 KB form reaches the app.
+        cookie = staff_cookie(base)
+        answer = stream_body(http_port, request_head(
+            "POST", "/admin/blueprints/editor", length=2 * mib,
+            content_type="application/x-www-form-urlencoded", extra={"Cookie": cookie}),
+            2 * mib)
+        assert refused_by_nginx(answer)
+        answer = stream_body(http_port, request_head(
+            "POST", "/admin/blueprints/editor", length=500 * 1024,
+            content_type="application/x-www-form-urlencoded", extra={"Cookie": cookie}),
+            500 * 1024)
+        assert answer.status == 403 and b"nginx" not in answer.body  # the app's CSRF refusal
+
+        # The bank upload: without a session cookie nginx refuses it at once; a forged cookie
+        # gets through nginx, the app refuses it from the headers and cuts the connection
+        # (nginx shows 502), and nginx kept no copy of the body either way.
+        head, first, _ = multipart_head("/admin/banks/upload", 40 * mib)
+        answer = stream_body(http_port, head + first.decode(), 40 * mib)
+        assert refused_by_nginx(answer) and answer.sent_before_answer < 16 * mib
+        head, first, _ = multipart_head("/admin/banks/upload", 40 * mib,
+                                        Cookie="cact_session=forged")
+        answer = stream_body(http_port, head + first.decode(), 40 * mib)
+        assert answer.status in (413, 502) and answer.sent_before_answer < 16 * mib, answer
+        assert "/admin/banks/upload HTTP/1.1\" 413" in (tmp_path / "app.log").read_text()
+        spooled = [line for line in (ngx / "error.log").read_text().splitlines()
+                   if "buffered to a temporary file" in line and "/admin/banks/upload" in line]
+        assert not spooled, spooled
+        # The admin's 40 MB file reaches the app (not a zip: the app's own page says so);
+        # above 60 MB nginx refuses it.
+        csrf = csrf_of(base, "/admin/banks", cookie)
+        status, page = upload(base, cookie, csrf, 40 * mib)
+        assert status == 422 and "big.zip" in page, (status, page[:300])
+        head, first, _ = multipart_head("/admin/banks/upload", 70 * mib, Cookie=cookie)
+        answer = stream_body(http_port, head + first.decode(), 70 * mib)
+        assert refused_by_nginx(answer)
+        # A roster upload location allows 4 MB, the app's own 2 MB message shows below that.
+        csrf = csrf_of(base, "/admin/banks", cookie)
+        boundary = secrets.token_hex(8)
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n"
+                f"{csrf}\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+                f"filename=\"r.csv\"\r\nContent-Type: text/csv\r\n\r\n").encode() \
+            + b"x" * (3 * mib) + f"\r\n--{boundary}--\r\n".encode()
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=60)
+        conn.request("POST", "/admin/sessions/NOPE/roster", body=body, headers={
+            "Cookie": cookie, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        response = conn.getresponse()
+        assert response.status == 404 and b"nginx" not in response.read()  # the app answered
+        conn.close()
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
 def debian_tree(tmp_path: Path, tls_dir: Path, *, with_default_site: bool) -> Path:
     """A copy of this machine's /etc/nginx (Debian's own nginx.conf, modules, mime types) whose
     sites-enabled holds the shipped site as the installer puts it: unchanged but for the

@@ -1,6 +1,6 @@
-"""Request body limits.
+"""Request body limits and the caching / transport headers of every response.
 
-A plain ASGI middleware (registered in app/main.py), so they work the same behind nginx
+Both are plain ASGI middlewares (registered in app/main.py), so they work the same behind nginx
 and when `cact serve` faces the LAN directly with no proxy and no cap of its own.
 
 Body limits (security review #13, finding 7). FastAPI parses a form or JSON body before any
@@ -28,6 +28,13 @@ kinerja uploads, logged-in admin only               the route's own message
 An upload limit applies only once the session cookie was checked to belong to a logged-in
 admin (the same lookup the route's own dependency then reuses), so an anonymous or forged
 cookie gets the small limit and is refused before its upload is read.
+
+Headers (finding 10). Every response outside /static/ that does not choose its own caching gets
+``Cache-Control: no-store``: taker pages, pages showing keys, results or tokens, and every
+export must not stay in the browser's or a proxy's cache on a shared lab PC. /static/ (vendored
+htmx, css, js) keeps its caching. ``Strict-Transport-Security`` is sent when the request came
+over HTTPS, as uvicorn's proxy_headers (trusting only CACT_FORWARDED_ALLOW_IPS) left the scope's
+scheme; a plain-HTTP answer never carries it.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -65,6 +73,9 @@ UPLOAD_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
 # Reached by test takers or anonymously: never more than the small limit.
 SMALL_PREFIXES = ("/api/", "/ujian", "/login", "/logout", "/lang")
 
+HSTS = (b"strict-transport-security", b"max-age=31536000")
+NO_STORE = (b"cache-control", b"no-store")
+CACHED_PREFIXES = ("/static/",)
 
 
 class BodyTooLarge(HTTPException):
@@ -208,7 +219,37 @@ class BodyLimitMiddleware:
                 await _send_too_large(scope, send, limit)
 
 
+class ResponseHeadersMiddleware:
+    """``Cache-Control: no-store`` on every response outside /static/ that sets no caching of
+    its own, and HSTS on every response to a request that came over HTTPS."""
+
+    def __init__(self, app: ASGIApp, *, is_https: Callable[[Scope], bool] | None = None) -> None:
+        self.app = app
+        self.is_https = is_https or (lambda scope: scope.get("scheme") == "https")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        cacheable = scope.get("path", "").startswith(CACHED_PREFIXES)
+        https = self.is_https(scope)
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                if not cacheable and b"cache-control" not in present:
+                    headers.append(NO_STORE)
+                if https and HSTS[0] not in present:
+                    headers.append(HSTS)
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)
+
+
 def install(app) -> None:
-    """Register the middleware. Called before the security headers middleware is added, so a
-    413 answered here still gets those headers and the anonymous cookie."""
+    """Register both middlewares. Called before the security headers middleware is added, so
+    a 413 answered here still gets those headers and the anonymous cookie."""
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(ResponseHeadersMiddleware)

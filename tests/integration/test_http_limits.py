@@ -1,4 +1,4 @@
-"""Request body limits (app/http_limits.py).
+"""Request body limits and the caching / HSTS headers (app/http_limits.py).
 
 The body limits are tested against a real uvicorn server (httptools, proxy_headers, as `cact
 serve` runs it) with raw sockets, so what is measured is what a client on the LAN sees: whether
@@ -23,7 +23,7 @@ from sqlalchemy import select
 from app import http_limits
 from app.bank.models import Item
 from tests.conftest import csrf_from, staff_login
-from tests.factories import SVG, bank_doc, bank_zip
+from tests.factories import SVG, bank_doc, bank_zip, make_open_session
 
 MIB = 1024 * 1024
 # Socket buffers on loopback hold a few MB that the client "sent" while the server read none.
@@ -144,6 +144,7 @@ def test_a_50_mb_json_save_is_refused_before_it_is_read(server):
     assert answer.status == 413, answer.body[:200]
     assert json.loads(answer.body)["detail"] == "request body too large"
     assert answer.headers["connection"] == "close"  # the rest is never read
+    assert answer.headers["cache-control"] == "no-store"
     assert answer.sent_before_answer < BUFFERED, answer.sent_before_answer
 
 
@@ -256,3 +257,95 @@ def test_every_upload_route_has_an_upload_limit_and_is_admin_only():
             names = {d.call.__name__ for d in route.dependant.dependencies if d.call}
             assert "require_admin" in names, route.path
     assert "/admin/banks/upload" in uploads and len(uploads) == len(http_limits.UPLOAD_LIMITS)
+
+
+# -- caching and HSTS -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def session_logins(database, settings, clock):
+    with database.transaction() as db:
+        _, logins = make_open_session(db, clock, secret=settings.resolved_secret(),
+                                      participants=2)
+    return logins
+
+
+def test_taker_pages_and_api_are_no_store(app, session_logins):
+    nip, token = session_logins[0]
+    browser = TestClient(app)
+    login_page = browser.get("/")
+    assert login_page.headers["cache-control"] == "no-store"
+    entered = browser.post("/ujian/masuk", data={"nip": nip, "token": token,
+                                                 "csrf_token": csrf_from(login_page.text)},
+                           follow_redirects=True)
+    assert entered.status_code == 200 and entered.url.path.startswith("/ujian")
+    assert entered.headers["cache-control"] == "no-store"
+    api = TestClient(app)
+    login = api.post("/api/v1/taker/login", json={"nip": session_logins[1][0],
+                                                   "token": session_logins[1][1]})
+    assert login.headers["cache-control"] == "no-store"
+    api.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+    form = api.get("/api/v1/taker/attempt")
+    assert form.status_code == 200 and form.headers["cache-control"] == "no-store"
+
+
+def test_key_pages_and_exports_are_no_store_static_files_are_not(
+        app, client, make_user, session_logins, database):
+    staff_login(client, "admin", make_user("admin"))
+    with database.transaction(write=False) as db:
+        item_id = db.scalar(select(Item.id).where(Item.code == "NUM-1"))
+    for path in (f"/admin/items/{item_id}?key=1", f"/admin/items/{item_id}", "/admin/banks",
+                 "/admin/banks/UJI-POT/v/1/export", "/admin/sessions/S1/tokens.csv",
+                 "/admin/sessions/S1/results.csv", "/admin/sessions/S1"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+        assert response.headers["cache-control"] == "no-store", path
+    static = client.get("/static/css/app.css")
+    assert static.status_code == 200 and "no-store" not in static.headers.get(
+        "cache-control", "")
+    # A route that chose its own caching keeps it (bank images: private, an hour).
+    media = client.get(f"/media/{_version_id(database)}/fig1.svg")
+    assert media.headers["cache-control"] == "private, max-age=3600"
+
+
+def _version_id(database) -> int:
+    from app.bank.models import BankVersion
+
+    with database.transaction(write=False) as db:
+        return db.scalar(select(BankVersion.id))
+
+
+def test_hsts_only_over_https_from_a_trusted_proxy(app):
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    wrapped = ProxyHeadersMiddleware(app, trusted_hosts="127.0.0.1")
+    nginx = TestClient(wrapped, client=("127.0.0.1", 40000))
+    https = nginx.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert https.headers["strict-transport-security"] == "max-age=31536000"
+    assert "strict-transport-security" in nginx.get(
+        "/static/css/app.css", headers={"X-Forwarded-Proto": "https"}).headers
+    plain = nginx.get("/login", headers={"X-Forwarded-Proto": "http"})
+    assert "strict-transport-security" not in plain.headers
+    assert "strict-transport-security" not in nginx.get("/login").headers
+    stranger = TestClient(wrapped, client=("192.168.1.50", 40000))
+    spoofed = stranger.get("/login", headers={"X-Forwarded-Proto": "https"})
+    assert "strict-transport-security" not in spoofed.headers
+
+
+@sqlite_only
+def test_hsts_through_uvicorn_proxy_headers(server):
+    def get(source: str, headers: dict[str, str]) -> http.client.HTTPResponse:
+        conn = http.client.HTTPConnection("127.0.0.1", server, timeout=10,
+                                          source_address=(source, 0))
+        conn.request("GET", "/login", headers=headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response
+
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "192.168.1.77"}
+    assert get("127.0.0.1", forwarded).getheader("Strict-Transport-Security") == \
+        "max-age=31536000"
+    assert get("127.0.0.1", {}).getheader("Strict-Transport-Security") is None
+    # 127.0.0.2 is not in forwarded_allow_ips: its X-Forwarded-Proto is ignored.
+    assert get("127.0.0.2", forwarded).getheader("Strict-Transport-Security") is None

@@ -26,8 +26,10 @@ kinerja uploads, logged-in admin only               the route's own message
 =====================================  ===========  =========================================
 
 An upload limit applies only once the session cookie was checked to belong to a logged-in
-admin (the same lookup the route's own dependency then reuses), so an anonymous or forged
-cookie gets the small limit and is refused before its upload is read.
+admin (the same lookup the route's own dependency then reuses); anyone else keeps the ordinary
+limit (64 KiB, or 1 MiB with some session cookie) and is refused before the upload is read.
+Closing without reading means a browser still sending may report a reset connection instead of
+showing the 413 page; only a sender over the limit ever sees either.
 
 Headers (finding 10). Every response outside /static/ that does not choose its own caching gets
 ``Cache-Control: no-store``: taker pages, pages showing keys, results or tokens, and every

@@ -14,8 +14,10 @@ runs in a fresh child process (``python -P -m app.uploads``) that
   (a problem message loads the translations: ~0.5 s then).
 
 At most ``READERS_AT_ONCE`` children run at a time, so several admins uploading together cannot
-add up to more than that many budgets. The caller waits in a worker thread (the routes are
-plain ``def`` endpoints), never in the event loop.
+add up to more than that many budgets; one more upload waits ``QUEUE_SECONDS`` for a free
+reader and is then refused as busy (a waiting upload holds a worker thread, which the takers'
+requests need too). The caller waits in a worker thread (the routes are plain ``def``
+endpoints), never in the event loop.
 
 The child's answer is a pickle: it comes from our own code in a process we started, over a
 pipe nobody else holds; the untrusted upload only ever reaches the YAML/CSV/XML readers, which
@@ -39,6 +41,7 @@ from app.bank.parsed import ImportFailed, problem
 READ_SECONDS = 60
 READ_MEMORY_MB = 2048
 READERS_AT_ONCE = 2
+QUEUE_SECONDS = 5  # an upload waits this long for a free reader, then is refused as busy
 # What a child may run: pure functions over the upload's bytes or text.
 READERS = {
     "bank": "app.bank.reading:read_bank",
@@ -61,9 +64,9 @@ def read_isolated(reader: str, *args: Any, source: str, seconds: float = READ_SE
     kwargs["source"] = source  # every reader names its problems after the upload
     request = pickle.dumps((reader, args, kwargs, memory_mb, seconds),
                            protocol=pickle.HIGHEST_PROTOCOL)
-    if not _slots.acquire(timeout=seconds):
-        raise ImportFailed([problem(source, "", "", key="upload_parse_timeout",
-                                    seconds=int(seconds))])
+    if not _slots.acquire(timeout=QUEUE_SECONDS):
+        raise ImportFailed([problem(source, "", "", key="upload_parse_busy",
+                                    readers=READERS_AT_ONCE)])
     try:
         return _run(request, source=source, seconds=seconds, memory_mb=memory_mb)
     finally:

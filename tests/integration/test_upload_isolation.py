@@ -80,6 +80,25 @@ def test_a_reader_past_its_time_or_memory_budget_is_stopped_with_a_problem():
     assert len(bank.items) == 5000
 
 
+def test_an_upload_finding_every_reader_busy_is_refused_soon(monkeypatch):
+    from app import uploads
+    from app.bank.parsed import ImportFailed
+
+    monkeypatch.setattr(uploads, "QUEUE_SECONDS", 0.2)
+    held = 0
+    try:
+        while uploads._slots.acquire(blocking=False):  # every reader busy
+            held += 1
+        with pytest.raises(ImportFailed) as busy:
+            uploads.read_isolated("blueprint", "code: X\n", source="bp.yaml")
+        assert [p.key for p in busy.value.problems] == ["upload_parse_busy"]
+    finally:
+        for _ in range(held):
+            uploads._slots.release()
+    spec, problems = uploads.read_isolated("blueprint", "code: X\n", source="bp.yaml")
+    assert spec.code == "X"
+
+
 # -- through the route, in process -----------------------------------------------------------
 
 

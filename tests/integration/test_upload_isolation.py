@@ -76,8 +76,7 @@ def test_a_reader_past_its_time_or_memory_budget_is_stopped_with_a_problem():
         read_isolated("bank", files, source="big.yaml", options=ImportOptions(), memory_mb=120)
     assert [p.key for p in greedy.value.problems] == ["upload_parse_memory"]
     assert "120 MB" in greedy.value.problems[0].text("en")
-    bank = read_isolated("bank", files, source="big.yaml", options=ImportOptions())
-    assert len(bank.items) == 5000
+    # Within the default budget the same bank is read: the upload test below stores it.
 
 
 def test_an_upload_finding_every_reader_busy_is_refused_soon(monkeypatch):

@@ -208,13 +208,13 @@ def talent_map(request: Request, code: str, db: DbSession, user: AdminUser) -> R
 
 
 @router.post("/{code}/talent-map/kinerja", include_in_schema=False)
-async def kinerja_upload(
+def kinerja_upload(
     request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
     file: Annotated[UploadFile, File()],
 ) -> Response:
     session = _session_or_404(db, code)
     name = (file.filename or "kinerja.csv").rsplit("/", 1)[-1][:200]
-    data = await file.read(MAX_CSV_BYTES + 1)
+    data = file.file.read(MAX_CSV_BYTES + 1)  # a plain def: read, parse and store off the loop
     lang = request_language(request)
     if len(data) > MAX_CSV_BYTES:
         return _talent_page(request, db, session, status_code=422, problems=[

@@ -191,11 +191,15 @@ def test_a_full_disk_is_a_503_and_an_alert_then_the_same_save_lands(
         assert stored.status_code == 200, stored.text
         assert stored.json()["stored_seq"] == seq and stored.json()["accepted"] is True
         assert _stored(database, item["item_id"]) == (seq, list(range(1, seq + 1)), [seq])
-        from app.delivery.models import Answer
+        from app.delivery.models import Answer, AttemptItem
 
-        with database.transaction(write=False) as db:
+        with database.transaction(write=False) as db:  # stored as the option's real id
+            shown = db.scalar(select(AttemptItem.option_order)
+                              .where(AttemptItem.item_id == item["item_id"]))
+            real = ([shown[r - 1] for r in response] if isinstance(response, list)
+                    else shown[response - 1])
             assert db.scalar(select(Answer.response)
-                             .where(Answer.item_id == item["item_id"])) == response
+                             .where(Answer.item_id == item["item_id"])) == real
     database.dispose()
 
 
@@ -218,11 +222,11 @@ def test_the_page_gets_the_storage_code_on_a_full_disk_and_says_so(
         assert ('data-storage="Server belum dapat menyimpan jawaban saat ini - jawaban disimpan '
                 'di komputer ini dan akan dikirim otomatis. Beri tahu pengawas jika ini '
                 'berlangsung lama."') in item_page
-        from app.bank.models import Item, ItemOption
+        from app.bank.models import Item
 
         with database.transaction(write=False) as db:
-            option = db.scalar(select(ItemOption.id).where(ItemOption.item_id == item_id))
             kind = db.scalar(select(Item.kind).where(Item.id == item_id)).value
+        option = 1  # the first option shown: the page names options by their place
         response = [option] if kind == "multiple" else option
         headers = {"X-CSRF-Token": csrf, "X-Save-Failures": "0"}  # as the page's script sends
 

@@ -350,13 +350,19 @@ def _require_live(attempt: Attempt) -> None:
 def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datetime,
            score: bool = True) -> None:
     """Hand in the attempt (idempotent: a second submit changes nothing) and score it, unless
-    ``score`` is False (the caller scores many at once, e.g. a session's close)."""
+    ``score`` is False (the caller scores many at once, e.g. a session's close). An attempt
+    that has not started cannot be handed in (409)."""
     was_done = attempt.state in DONE_STATES
     refresh(db, attempt=attempt, now=now)
     if attempt.state in DONE_STATES:
         if not was_done and score:  # time ran out just now, and this request writes it
             _score(db, attempt, now)
         return
+    if attempt.state == AttemptState.not_started:
+        # The rule lives here, not in a route: the API once handed in an attempt whose clock
+        # had never started (a proctor's force_submit and a session's close handle it apart).
+        raise TakerError(409, "taker.error_not_started",
+                         "the attempt has not started: fetch the form (GET /attempt) first")
     sections = _sections(db, attempt)
     _finish(db, attempt, sections[attempt.current_section], at=now,
             state=AttemptState.submitted, reason=reason)

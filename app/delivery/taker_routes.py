@@ -26,7 +26,6 @@ from app.delivery.deps import (
     cookie_lookup_json,
 )
 from app.bank.routes import media_response
-from app.delivery.models import AttemptState
 from app.delivery.schemas import AnswerUpdate
 from app.delivery.views import AttemptView, attempt_view
 from app.web import cookie_secure, redirect, render
@@ -178,11 +177,15 @@ async def exam_submit(request: Request, clock: ClockDep,
     this in the same second, and one commit per hand-in made the last of 2,000 wait 30 s."""
     def work(db: Session) -> None:
         attempt = cookie_attempt(request, db)
-        if attempt.state != AttemptState.not_started:
-            attempts.submit(db, attempt=attempt, score=False,  # the sweeper scores it
-                            reason="time" if reason == "time" else "taker",
-                            actor=f"attempt:{attempt.id}", now=clock.now())
-    await request.app.state.save_batcher.submit(work, request.cookies.get(TAKER_COOKIE, ""))
+        attempts.submit(db, attempt=attempt, score=False,  # the sweeper scores it
+                        reason="time" if reason == "time" else "taker",
+                        actor=f"attempt:{attempt.id}", now=clock.now())
+    try:
+        await request.app.state.save_batcher.submit(work, request.cookies.get(TAKER_COOKIE, ""))
+    except attempts.TakerError as exc:
+        if exc.status != 409:
+            raise
+        # not started: the page shows the instructions again
     return redirect(request, "/ujian")
 
 

@@ -335,3 +335,27 @@ def test_the_form_is_exactly_the_documented_attempt_shape(app, logins, database,
     assert set(sent.json()) == set(AttemptRead.model_fields)
     assert sent.json()["items"][0]["flagged"] is True and sent.json()["items"][0]["seq"] == 3
     assert "bank_version_id" not in sent.text and nip not in sent.text
+
+
+def test_an_attempt_cannot_be_handed_in_before_it_starts(app, client, logins, database):
+    """The rule is in attempts.submit, so the API and the page refuse alike (#14: the API
+    answered 200 "submitted" right after login)."""
+    from app.delivery.models import Attempt, AttemptState
+
+    nip, token = logins[0]
+    api, login = api_login(app, nip, token)
+    bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    refused = api.post("/api/v1/taker/submit", headers=bearer)
+    assert refused.status_code == 409 and refused.json()["code"] == "taker.error_not_started"
+    nip2, token2 = logins[1]
+    assert page_login(client, nip2, token2).status_code == 303
+    page = client.post("/ujian/selesai", data={"csrf_token": csrf_from(client.get("/ujian").text)},
+                       follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"] == "/ujian"
+    with database.transaction(write=False) as db:
+        states = {a.state for a in db.scalars(select(Attempt))}
+    assert states == {AttemptState.not_started}
+    # Once started (the first GET /attempt starts the clock) the API hands in.
+    assert api.get("/api/v1/taker/attempt", headers=bearer).status_code == 200
+    done = api.post("/api/v1/taker/submit", headers=bearer)
+    assert done.status_code == 200 and done.json()["state"] == "submitted"

@@ -799,16 +799,11 @@ def attempt_unlock(
 @standards_cli.command("load-defaults")
 def standards_load_defaults() -> None:
     """Add the default required levels (DOMAIN.md) that are missing; never overwrites."""
-    from app.scoring.standards import load_default_standards
+    from app.scoring.standards import load_defaults
 
     database = _ready_database()
     with database.transaction() as db:
-        added = load_default_standards(db)
-        if added:
-            from app import audit
-
-            audit.record(db, actor="cli", action="standards.load_defaults",
-                         target="job_standards", now=_now(), data={"added": added})
+        added = load_defaults(db, actor="cli", now=_now())
     typer.echo(f"Job standards: {added} default row(s) added")
 
 
@@ -873,20 +868,15 @@ def results_export(
     category, potensi band, nine-box (xlsx adds a sheet of item responses). Audited."""
     from pathlib import Path
 
-    from app import audit
-    from app.reports.export import response_rows, results_table, to_csv, to_xlsx
+    from app.reports.export import export_results
 
     if fmt not in ("csv", "xlsx"):
         raise fail(f"--format must be csv or xlsx, not {fmt!r}", 2)
     database = _ready_database()
     with database.transaction() as db:
         session = _session(db, code)
-        table = results_table(db, session)
-        data = (to_csv(table) if fmt == "csv"
-                else to_xlsx(table, response_rows(db, session)))
-        audit.record(db, actor="cli", action="results.export", target=f"session:{session.code}",
-                     now=_now(), data={"format": fmt, "rows": len(table.rows)})
-    Path(out).write_bytes(data)
+        data, table = export_results(db, session, fmt=fmt, actor="cli", now=_now())
+    Path(out).write_bytes(data)  # after the audit row committed
     scored = sum(1 for row in table.rows if row.scored)
     typer.echo(f"{len(table.rows)} participant(s), {scored} with a result, written to {out}")
 

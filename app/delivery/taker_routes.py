@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
 from app.db import DbSession, RowId
-from app.delivery import attempts, content, login_flow, seb
+from app.delivery import attempts, content, login_flow
 from app.delivery.api import _json, client_addr, save_work, status_response
 from app.delivery.deps import (
     SEAT_COOKIE,

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from app import audit
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
 from app.delivery.deps import session_or_404 as _session_or_404
@@ -19,14 +18,7 @@ from app.auth.models import User
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.db import DbSession, WriteDb
 from app.delivery.models import TestSession
-from app.reports.export import (
-    ResultRow,
-    ResultsTable,
-    response_rows,
-    results_table,
-    to_csv,
-    to_xlsx,
-)
+from app.reports.export import ResultRow, ResultsTable, export_results, results_table
 from app.scoring.schemas import SORT_COLUMNS, ResultsQuery
 from app.scoring.service import rescore_session
 from app.web import redirect, render, request_language
@@ -119,14 +111,8 @@ async def results_rescore(
 
 
 def _download(db: Session, session: TestSession, user: User, fmt: str, now) -> Response:
-    table = results_table(db, session)
-    if fmt == "csv":
-        data, media = to_csv(table), "text/csv; charset=utf-8"
-    else:
-        data, media = to_xlsx(table, response_rows(db, session)), XLSX_TYPE
-    audit.record(db, actor=_actor(user), action="results.export",
-                 target=f"session:{session.code}", now=now,
-                 data={"format": fmt, "rows": len(table.rows)})
+    data, _ = export_results(db, session, fmt=fmt, actor=_actor(user), now=now)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX_TYPE
     return Response(data, media_type=media, headers={
         **NO_STORE,
         "Content-Disposition": f'attachment; filename="hasil-{session.code}.{fmt}"'})

@@ -3,9 +3,13 @@ a (job_key, competency) -> level table that admins can change."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.scoring.models import JobStandard
 
 MANAGERIAL = (
@@ -60,3 +64,43 @@ def load_default_standards(db: Session) -> int:
             added += 1
     db.flush()
     return added
+
+
+def load_defaults(db: Session, *, actor: str, now: datetime) -> int:
+    """The admin's "load the defaults" (page and ``cact standards load-defaults``): the
+    missing defaults added, and an audit row saying how many."""
+    added = load_default_standards(db)
+    audit.record(db, actor=actor, action="standards.load_defaults", target="job_standards",
+                 now=now, data={"added": added})
+    return added
+
+
+@dataclass(frozen=True)
+class LevelChange:
+    old: int | None
+    new: int
+    changed: bool
+
+
+def set_required_level(db: Session, *, job_key: str, competency: str, level: int, actor: str,
+                       now: datetime) -> LevelChange:
+    """One required level set by an admin (audited with the old value, and whether it was the
+    default); setting the level it already has changes and records nothing. Existing results
+    change only when the session is rescored."""
+    if job_key not in BASE_LEVELS or competency not in COMPETENCIES or not 1 <= level <= 5:
+        raise ValueError(f"no standard {job_key}/{competency} at level {level}")
+    row = db.scalar(select(JobStandard).where(JobStandard.job_key == job_key,
+                                              JobStandard.competency == competency))
+    old = row.required_level if row else default_standards().get((job_key, competency))
+    if row is not None and row.required_level == level:
+        return LevelChange(old, level, changed=False)
+    if row is None:
+        db.add(JobStandard(job_key=job_key, competency=competency, required_level=level))
+    else:
+        row.required_level = level
+    db.flush()
+    audit.record(db, actor=actor, action="standards.edit",
+                 target=f"job_standard:{job_key}/{competency}", now=now,
+                 data={"job_key": job_key, "competency": competency, "old": old, "new": level,
+                       "was_default": row is None})
+    return LevelChange(old, level, changed=True)

@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import audit
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
 from app.bank.parsed import ImportFailed, Problem
@@ -23,7 +22,8 @@ from app.scoring.standards import (
     BASE_LEVELS,
     COMPETENCIES,
     default_standards,
-    load_default_standards,
+    load_defaults,
+    set_required_level,
 )
 from app.web import render, request_language, translate
 
@@ -75,23 +75,12 @@ async def standards_edit(
             or not level.strip().isdigit() or not 1 <= int(level) <= 5):
         return _page(request, db, status_code=422, error=translate(lang, "standards.invalid"),
                      **form)
-    new = int(level)
-    row = db.scalar(select(JobStandard).where(JobStandard.job_key == job_key,
-                                              JobStandard.competency == competency))
-    old = row.required_level if row else default_standards().get((job_key, competency))
-    words = {"job": job_key, "competency": competency_name(competency, lang), "old": old,
-             "new": new}
-    if row is not None and row.required_level == new:
+    change = set_required_level(db, job_key=job_key, competency=competency, level=int(level),
+                                actor=_actor(user), now=clock.now())
+    words = {"job": job_key, "competency": competency_name(competency, lang),
+             "old": change.old, "new": change.new}
+    if not change.changed:
         return _page(request, db, notice=translate(lang, "standards.unchanged", **words), **form)
-    if row is None:
-        db.add(JobStandard(job_key=job_key, competency=competency, required_level=new))
-    else:
-        row.required_level = new
-    db.flush()
-    audit.record(db, actor=_actor(user), action="standards.edit",
-                 target=f"job_standard:{job_key}/{competency}", now=clock.now(),
-                 data={"job_key": job_key, "competency": competency, "old": old, "new": new,
-                       "was_default": row is None})
     return _page(request, db, notice=translate(lang, "standards.saved", **words) + " "
                  + translate(lang, "standards.rescore_hint"), **form)
 
@@ -99,9 +88,7 @@ async def standards_edit(
 @router.post("/defaults", include_in_schema=False)
 async def standards_defaults(request: Request, db: DbSession, clock: ClockDep,
                              user: AdminUser) -> Response:
-    added = load_default_standards(db)
-    audit.record(db, actor=_actor(user), action="standards.load_defaults",
-                 target="job_standards", now=clock.now(), data={"added": added})
+    added = load_defaults(db, actor=_actor(user), now=clock.now())
     return _page(request, db, notice=translate(request_language(request),
                                                "standards.defaults_done", added=added))
 

@@ -8,7 +8,6 @@ import re
 from decimal import Decimal
 from collections.abc import Callable
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -20,15 +19,13 @@ from markupsafe import Markup
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, paths
+from app.i18n import LANGUAGES, translate
 from app.auth.security import constant_time_equal, keyed_digest, random_token
 
 # The checkout's frontend/ or, in an installed wheel, its packaged copy (app/paths.py).
 FRONTEND_DIR = paths.FRONTEND_DIR
 TEMPLATES_DIR = FRONTEND_DIR / "templates"
 STATIC_DIR = FRONTEND_DIR / "static"
-LOCALES_DIR = FRONTEND_DIR / "locales"
-
-LANGUAGES = ("id", "en")
 LANG_COOKIE = "cact_lang"
 ANON_COOKIE = "cact_anon"
 SESSION_COOKIE = "cact_session"
@@ -53,25 +50,6 @@ SECURITY_HEADERS = [
 
 
 # -- translations -------------------------------------------------------------------------------
-
-
-@lru_cache
-def messages(lang: str) -> dict[str, str]:
-    """{lang}.json plus every {lang}.<area>.json (one file per feature area keeps edits apart)."""
-    merged: dict[str, str] = {}
-    for path in [LOCALES_DIR / f"{lang}.json", *sorted(LOCALES_DIR.glob(f"{lang}.*.json"))]:
-        with path.open(encoding="utf-8") as fh:
-            for key, value in json.load(fh).items():
-                if key in merged:
-                    raise ValueError(f"{path.name}: message {key!r} is defined twice")
-                merged[key] = value
-    return merged
-
-
-def translate(lang: str, key: str, **params: Any) -> str:
-    """The message for ``key`` in ``lang``, falling back to Indonesian, then to the key."""
-    text = messages(lang).get(key) or messages("id").get(key) or key
-    return text.format(**params) if params else text
 
 
 def request_language(request: Request) -> str:

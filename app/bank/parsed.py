@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from app.i18n import translate
+
 ITEM_KINDS = ("single", "weighted", "multiple", "likert")
 BANK_KINDS = ("potensi", "kompetensi")
 
@@ -25,7 +27,6 @@ class Phrase:
 
 def render(lang: str, key: str, params: dict[str, Any]) -> str:
     """``problem.<key>`` in ``lang`` with ``params`` filled in (nested Phrases first)."""
-    from app.web import translate  # lazily: app.web imports much of the app
 
     values = {name: v.text(lang) if isinstance(v, Phrase) else v for name, v in params.items()}
     # Every problem message is a format template ("{{" for a literal brace), params or not.

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from fpdf import FPDF
 
+from app.i18n import translate
 from app.delivery.models import TestSession
 from app.delivery.roster import TokenRow
 
@@ -38,7 +39,6 @@ LABELS = ("title", "session", "room", "seat", "nip", "token", "instruction")
 
 def card_labels(lang: str) -> dict[str, str]:
     """The card's words in ``lang`` (the same locale keys as the printable HTML page)."""
-    from app.web import translate  # lazily: app.web imports much of the app
 
     return {name: translate(lang, f"cards.{name}") for name in LABELS}
 

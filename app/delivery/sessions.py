@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.i18n import translate
 from app.assembly.models import Blueprint
 from app.assembly.service import blueprint_version_ids
 from app.auth.models import Role, User
@@ -54,7 +55,6 @@ class SessionError(ValueError):
         super().__init__(self.text("en"))
 
     def text(self, lang: str) -> str:
-        from app.web import translate  # lazily: app.web imports much of the app
 
         values = {name: translate(lang, value) if isinstance(value, Word) else value
                   for name, value in self.params.items()}

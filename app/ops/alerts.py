@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from app.ops import health
 from app.ops.state import Alert
 from app.settings import Settings
-from app.web import translate
+from app.i18n import translate
 
 logger = logging.getLogger("cact.ops")
 

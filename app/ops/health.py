@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.settings import Settings
-from app.web import translate
+from app.i18n import translate
 
 CHECK_NAMES = ("database", "schema", "disk", "key", "clock")
 MiB = 1024 * 1024

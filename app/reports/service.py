@@ -32,7 +32,7 @@ from app.scoring import engine
 from app.scoring.models import ConstructScore, Result
 from app.scoring.service import KOMPETENSI_PREFIX, aspect_of
 from app.scoring.standards import COMPETENCIES
-from app.web import translate
+from app.i18n import translate
 
 BOXES = range(1, 10)
 TIERS = ("high", "middle", "low")

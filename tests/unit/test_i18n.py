@@ -4,7 +4,8 @@ import re
 import string
 from pathlib import Path
 
-from app.web import LOCALES_DIR, TEMPLATES_DIR, messages, translate
+from app.i18n import LOCALES_DIR, messages, translate
+from app.web import TEMPLATES_DIR
 
 ROOT = Path(__file__).resolve().parents[2]
 # t("key") with a complete literal key (a key built with ~ is checked per enum below).

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from app.bank.parsed import Phrase, Problem, problem
-from app.web import LOCALES_DIR, messages
+from app.i18n import LOCALES_DIR, messages
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["app/bank/archive.py", "app/bank/formats.py", "app/bank/validate.py",

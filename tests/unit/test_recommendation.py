@@ -5,7 +5,7 @@ import pytest
 
 from app.reports.service import box_action, box_placement, category_tier, recommendation
 from app.scoring.engine import CATEGORIES
-from app.web import messages
+from app.i18n import messages
 
 
 def test_every_category_has_a_tier_and_a_text_in_both_languages():

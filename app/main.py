@@ -21,28 +21,28 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__, dashboard, http_limits, system
-from app.ops import lifecycle as ops_lifecycle
-from app.ops import metrics as ops_metrics
-from app.ops import pdeathsig
 from app.analysis import routes as analysis_routes
 from app.assembly import routes as assembly_routes
 from app.auth import gate as login_gate
 from app.auth import routes as auth_routes
+from app.auth.deps import Forbidden, LoginRequired, csrf_protect
+from app.auth.security import settings_hasher
 from app.bank import routes as bank_routes
+from app.clock import Clock, SystemClock
+from app.db import Database
 from app.delivery import admin_routes as session_admin_routes
 from app.delivery import api as taker_api
 from app.delivery import taker_routes
-from app.scoring import routes as scoring_routes
-from app.scoring import standards_routes
-from app.reports import routes as report_routes
 from app.delivery.attempts import TakerError
-from app.proctoring import routes as proctor_routes
 from app.delivery.batching import SaveBatcher
 from app.delivery.deps import TakerLoginRequired
-from app.auth.deps import Forbidden, LoginRequired, csrf_protect
-from app.auth.security import settings_hasher
-from app.clock import Clock, SystemClock
-from app.db import Database
+from app.ops import lifecycle as ops_lifecycle
+from app.ops import metrics as ops_metrics
+from app.ops import pdeathsig
+from app.proctoring import routes as proctor_routes
+from app.reports import routes as report_routes
+from app.scoring import routes as scoring_routes
+from app.scoring import standards_routes
 from app.settings import Settings, get_settings
 from app.web import (
     STATIC_DIR,
@@ -53,7 +53,6 @@ from app.web import (
     redirect,
     render,
 )
-
 
 logger = logging.getLogger("cact")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -19,8 +19,8 @@ from markupsafe import Markup
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__, paths
-from app.i18n import LANGUAGES, translate
 from app.auth.security import constant_time_equal, keyed_digest, random_token
+from app.i18n import LANGUAGES, translate
 
 # The checkout's frontend/ or, in an installed wheel, its packaged copy (app/paths.py).
 FRONTEND_DIR = paths.FRONTEND_DIR

@@ -9,9 +9,9 @@ imports it into a fresh database, timing each stage. Figures go to docs/performa
 from __future__ import annotations
 
 import argparse
+import resource
 import tempfile
 import time
-import resource
 from pathlib import Path
 
 import yaml

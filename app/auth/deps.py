@@ -7,11 +7,11 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from app.auth import service
 from app.auth.models import Role, User
 from app.clock import Clock
-from starlette.concurrency import run_in_threadpool
 from app.web import SESSION_COOKIE, check_csrf
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import audit, paths
 from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.bank import service
 from app.bank.archive import MAX_UPLOAD_BYTES
@@ -27,7 +28,6 @@ from app.bank.models import (
     KeyCorrection,
 )
 from app.bank.parsed import ImportFailed, Problem
-from app import audit, paths
 from app.db import DbSession, PageNumber, RowId, WriteDb
 from app.uploads import read_isolated
 from app.web import render

@@ -20,15 +20,15 @@ from sqlalchemy.orm import Session
 from app.assembly.models import Blueprint
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
-from app.delivery.deps import session_or_404 as _session_or_404
 from app.auth.models import Role, User
 from app.bank.parsed import ImportFailed, Problem
 from app.dashboard import session_rows
 from app.db import DbSession, WriteDb
 from app.delivery import roster as roster_service
-from app.delivery import sessions as service
 from app.delivery import seb
+from app.delivery import sessions as service
 from app.delivery.cards import card_labels, cards_pdf, group_token
+from app.delivery.deps import session_or_404 as _session_or_404
 from app.delivery.models import Attempt, AttemptState, TestSession
 from app.web import LANGUAGES, redirect, render, request_language
 

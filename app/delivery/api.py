@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel

@@ -34,7 +34,6 @@ from app.auth.security import (
 )
 from app.bank.models import Item, ItemKind
 from app.db import RecordedRefusal
-from app.proctoring.models import Incident
 from app.delivery import content
 from app.delivery.models import (
     Answer,
@@ -48,6 +47,7 @@ from app.delivery.models import (
     SessionState,
     TestSession,
 )
+from app.proctoring.models import Incident
 
 LIVE_STATES = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
 DONE_STATES = (AttemptState.submitted, AttemptState.expired)

@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
-
 from sqlalchemy.orm import Session
 
 from app.db import DbSession

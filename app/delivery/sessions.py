@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.i18n import translate
 from app.assembly.models import Blueprint
 from app.assembly.service import blueprint_version_ids
 from app.auth.models import Role, User
 from app.bank.service import freeze_versions
 from app.delivery.models import ProctorAssignment, SessionState, TestSession
+from app.i18n import translate
 
 # Starts with a letter or digit so a code is never mistaken for a command-line option.
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
+from app.bank.routes import media_response
 from app.db import DbSession, RowId
 from app.delivery import attempts, content, login_flow
 from app.delivery.api import _json, client_addr, save_work, status_response
@@ -25,7 +26,6 @@ from app.delivery.deps import (
     cookie_attempt,
     cookie_lookup_json,
 )
-from app.bank.routes import media_response
 from app.delivery.schemas import AnswerUpdate
 from app.delivery.views import AttemptView, attempt_view
 from app.web import cookie_secure, redirect, render

@@ -8,10 +8,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from app.i18n import translate
 from app.ops import health
 from app.ops.state import Alert
 from app.settings import Settings
-from app.i18n import translate
 
 logger = logging.getLogger("cact.ops")
 

@@ -25,8 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from app.settings import Settings
 from app.i18n import translate
+from app.settings import Settings
 
 CHECK_NAMES = ("database", "schema", "disk", "key", "clock")
 MiB = 1024 * 1024

@@ -36,7 +36,7 @@ from app.delivery.models import (
 )
 from app.proctoring import service
 from app.proctoring.console import board_rows, console_state, fingerprint
-from app.web import redirect, render, request_language, templates, template_context, translate
+from app.web import redirect, render, request_language, template_context, templates, translate
 
 router = APIRouter()
 api = APIRouter(prefix="/api/v1/proctor", tags=["proctor"])

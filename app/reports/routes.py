@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
-from app.delivery.deps import session_or_404 as _session_or_404
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
+from app.delivery.deps import session_or_404 as _session_or_404
 from app.delivery.models import TestSession
 from app.reports import service, zipjob
 from app.reports.export import results_table

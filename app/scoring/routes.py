@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
-from app.delivery.deps import session_or_404 as _session_or_404
 from app.auth.models import User
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.db import DbSession, WriteDb
+from app.delivery.deps import session_or_404 as _session_or_404
 from app.delivery.models import TestSession
 from app.reports.export import ResultRow, ResultsTable, export_results, results_table
 from app.scoring.schemas import SORT_COLUMNS, ResultsQuery

@@ -24,6 +24,7 @@ from app.bank.service import (
 from app.models import Base
 from tests.factories import SVG, bank_doc, bank_zip, run_import, zip_of
 
+
 def row_counts(db) -> dict[str, int]:
     return {t.name: db.scalar(select(func.count()).select_from(t))
             for t in Base.metadata.sorted_tables}

@@ -429,9 +429,9 @@ def test_requests_over_two_workers_are_all_counted(tmp_path):
 
 
 def test_metrics_folder_is_wiped_and_falls_back_when_unwritable(tmp_path, monkeypatch):
-    from app.settings import Settings
-
     from prometheus_client import values
+
+    from app.settings import Settings
 
     monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
     # prepare_for_workers switches prometheus-client to multiprocess values: switched back

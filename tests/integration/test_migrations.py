@@ -6,8 +6,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from app import db as app_db
 import app.models  # noqa: F401
+from app import db as app_db
 from app.db import Base, make_engine
 from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
 

@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from app import audit
 from app.delivery.models import AttemptItem, SessionState, TestSession
+from app.main import score_pending_now
 from app.scoring.models import Result
 from tests.conftest import csrf_from, staff_login
 from tests.integration.test_scoring_service import ANSWERS_1, build_session, option_ids
-from app.main import score_pending_now
 from tests.integration.test_web import csp_problems
 
 

@@ -9,8 +9,8 @@ import io
 from sqlalchemy import func, select
 
 from app.assembly.service import import_blueprint
-from app.clock import SystemClock
 from app.bank.models import BankVersion
+from app.clock import SystemClock
 from app.delivery import attempts
 from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
 from tests.factories import BLUEPRINT, bank_zip, run_import

@@ -95,8 +95,8 @@ def stage(app, client, database, settings, clock, make_user, monkeypatch):
     """Session X built on the hostile bank, a roster with hostile names (through the admin's
     CSV upload), a proctor's hostile note, and a hostile-named taker who answered and
     handed in."""
-    from app.delivery.models import ProctorAssignment
     from app.auth.models import User
+    from app.delivery.models import ProctorAssignment
 
     monkeypatch.setattr(factories, "bank_zip", lambda *a, **k: evil_bank())
     make_user("pak.budi", "proctor")

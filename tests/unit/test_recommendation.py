@@ -3,9 +3,9 @@ nine-box action, in Indonesian by default and in English."""
 
 import pytest
 
+from app.i18n import messages
 from app.reports.service import box_action, box_placement, category_tier, recommendation
 from app.scoring.engine import CATEGORIES
-from app.i18n import messages
 
 
 def test_every_category_has_a_tier_and_a_text_in_both_languages():

@@ -798,7 +798,7 @@ def attempt_unlock(
 
 @standards_cli.command("load-defaults")
 def standards_load_defaults() -> None:
-    """Add the default required levels (DOMAIN.md) that are missing; never overwrites."""
+    """Add the default required levels (docs/domain.md) that are missing; never overwrites."""
     from app.scoring.standards import load_defaults
 
     database = _ready_database()

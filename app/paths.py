@@ -1,8 +1,8 @@
 """Where the server finds the files that are not Python code: migrations, frontend, item banks.
 
 In the source checkout (``make run``, editable installs, the tests) they sit at the top of the
-repository (``migrations/``, ``frontend/``, ``itembank/``, ``docs/``), where
-/work/shared/DESIGN.md puts them. A wheel cannot install files outside its packages, so
+repository (``migrations/``, ``frontend/``, ``itembank/``, ``docs/``; see
+docs/architecture.md). A wheel cannot install files outside its packages, so
 ``setup.py`` copies them into ``app/_data/`` when it builds one; a plain (non-editable) install
 from the offline bundle then finds them there. The packaged copy wins when it exists, so an
 installed server never reads a stray checkout that happens to sit next to it.

@@ -23,7 +23,7 @@ Conventions (and why):
   variance (divide by N) as in the KR-20 / alpha formulas, and
   ``SEM = SD * sqrt(1 - reliability)`` (e.g. Crocker & Algina 1986, ch. 6).
 
-The flag thresholds are the assessment domain's (DOMAIN.md, "Item analysis after a session").
+The flag thresholds are the assessment domain's (docs/domain.md, "Item analysis after a session").
 """
 
 from __future__ import annotations

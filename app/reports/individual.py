@@ -1,6 +1,6 @@
 """The individual assessment report as an A4 PDF: identity, psychogram, potensi aspects, JPM
 and category, strengths and development areas, recommendation and nine-box placement
-(DOMAIN.md, "The individual report").
+(docs/domain.md, "The individual report").
 
 fpdf2 draws it (pure Python, no system libraries, as for the login cards), with the PDF core
 fonts: they need no font files on an offline lab server, and they cover Indonesian; other

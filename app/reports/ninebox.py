@@ -2,7 +2,7 @@
 prints the same as it shows.
 
 Performance runs left to right (below / as expected / above expectations), potential bottom
-to top (low / medium / high); the box numbers are the talent-management table's (DOMAIN.md,
+to top (low / medium / high); the box numbers are the talent-management table's (docs/domain.md,
 "The talent map"), taken from :data:`app.scoring.engine.NINE_BOX` so the picture and the
 scoring can never disagree. Each box is a link to ``#<anchor_prefix><box>`` where the page
 lists everybody in that box (the SVG itself shows the first few names and the count).

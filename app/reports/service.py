@@ -52,7 +52,8 @@ def category_tier(category: str) -> tuple[str, str] | None:
 
 
 def box_action(box: int, lang: str = "id") -> str:
-    """The usual talent-management action for a nine-box box (DOMAIN.md table)."""
+    """The usual talent-management action for a nine-box box (docs/domain.md, the talent
+    map table)."""
     if box not in BOXES:
         raise ValueError(f"nine-box number must be 1-9, not {box!r}")
     return translate(lang, f"talent.box_{box}_action")
@@ -116,8 +117,8 @@ class ParticipantReport:
     position: str
     unit: str
     status: str  # attempt state, or "absent"
+    date: datetime  # the hand-in, else the session's start: from the database, not a clock
     scored: bool = False
-    date: datetime | None = None
     job_key: str = ""
     competencies: list[CompetencyLine] = field(default_factory=list)
     aspects: list[AspectLine] = field(default_factory=list)
@@ -149,7 +150,7 @@ class ParticipantReport:
         return IndividualReport(
             name=self.name, nip=self.nip, job_group=self.job_text, position=self.position,
             unit=self.unit, session=f"{self.session_code} - {self.session_name}",
-            date=self.date or datetime.now(),
+            date=self.date,
             competencies=[CompetencyRow(c.name, c.required, c.achieved, c.gap)
                           for c in self.competencies if c.required is not None],
             potensi=[PotensiRow(("   " if a.sub else "") + a.name,
@@ -198,7 +199,7 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
         job_group=str(person.job_group.value), grade=person.grade or "",
         position=person.position or "", unit=person.unit or "",
         status=attempt.state.value if attempt is not None else "absent",
-        date=when.astimezone(zone) if when else None)
+        date=when.astimezone(zone))
     if result is None:
         return report
     detail = result.detail or {}

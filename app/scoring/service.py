@@ -44,6 +44,7 @@ from app.delivery.models import (
     TestSession,
 )
 from app.scoring import engine
+from app.scoring.irt import eap
 from app.scoring.engine import ScoredItem, ScoredOption
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 from app.scoring.standards import default_standards
@@ -53,8 +54,9 @@ logger = logging.getLogger("cact.scoring")
 DONE_STATES = (AttemptState.submitted, AttemptState.expired)
 KOMPETENSI_PREFIX = "kompetensi."
 
-# (potensi, kompetensi) weights of the combined JPM per job group. DOMAIN.md leaves the numbers
-# to the agency; these defaults give kompetensi more weight the more managerial the job is.
+# (potensi, kompetensi) weights of the combined JPM per job group. docs/domain.md leaves the
+# numbers to the agency; these defaults give kompetensi more weight the more managerial the job
+# is.
 DEFAULT_COMBINED_WEIGHTS: dict[str, tuple[int, int]] = {
     JobGroup.administrator.value: (40, 60),
     JobGroup.pengawas.value: (40, 60),
@@ -66,7 +68,7 @@ DEFAULT_COMBINED_WEIGHTS: dict[str, tuple[int, int]] = {
 @dataclass(frozen=True)
 class ScoringConfig:
     """How results are read for one session. Every field can be set in the session's
-    ``settings["scoring"]``; the defaults are those of DOMAIN.md."""
+    ``settings["scoring"]``; the defaults are those of docs/domain.md."""
 
     purpose: str = "mapping"  # "mapping" (Optimal ...) or "placement" (Memenuhi Syarat ...)
     jpm_cap: bool = True
@@ -256,16 +258,6 @@ class _ConstructOutcome:
         return engine.percent(self.raw, self.max_raw)
 
 
-def _eap():
-    """The EAP estimator, if the IRT module is installed in this build (it arrives separately;
-    without it theta stays empty and everything else is scored)."""
-    try:
-        from app.scoring.irt import eap  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return eap
-
-
 def item_scores(cache: ScoringCache, form: list[int], answers: Mapping[int, Any]
                 ) -> list[tuple[int, Decimal]]:
     """(item id, score) for each item of a form, with the current keys."""
@@ -297,12 +289,11 @@ def _construct_outcomes(cache: ScoringCache, form: list[int], answers: Mapping[i
         outcome.raw += engine.item_score(data.scored, response, version.rules)
         outcome.max_raw += cache.item_max(data)
         outcome.items.append((data, response))
-    eap = _eap()
     for outcome in by_construct.values():
         rule = cache.versions[outcome.bank_version_id].rules.get("levels", {}).get(
             outcome.construct)
         outcome.level = engine.level_for(outcome.raw, rule)
-        if (eap is not None and outcome.kind == BankKind.potensi.value
+        if (outcome.kind == BankKind.potensi.value
                 and all(d.irt is not None and d.scored.kind == "single"
                         for d, _ in outcome.items)):
             # A blank counts as wrong, as it does for the raw score (national CAT convention).

@@ -1,4 +1,4 @@
-"""Default required competency levels per job group / functional grade (DOMAIN.md), stored as
+"""Default required competency levels per job group / functional grade (docs/domain.md), stored as
 a (job_key, competency) -> level table that admins can change."""
 
 from __future__ import annotations

@@ -130,7 +130,7 @@ def test_not_presented_items_are_left_out():
 
 
 def test_difficulty_flags_use_the_domain_thresholds():
-    assert (TOO_EASY, TOO_HARD) == (0.95, 0.10)  # DOMAIN.md: p > .95, p < .1
+    assert (TOO_EASY, TOO_HARD) == (0.95, 0.10)  # docs/domain.md: p > .95, p < .1
     n = 40
     easy = [1] * n  # p = 1.0
     hard = [1] + [0] * (n - 1)  # p = .025

@@ -1,4 +1,5 @@
-"""The nine-box SVG: box positions as DOMAIN.md numbers them, counts, names, escaping, edges."""
+"""The nine-box SVG: box positions as docs/domain.md numbers them, counts, names, escaping,
+edges."""
 
 from __future__ import annotations
 

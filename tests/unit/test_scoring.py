@@ -1,5 +1,5 @@
 """Golden cases for the scoring engine, each computed by hand from the conventions of the
-assessment domain (DOMAIN.md) or from a cited formula."""
+assessment domain (docs/domain.md) or from a cited formula."""
 
 from decimal import Decimal as D
 

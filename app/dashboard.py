@@ -61,7 +61,7 @@ def session_rows(db: Session, *, proctor: User | None = None) -> list[SessionRow
 
 
 @router.get("/admin", include_in_schema=False)
-def admin_dashboard(request: Request, db: DbSession, user: AdminUser,
+def admin_dashboard(request: Request, db: DbSession, _user: AdminUser,
                     clock: ClockDep) -> Response:
     counts = {
         "banks": db.scalar(select(func.count()).select_from(ItemBank)),
@@ -84,7 +84,7 @@ def _system_alerts(request: Request, db: Session, now: datetime) -> list:
 
 
 @router.get("/admin/peringatan", include_in_schema=False)
-def admin_alerts(request: Request, db: DbSession, user: AdminUser, clock: ClockDep) -> Response:
+def admin_alerts(request: Request, db: DbSession, _user: AdminUser, clock: ClockDep) -> Response:
     """The dashboard's system alert lines alone, polled every 15 s."""
     return render(request, "ops/_alerts.html", headers={"Cache-Control": "no-store"},
                   system_alerts=_system_alerts(request, db, clock.now()))
@@ -97,7 +97,7 @@ def proctor_home(request: Request, db: DbSession, user: StaffUser) -> Response:
 
 
 @router.get("/admin/audit", include_in_schema=False)
-def audit_page(request: Request, db: DbSession, user: AdminUser, before: BigRowIdQuery = None,
+def audit_page(request: Request, db: DbSession, _user: AdminUser, before: BigRowIdQuery = None,
                check: bool = False) -> Response:
     query = select(audit.AuditEvent).order_by(audit.AuditEvent.id.desc()).limit(AUDIT_PAGE_SIZE)
     if before:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -42,7 +42,8 @@ FIRST_NAMES = ["Ahmad", "Siti", "Budi", "Dewi", "Rudi", "Ratna", "Agus", "Nur", 
 LAST_NAMES = ["Saputra", "Rahmawati", "Santoso", "Lestari", "Hidayat", "Wijaya", "Pratama",
               "Kurniawan", "Simanjuntak", "Nasution", "Siregar", "Wulandari", "Setiawan", "Halim"]
 UNITS = ["Badan Kepegawaian Daerah", "Dinas Pendidikan", "Dinas Kesehatan",
-         "Dinas Penanaman Modal dan PTSP", "Badan Perencanaan Pembangunan Daerah", "Sekretariat Daerah"]
+         "Dinas Penanaman Modal dan PTSP", "Badan Perencanaan Pembangunan Daerah",
+         "Sekretariat Daerah"]
 # (job group, grade, position) mix close to a real event: many supervisors, some functional.
 JOBS = (
     [(JobGroup.administrator, "", "Kepala Bagian")] * 8
@@ -65,7 +66,8 @@ class DemoReport:
         lines.append("")
         lines.append(f"  Admin    : {DEMO_ADMIN[0]} / {DEMO_ADMIN[1]}")
         lines.append(f"  Pengawas : {DEMO_PROCTOR[0]} / {DEMO_PROCTOR[1]}")
-        lines.append(f"  Sesi     : {SESSION_CODE} (open), {len(self.tokens)} peserta; contoh token:")
+        lines.append(f"  Sesi     : {SESSION_CODE} (open), {len(self.tokens)} peserta;"
+                     " contoh token:")
         for nip, name, token in self.tokens[:5]:
             lines.append(f"    NIP {nip}  token {token}  ({name})")
         lines.append("  (demo passwords are public: never run `cact demo` on a production server)")
@@ -74,7 +76,7 @@ class DemoReport:
 
 def _nip(rng: random.Random, index: int) -> str:
     """A plausible 18-digit NIP: birth date, appointment year-month, sex, serial number."""
-    birth = datetime(1970 + rng.randrange(25), 1 + rng.randrange(12), 1 + rng.randrange(28))
+    birth = date(1970 + rng.randrange(25), 1 + rng.randrange(12), 1 + rng.randrange(28))
     appointed = (birth.year + 23 + rng.randrange(5), 1 + rng.randrange(12))
     sex = 1 + index % 2
     return f"{birth:%Y%m%d}{appointed[0]:04d}{appointed[1]:02d}{sex}{index + 1:03d}"
@@ -127,7 +129,7 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
         change_state(db, session=session, action="open", actor="demo", now=now)
         report.created.append(f"session {SESSION_CODE}")
 
-    rng = random.Random(20261102)  # fixed: the same demo people on every machine
+    rng = random.Random(20261102)  # noqa: S311 - fixed: the same demo people on every machine
     rows = []
     for index in range(PARTICIPANT_COUNT):
         group, grade, position = JOBS[index % len(JOBS)]

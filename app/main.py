@@ -192,7 +192,7 @@ async def _sweeper(app: FastAPI) -> None:
             scored = await run_in_threadpool(score_pending_now, app)
             if scored:
                 logger.info("sweeper scored %d attempt(s)", scored)
-        except Exception:  # noqa: BLE001 - a busy or unreachable database must not kill it
+        except Exception:  # a busy or unreachable database must not kill it
             logger.exception("sweeper run failed; trying again")
 
 
@@ -215,10 +215,12 @@ def _checked_secret(settings: Settings, db: Database, *, now) -> str:
 
 
 def create_app(
-    settings: Settings | None = None, *, clock: Clock | None = None, database: Database | None = None
+    settings: Settings | None = None, *, clock: Clock | None = None,
+    database: Database | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    db = database or Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    db = database or Database(settings.database_url,
+                              busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-SECRET_FILE_NAME = "secret_key"
+SECRET_FILE_NAME = "secret_key"  # noqa: S105 - a file name, not a secret
 MIN_SECRET_LENGTH = 32
 # Where the installer writes the server's configuration (deploy/install.sh).
 SYSTEM_CONFIG = Path("/etc/cact/cact.env")
@@ -119,7 +119,8 @@ def file_values(path: Path, fields: dict[str, FieldInfo]) -> dict[str, Any]:
 class ConfigFileSource(PydanticBaseSettingsSource):
     """Values from the configuration file chosen by :func:`config_file_path`."""
 
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+    def get_field_value(self, field: FieldInfo,  # noqa: ARG002 - the base class's signature
+                        field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False  # unused: __call__ reads the whole file at once
 
     def __call__(self) -> dict[str, Any]:
@@ -140,8 +141,8 @@ class Settings(BaseSettings):
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env file is read
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - nor a secrets dir
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # Earlier wins: arguments, then real environment variables, then the config file.
         return init_settings, env_settings, ConfigFileSource(settings_cls)
@@ -187,7 +188,7 @@ class Settings(BaseSettings):
                 "must start with sqlite:/// or postgresql+psycopg:// "
                 f"(got {value.split(':', 1)[0]!r})"
             )
-        if value.startswith("postgresql://") or value.startswith("postgres://"):
+        if value.startswith(("postgresql://", "postgres://")):
             # psycopg 3 is the only PostgreSQL driver installed; select it from the URL alone.
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
@@ -198,7 +199,8 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use e.g. Asia/Jakarta, Asia/Makassar") from None
+            raise ValueError(
+                f"unknown time zone {value!r}; use e.g. Asia/Jakarta, Asia/Makassar") from None
         return value
 
     @field_validator("secret_key")

@@ -49,4 +49,5 @@ def prometheus_metrics(request: Request, user: OptionalStaff) -> Response:
 
 @router.get("/docs", include_in_schema=False)
 def api_docs(request: Request) -> HTMLResponse:
-    return templates.TemplateResponse(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
+    return templates.TemplateResponse(request, "api_docs.html",
+                                      {"openapi_url": request.app.openapi_url})

@@ -146,7 +146,8 @@ def template_context(request: Request, **context: Any) -> dict[str, Any]:
         "t": t,
         "lang": lang,
         "csrf_token": token,
-        "csrf_input": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{token}">'),
+        "csrf_input": Markup('<input type="hidden" name="{}" value="{}">').format(
+            CSRF_FIELD, token),
         "hx_headers": json.dumps({"X-CSRF-Token": token}),
         "user": getattr(request.state, "staff", None),
         "htmx": is_htmx(request),

@@ -1,7 +1,8 @@
 """Autosave and session start under load, against a real server, compared with a bare endpoint.
 
     .venv/bin/python bench/autosave.py --takers 2000 --saves 20000 --concurrency 200
-    .venv/bin/python bench/autosave.py --db postgresql+psycopg://postgres@127.0.0.1/cactbench --workers 2
+    .venv/bin/python bench/autosave.py --workers 2 \\
+        --db postgresql+psycopg://postgres@127.0.0.1/cactbench
 
 1. Builds a database with the sample banks, the half-day blueprint (112 items per form) and an
    open session with N participants.

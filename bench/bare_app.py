@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
 import threading
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-DB_PATH = os.environ.get("CACT_BARE_DB", "/tmp/cact-bare.sqlite3")
+DB_PATH = os.environ.get(
+    "CACT_BARE_DB", os.path.join(tempfile.gettempdir(), "cact-bare.sqlite3"))
 _local = threading.local()
 
 

@@ -121,7 +121,8 @@ def browser_swap(html: str, push: str) -> None:
     css = (ROOT / "frontend/static/css/app.css").read_text()
     htmx = (ROOT / "frontend/static/vendor/htmx/htmx-2.0.11.min.js").read_text()
     page_html = (f"<html><head><style>{css}</style><script>{htmx}</script></head><body>"
-                 f'<main class="container container-wide"><div id="live"></div><div id="sink"></div></main>'
+                 '<main class="container container-wide">'
+                 '<div id="live"></div><div id="sink"></div></main>'
                  "</body></html>")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])

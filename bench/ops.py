@@ -30,7 +30,7 @@ def describe(name: str, samples_ms: list[float]) -> None:
           f"(n={len(samples_ms)})")
 
 
-async def _trivial(scope, receive, send) -> None:
+async def _trivial(_scope, _receive, send) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b"ok"})
 

@@ -114,8 +114,8 @@ def main() -> None:
     cache = ScoringCache(db=None)  # type: ignore[arg-type]  # filled by hand: no queries
     cache.items = {it.id: it for it in items}
     cache.versions = versions
-    cache._standards = default_standards()
-    cache._table_keys = set()
+    cache._standards = default_standards()  # noqa: SLF001 - filled by hand, see above
+    cache._table_keys = set()  # noqa: SLF001
     config = ScoringConfig()
     form = [it.id for it in items]
 

@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-import app.models  # noqa: F401  (every table in Base.metadata)
+import app.models  # every table in Base.metadata
 from app import db as app_db
 from app.clock import FrozenClock
 from app.db import Base, Database
@@ -43,7 +43,7 @@ def unavailable(reason: str) -> None:
     pytest.skip(f"SKIPPED (not in CI): {reason}")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config):  # noqa: ARG001
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
     skipped = terminalreporter.stats.get("skipped", [])
     if IN_CI and skipped:
         terminalreporter.write_line(f"CI: {len(skipped)} tests skipped; skips fail CI", red=True)

@@ -34,7 +34,7 @@ def _load(db: Session, bank_version_id: int, session_code: str) -> service.Versi
 # Declared before the page: "/admin/analysis/7.csv" would otherwise match the page's path
 # parameter and fail as a non-integer id.
 @router.get("/{bank_version_id}.csv", include_in_schema=False)
-def analysis_csv(bank_version_id: RowId, db: DbSession, user: AdminUser, session: str = "",
+def analysis_csv(bank_version_id: RowId, db: DbSession, _user: AdminUser, session: str = "",
                  sort: str = "code") -> Response:
     result = _load(db, bank_version_id, session)
     items = sort_items(result.analysis.items, sort if sort in SORTS else "code")
@@ -45,7 +45,7 @@ def analysis_csv(bank_version_id: RowId, db: DbSession, user: AdminUser, session
 
 
 @router.get("/{bank_version_id}", include_in_schema=False)
-def analysis_page(request: Request, bank_version_id: RowId, db: DbSession, user: AdminUser,
+def analysis_page(request: Request, bank_version_id: RowId, db: DbSession, _user: AdminUser,
                   session: str = "", sort: str = "code") -> Response:
     result = _load(db, bank_version_id, session)
     sort = sort if sort in SORTS else "code"

@@ -49,7 +49,7 @@ def _list_page(request: Request, db: Session, *, status_code: int = 200, **conte
 
 
 @router.get("", include_in_schema=False)
-def blueprints_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+def blueprints_page(request: Request, db: DbSession, _user: AdminUser) -> Response:
     return _list_page(request, db, saved=request.query_params.get("saved"))
 
 
@@ -78,7 +78,7 @@ def blueprints_upload(request: Request, db: DbSession, clock: ClockDep, user: Ad
 
 
 @router.get("/{code}.yaml", include_in_schema=False)
-def blueprint_yaml(code: str, db: DbSession, user: AdminUser) -> Response:
+def blueprint_yaml(code: str, db: DbSession, _user: AdminUser) -> Response:
     blueprint = _blueprint_or_404(db, code)
     text = yaml.safe_dump(spec_to_document(spec_from_model(blueprint)), allow_unicode=True,
                           sort_keys=False, width=100)
@@ -191,7 +191,7 @@ def _editor(request: Request, db: Session, spec: BlueprintSpec, *, existing: boo
 
 
 @router.get("/new", include_in_schema=False)
-def editor_new(request: Request, db: DbSession, user: AdminUser) -> Response:
+def editor_new(request: Request, db: DbSession, _user: AdminUser) -> Response:
     spec = BlueprintSpec(code="", name="", sections=[
         Section(title="Potensi", time_limit_minutes=60,
                 picks=[Pick(bank="", construct="", count=1)])])
@@ -199,12 +199,12 @@ def editor_new(request: Request, db: DbSession, user: AdminUser) -> Response:
 
 
 @router.get("/{code}/edit", include_in_schema=False)
-def editor_edit(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+def editor_edit(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
     return _editor(request, db, spec_from_model(_blueprint_or_404(db, code)), existing=True)
 
 
 @router.post("/editor", include_in_schema=False)
-async def editor_update(request: Request, db: DbSession, user: AdminUser) -> Response:
+async def editor_update(request: Request, db: DbSession, _user: AdminUser) -> Response:
     """Re-render the editor after an edit: add/remove rows, recount available items."""
     form = await request.form()
     spec = spec_from_form(form)

@@ -49,7 +49,7 @@ async def load_staff(request: Request, clock: ClockDep) -> User | None:
     requests without one (every test taker's) neither touch the database nor take a worker
     thread here. The returned account is detached: routes read it, services that change an
     account load their own copy."""
-    if "staff_user" in request.state._state:
+    if hasattr(request.state, "staff_user"):
         return request.state.staff_user
     request.state.staff_user = None
     token = request.cookies.get(SESSION_COOKIE)
@@ -72,7 +72,8 @@ def _load_session(request: Request, token: str, now):
             touch=lambda sid, at: service.touch_session(database, sid, at))
 
 
-async def csrf_protect(request: Request, _user: Annotated[User | None, Depends(load_staff)]) -> None:
+async def csrf_protect(request: Request,
+                       _user: Annotated[User | None, Depends(load_staff)]) -> None:
     """App-wide: every state-changing HTML request must carry the CSRF token."""
     await check_csrf(request)
 

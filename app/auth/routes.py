@@ -175,7 +175,7 @@ def login_locks_clear(
 
 
 @admin_router.get("/users", include_in_schema=False)
-def users_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+def users_page(request: Request, db: DbSession, _user: AdminUser) -> Response:
     return _users_page(request, db)
 
 

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 # Participant login tokens avoid look-alike characters (0/O, 1/I/L) so a card read aloud or
 # typed on an old keyboard is not mistyped: 31 symbols, 8 characters = 39.6 bits.
-TOKEN_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+TOKEN_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"  # noqa: S105 - letters, not a secret
 TOKEN_LENGTH = 8
 
 

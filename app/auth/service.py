@@ -252,7 +252,8 @@ def load_session(
     if row is None:
         return None
     web_session, user = row
-    if now >= web_session.expires_at or now - web_session.last_seen_at >= idle or not user.is_active:
+    idle_too_long = now - web_session.last_seen_at >= idle
+    if now >= web_session.expires_at or idle_too_long or not user.is_active:
         return None
     if now - web_session.last_seen_at >= TOUCH_EVERY:
         if touch is None:

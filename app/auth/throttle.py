@@ -166,7 +166,7 @@ def clear(db: Session, *, actor: str, now: datetime, identifier: str | None = No
     return removed
 
 
-# -- refused attempts: one audit row per identifier and window --------------------------------------
+# -- refused attempts: one audit row per identifier and window ----------------------------------
 
 
 @dataclass

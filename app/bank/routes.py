@@ -59,7 +59,7 @@ def _bank_page(request: Request, db: Session, *, status_code: int = 200, **conte
 
 
 @router.get("/admin/banks", include_in_schema=False)
-def banks_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+def banks_page(request: Request, db: DbSession, _user: AdminUser) -> Response:
     return _bank_page(request, db)
 
 
@@ -114,7 +114,7 @@ def _version_or_404(db: Session, bank: ItemBank, number: int) -> BankVersion:
 
 
 @router.get("/admin/banks/{code}", include_in_schema=False)
-def bank_versions(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+def bank_versions(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
     bank = _bank_or_404(db, code)
     rows = db.execute(
         select(BankVersion, func.count(Item.id))
@@ -127,7 +127,7 @@ def bank_versions(request: Request, code: str, db: DbSession, user: AdminUser) -
 
 @router.get("/admin/banks/{code}/v/{number}", include_in_schema=False)
 def bank_items(
-    request: Request, code: str, number: RowId, db: DbSession, user: AdminUser,
+    request: Request, code: str, number: RowId, db: DbSession, _user: AdminUser,
     construct: str = "", kind: str = "", level: str = "", page: PageNumber = 1,
 ) -> Response:
     bank = _bank_or_404(db, code)
@@ -226,7 +226,7 @@ def media_response(db: Session, version_id: int, name: str) -> Response:
 
 
 @router.get("/media/{version_id}/{name}", include_in_schema=False)
-def bank_media(version_id: RowId, name: str, db: DbSession, user: StaffUser) -> Response:
+def bank_media(version_id: RowId, name: str, db: DbSession, _user: StaffUser) -> Response:
     return media_response(db, version_id, name)
 
 
@@ -234,6 +234,6 @@ FORMAT_DOC = paths.DOCS_DIR / "itembank-format.md"
 
 
 @router.get("/admin/help/itembank-format", include_in_schema=False)
-def format_help(request: Request, user: AdminUser) -> Response:
+def format_help(request: Request, _user: AdminUser) -> Response:
     """The format guide, for admins who only have the browser."""
     return render(request, "bank/help.html", text=FORMAT_DOC.read_text(encoding="utf-8"))

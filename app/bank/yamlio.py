@@ -31,7 +31,7 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x f
 
 
 # Only true/false are booleans: "yes", "no", "on", "off" stay text (option texts are often "Ya").
-_Loader.yaml_implicit_resolvers = {  # noqa: E501
+_Loader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }

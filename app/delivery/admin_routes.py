@@ -57,7 +57,7 @@ def _list_page(request: Request, db: Session, *, status_code: int = 200, error: 
 
 
 @router.get("", include_in_schema=False)
-def sessions_page(request: Request, db: DbSession, user: AdminUser) -> Response:
+def sessions_page(request: Request, db: DbSession, _user: AdminUser) -> Response:
     return _list_page(request, db)
 
 
@@ -115,7 +115,7 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
 
 
 @router.get("/{code}", include_in_schema=False)
-def session_page(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+def session_page(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
     return _session_page(request, db, _session_or_404(db, code))
 
 

@@ -51,7 +51,7 @@ from app.proctoring.models import Incident
 
 LIVE_STATES = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
 DONE_STATES = (AttemptState.submitted, AttemptState.expired)
-TOKEN_PURPOSE = "participant-token"
+TOKEN_PURPOSE = "participant-token"  # noqa: S105 - an HMAC purpose label, not a secret
 ACCESS_PURPOSE = "attempt-access"
 
 
@@ -298,14 +298,14 @@ def refresh(db: Session, *, attempt: Attempt, now: datetime) -> None:
     while attempt.state == AttemptState.active:
         current = sections[attempt.current_section]
         if attempt.deadline_at and now >= attempt.deadline_at:
-            _finish(db, attempt, current, at=attempt.deadline_at, state=AttemptState.expired,
+            _finish(attempt, current, at=attempt.deadline_at, state=AttemptState.expired,
                     reason="time")
             return
         if current.deadline_at and now >= current.deadline_at:
             if attempt.current_section + 1 < len(sections):
                 _advance(attempt, sections, spec["sections"], at=current.deadline_at)
                 continue
-            _finish(db, attempt, current, at=current.deadline_at, state=AttemptState.expired,
+            _finish(attempt, current, at=current.deadline_at, state=AttemptState.expired,
                     reason="time")
         return
 
@@ -318,7 +318,7 @@ def _advance(attempt: Attempt, sections: list[AttemptSection], spec_sections: li
                   spec_sections[attempt.current_section].get("time_limit_s"), at)
 
 
-def _finish(db: Session, attempt: Attempt, current: AttemptSection, *, at: datetime,
+def _finish(attempt: Attempt, current: AttemptSection, *, at: datetime,
             state: AttemptState, reason: str) -> None:
     current.ended_at = current.ended_at or at
     attempt.state = state
@@ -364,7 +364,7 @@ def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datet
         raise TakerError(409, "taker.error_not_started",
                          "the attempt has not started: fetch the form (GET /attempt) first")
     sections = _sections(db, attempt)
-    _finish(db, attempt, sections[attempt.current_section], at=now,
+    _finish(attempt, sections[attempt.current_section], at=now,
             state=AttemptState.submitted, reason=reason)
     audit.record(db, actor=actor, action="attempt.submit", target=f"attempt:{attempt.id}",
                  now=now, data={"reason": reason})

@@ -76,7 +76,8 @@ class SaveBatcher:
                 await self._runner
 
     async def _run(self) -> None:
-        assert self._queue is not None
+        if self._queue is None:
+            raise RuntimeError("no queue: _run is started by submit()")
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
@@ -125,7 +126,7 @@ class SaveBatcher:
                     raise conflict.__cause__ from None
                 logger.info("autosave batch of %d ran into a deadlock; running it again",
                             len(works))
-                time.sleep(random.uniform(0.001, 0.02 * (attempt + 1)))
+                time.sleep(random.uniform(0.001, 0.02 * (attempt + 1)))  # noqa: S311 - jitter
         raise AssertionError("unreachable")
 
     def _apply_once(self, works: list[Work]) -> list[tuple[bool, Any]]:
@@ -137,7 +138,7 @@ class SaveBatcher:
                     value = work(db)
                     savepoint.commit()
                     outcomes.append((True, value))
-                except Exception as exc:  # noqa: BLE001 - refused alone, the rest go on
+                except Exception as exc:  # refused alone, the rest go on
                     try:
                         savepoint.rollback()
                     except DBAPIError:

@@ -42,7 +42,7 @@ from app.delivery.models import (
 from app.delivery.sessions import SessionError
 from app.exports import csv_text
 
-TOKEN_PURPOSE = "participant-token"  # the HMAC purpose the taker login checks against
+TOKEN_PURPOSE = "participant-token"  # noqa: S105 - the HMAC purpose the taker login checks
 MAX_ROWS = 5000
 
 # accepted header (lower case) -> field; English and Indonesian, mixed at will

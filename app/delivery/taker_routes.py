@@ -7,6 +7,7 @@ the API; without JavaScript the item form posts back and is saved the same way.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
@@ -163,10 +164,9 @@ async def exam_status(request: Request, clock: ClockDep) -> JSONResponse:
 @router.post("/ujian/bagian-berikut", include_in_schema=False)
 def exam_next_section(request: Request, attempt: PageAttempt, db: DbSession,
                       clock: ClockDep) -> Response:
-    try:
+    # on a refusal the page reloads and shows where the taker really is
+    with contextlib.suppress(attempts.TakerError):
         attempts.next_section(db, attempt=attempt, now=clock.now())
-    except attempts.TakerError:
-        pass  # the page reloads and shows where the taker really is
     return redirect(request, "/ujian")
 
 

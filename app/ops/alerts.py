@@ -46,7 +46,7 @@ def system_alerts(db: Session, *, settings: Settings, now: datetime,
     ):
         try:
             alerts += collect()
-        except Exception:  # noqa: BLE001 - one broken source must not hide the others
+        except Exception:  # one broken source must not hide the others
             logger.exception("%s alerts failed", source)
             alerts.append(Alert("warning", f"{source}_unknown",
                                 translate("id", "health.source_failed", source=source),

@@ -147,7 +147,8 @@ def check_schema(db: Session) -> Check:
     if found == expected:
         return Check("schema", True)
     return Check("schema", False, "health.schema_mismatch",
-                 {"found": ", ".join(sorted(found)) or "-", "expected": ", ".join(sorted(expected))})
+                 {"found": ", ".join(sorted(found)) or "-",
+                  "expected": ", ".join(sorted(expected))})
 
 
 def data_folder(settings: Settings) -> Path:

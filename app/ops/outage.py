@@ -250,7 +250,7 @@ async def heartbeat_loop(app: FastAPI) -> None:
     while True:
         try:
             await run_in_threadpool(beat, app, watch)
-        except Exception:  # noqa: BLE001 - the next beat tries again
+        except Exception:  # the next beat tries again
             logger.exception("heartbeat write failed; trying again in %d s", interval)
         await asyncio.sleep(interval)
 

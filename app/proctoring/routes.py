@@ -227,7 +227,7 @@ def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action:
                        reason=reason.strip())
         return "proctor.done_clear_throttle"
     attempt = service.attempt_for_entry(db, session=session, entry_id=entry_id,
-                                        create=action in ("extra_time", "note"), now=now)
+                                        create=action in ("extra_time", "note"))
     if attempt is None:
         if db.get(service.RosterEntry, entry_id) is None:
             raise HTTPException(status_code=404)

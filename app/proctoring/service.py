@@ -239,11 +239,11 @@ def reset(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: s
     db.delete(attempt)
     db.flush()
     if extra:
-        fresh = _new_attempt(db, entry_id, session_id, now)
+        fresh = _new_attempt(db, entry_id, session_id)
         fresh.extra_time_s = extra
 
 
-def _new_attempt(db: Session, entry_id: int, session_id: int, now: datetime) -> Attempt:
+def _new_attempt(db: Session, entry_id: int, session_id: int) -> Attempt:
     attempt = Attempt(roster_entry_id=entry_id, session_id=session_id,
                       seed=secrets.randbits(62), state=AttemptState.not_started)
     db.add(attempt)
@@ -253,7 +253,7 @@ def _new_attempt(db: Session, entry_id: int, session_id: int, now: datetime) -> 
 
 
 def attempt_for_entry(db: Session, *, session: TestSession, entry_id: int,
-                      create: bool = False, now: datetime | None = None) -> Attempt | None:
+                      create: bool = False) -> Attempt | None:
     """The attempt of a roster entry of this session. With ``create``, someone who has not
     logged in yet gets their attempt now (not started, no seat), so extra time can be given
     before they arrive."""
@@ -262,7 +262,7 @@ def attempt_for_entry(db: Session, *, session: TestSession, entry_id: int,
         return None
     attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
     if attempt is None and create and session.state != SessionState.closed:
-        attempt = _new_attempt(db, entry.id, session.id, now)
+        attempt = _new_attempt(db, entry.id, session.id)
     return attempt
 
 
@@ -302,7 +302,7 @@ def bulk(db: Session, *, session: TestSession, entry_ids: Iterable[int], action:
     changed = 0
     for entry_id in ids:
         attempt = attempt_for_entry(db, session=session, entry_id=entry_id,
-                                    create=action == "extra_time", now=now)
+                                    create=action == "extra_time")
         if attempt is None:
             continue  # pause/resume: not logged in yet, nothing to pause
         if action == "extra_time":

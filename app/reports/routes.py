@@ -74,7 +74,7 @@ async def zip_start(
 
 
 @router.get("/{code}/reports", include_in_schema=False)
-def zip_latest(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+def zip_latest(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
     """The session's latest zip job (the results page loads it into its card)."""
     session = _session_or_404(db, code)
     return _zip_fragment(request, session,
@@ -99,7 +99,7 @@ def zip_download(request: Request, code: str, job: str, db: WriteDb, clock: Cloc
 
 
 @router.get("/{code}/reports/{job}", include_in_schema=False)
-def zip_page(request: Request, code: str, job: str, db: DbSession, user: AdminUser
+def zip_page(request: Request, code: str, job: str, db: DbSession, _user: AdminUser
              ) -> Response:
     session = _session_or_404(db, code)
     try:
@@ -110,7 +110,7 @@ def zip_page(request: Request, code: str, job: str, db: DbSession, user: AdminUs
 
 
 @router.post("/{code}/reports/{job}/step", include_in_schema=False)
-def zip_step(request: Request, code: str, job: str, user: AdminUser) -> Response:
+def zip_step(request: Request, code: str, job: str, _user: AdminUser) -> Response:
     """One poll of the progress bar: render PDFs for about a second, then report. It reads
     only the job's files (the data was taken when the job started), so it opens no database
     transaction and never holds SQLite's write lock while rendering."""
@@ -149,7 +149,8 @@ def report_pdf(request: Request, code: str, nip: str, db: WriteDb, clock: ClockD
                                         "lang": lang})
     return Response(data, media_type="application/pdf", headers={
         **NO_STORE,
-        "Content-Disposition": f'attachment; filename="{service.pdf_filename(nip, report.name, lang)}"'})
+        "Content-Disposition":
+            f'attachment; filename="{service.pdf_filename(nip, report.name, lang)}"'})
 
 
 @router.get("/{code}/results/{nip}", include_in_schema=False)
@@ -195,7 +196,8 @@ def _talent_page(request: Request, db: Session, session: TestSession, *, status_
                       texts={k: translate(lang, f"talent.svg_{k}") for k in SVG_TEXTS})
     axis = ((session.settings or {}).get("scoring") or {}).get("performance_axis", "rating")
     return render(
-        request, "reports/talent_map.html", status_code=status_code, headers=NO_STORE, session=session, svg=svg, boxes=boxes,
+        request, "reports/talent_map.html", status_code=status_code, headers=NO_STORE,
+        session=session, svg=svg, boxes=boxes,
         unplaced=unplaced, scored=len(scored), actions=actions,
         places={box: service.box_placement(box, lang) for box in service.BOXES},
         placed=sum(len(v) for v in boxes.values()), axis=axis, problems=problems or [],
@@ -203,7 +205,7 @@ def _talent_page(request: Request, db: Session, session: TestSession, *, status_
 
 
 @router.get("/{code}/talent-map", include_in_schema=False)
-def talent_map(request: Request, code: str, db: DbSession, user: AdminUser) -> Response:
+def talent_map(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
     return _talent_page(request, db, _session_or_404(db, code))
 
 

@@ -77,7 +77,7 @@ def _number(value: Decimal | None) -> str:
 
 
 @router.get("/{code}/results", include_in_schema=False)
-def results_page(request: Request, code: str, db: DbSession, user: AdminUser,
+def results_page(request: Request, code: str, db: DbSession, _user: AdminUser,
                  sort: str = "nip", dir: str = "asc", scored: int | None = None,
                  changed: int | None = None) -> Response:
     session = _session_or_404(db, code)

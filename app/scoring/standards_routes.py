@@ -57,7 +57,7 @@ def _page(request: Request, db: Session, *, status_code: int = 200, notice: str 
 
 
 @router.get("", include_in_schema=False)
-def standards_page(request: Request, db: DbSession, user: AdminUser, job: str = "",
+def standards_page(request: Request, db: DbSession, _user: AdminUser, job: str = "",
                    competency: str = "") -> Response:
     return _page(request, db, job=job[:64], competency=competency[:100])
 

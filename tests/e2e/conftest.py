@@ -65,7 +65,7 @@ def start_server(env: dict, log_path: Path, *args: str,
     ``args`` added (e.g. "--workers", "2"), its output in ``log_path``; returns once /healthz
     answers."""
     port = port or free_port()
-    log = log_path.open("w")  # noqa: SIM115 - open for the server's lifetime
+    log = log_path.open("w")  # open for the server's lifetime
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -75,7 +75,8 @@ def test_deleted_row_is_detected(database, clock):
 def test_relinked_forgery_is_still_detected(database, clock):
     """Changing a row and its hash breaks the next row's link."""
     write_events(database, clock)
-    tamper(database, "UPDATE audit_events SET reason = 'x', hash = 'f' || substr(hash, 2) WHERE id = 4")
+    tamper(database,
+           "UPDATE audit_events SET reason = 'x', hash = 'f' || substr(hash, 2) WHERE id = 4")
     with database.transaction(write=False) as session:
         result = audit.verify(session)
     assert not result.ok and result.bad_id == 4

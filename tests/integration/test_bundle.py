@@ -262,7 +262,8 @@ cd /
 sh "$BUNDLE/install.sh" > "$T/first.log" 2>&1 || { cat "$T/first.log"; exit 11; }
 echo "CACT_LANGUAGE=en" >> /etc/cact/cact.env
 sh "$BUNDLE/install.sh" > "$T/again.log" 2>&1 || { cat "$T/again.log"; exit 12; }
-runuser -u cact -- /usr/local/bin/cact db status > "$T/status.log" 2>&1 || { cat "$T/status.log"; exit 13; }
+runuser -u cact -- /usr/local/bin/cact db status > "$T/status.log" 2>&1 \
+    || { cat "$T/status.log"; exit 13; }
 # The site serves HTTPS from /etc/cact/tls: the installer made a first certificate, so Debian's
 # nginx accepts the configuration as installed (it would refuse to start or reload without).
 if command -v nginx >/dev/null; then
@@ -285,7 +286,8 @@ EXEC=$(sed -n 's/^ExecStart=//p' $UNIT | sed "s/--port 8000/--port $3/")
 server=$!
 healthy=0
 for _ in $(seq 1 150); do
-    if /opt/cact/bin/python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$3/healthz', timeout=2)" 2>/dev/null; then
+    if /opt/cact/bin/python -c "import urllib.request as u
+u.urlopen('http://127.0.0.1:$3/healthz', timeout=2)" 2>/dev/null; then
         healthy=1
         break
     fi

@@ -169,7 +169,8 @@ def test_config_show_prints_the_same_data_dir_from_two_directories(tmp_path):
     assert "hunter2" not in first.stdout and "very-secret" not in first.stdout
     assert "postgresql+psycopg://cact:***@db.lab/cact" in lines["database_url"]
     fingerprint = keycheck.fingerprint("very-secret-" + "z" * 30)
-    assert lines["secret_key"] == f"secret_key = ******** (fingerprint {fingerprint})    [environment]"
+    assert lines["secret_key"] == (
+        f"secret_key = ******** (fingerprint {fingerprint})    [environment]")
     assert "CACT_LANGAUGE" in first.stderr  # a misspelt name is pointed out
 
 

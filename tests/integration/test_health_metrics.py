@@ -37,7 +37,7 @@ def test_a_healthy_server_answers_200_with_every_check_ok(client, database):
     status, body = healthz(client)
     assert status == 200, body
     assert body["status"] == "ok" and "failing" not in body
-    assert body["checks"] == {name: "ok" for name in health.CHECK_NAMES}
+    assert body["checks"] == dict.fromkeys(health.CHECK_NAMES, "ok")
     # The probe really wrote: its row carries this process's id.
     with database.transaction(write=False) as db:
         assert get_value(db, "health_probe") == {"pid": os.getpid()}
@@ -161,8 +161,8 @@ def test_a_backup_copied_beside_an_old_wal_is_named(tmp_path, clock):
     url = f"sqlite:///{tmp_path / 'cact.sqlite3'}"
     upgrade(url)
     shutil.copyfile(tmp_path / "cact.sqlite3", tmp_path / "backup.sqlite3")  # server stopped
-    done = subprocess.run([sys.executable, "-c", RESTORE_WRITER, url, str(tmp_path)], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-c", RESTORE_WRITER, url, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cact.sqlite3-wal").stat().st_size > 0
     shutil.copyfile(tmp_path / "backup.sqlite3", tmp_path / "cact.sqlite3")  # the bad restore

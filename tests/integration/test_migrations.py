@@ -83,9 +83,8 @@ def test_history_tables_refuse_update_and_delete(empty_url):
                 "prev_hash, hash) VALUES (1, CURRENT_TIMESTAMP, 'a', 'b', '', '', '{}', 'p', 'h')"
             ))
         for statement in ("UPDATE audit_events SET actor = 'x'", "DELETE FROM audit_events"):
-            with pytest.raises(DBAPIError, match="append-only"):
-                with engine.begin() as conn:
-                    conn.execute(text(statement))
+            with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                conn.execute(text(statement))
         with engine.connect() as conn:
             assert conn.execute(text("SELECT actor FROM audit_events")).scalar() == "a"
         app_db.downgrade(empty_url, "base")

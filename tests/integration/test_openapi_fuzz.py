@@ -211,7 +211,7 @@ def _fuzz_edges(client: TestClient, app, path_regex: str, headers: dict[str, str
             request = {"method": kwargs["method"], "url": kwargs["url"],
                        "headers": {**(kwargs.get("headers") or {}),
                                    "Content-Type": "application/json"},
-                       "params": {k: edge for k in (kwargs.get("params") or {})},
+                       "params": dict.fromkeys(kwargs.get("params") or {}, edge),
                        "follow_redirects": False}
             body = kwargs.get("json", {"value": 1})
             if kwargs["method"] not in ("GET", "HEAD", "DELETE"):

@@ -197,9 +197,9 @@ def test_the_clock_watch_sees_jumps_between_heartbeats(app, database, clock):
 
 
 def test_a_running_server_writes_its_heartbeat(app, database, clock):
-    with TestClient(app):  # the lifespan: on_start, then the heartbeat loop
-        with database.transaction(write=False) as db:
-            beat = get_state(db, outage.HEARTBEAT)
+    # the lifespan (on_start, then the heartbeat loop) runs while the client is open
+    with TestClient(app), database.transaction(write=False) as db:
+        beat = get_state(db, outage.HEARTBEAT)
     assert beat is not None and beat.value["pid"] == os.getpid()
     assert beat.value["at"] == clock.now().isoformat()
 
@@ -324,7 +324,7 @@ def test_reopen_with_the_proctors_minutes_and_refusals(database, settings, clock
 
 
 @pytest.fixture
-def room(rooms):
+def room(rooms):  # noqa: F811 - the imported fixture, requested by name
     """RUANG-A (proctor pak.budi, three takers) and RUANG-B (proctor bu.sri): the proctor
     routes' rooms."""
     return rooms

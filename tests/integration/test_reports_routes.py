@@ -187,7 +187,7 @@ def test_zip_of_all_reports_with_progress(admin, scored, database, settings):
     with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
         names = sorted(bundle.namelist())
         assert names == [f"laporan-{scored[0]}-Peserta_1.pdf", f"laporan-{scored[1]}-b_x_b.pdf"]
-        for name, nip in zip(names, scored[:2]):
+        for name, nip in zip(names, scored[:2], strict=True):
             data = bundle.read(name)
             assert data.startswith(b"%PDF") and nip in pdf_text(data)
 

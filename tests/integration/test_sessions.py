@@ -47,9 +47,9 @@ def with_blueprint(db, clock):
 
 
 def schedule(db, clock, code="S1", **changes):
-    values = dict(code=code, name="Sesi uji", room="Lab 1", blueprint_code="UJI-BP",
-                  starts_at=clock.now(), ends_at=clock.now() + timedelta(hours=4),
-                  actor="test", now=clock.now())
+    values = {"code": code, "name": "Sesi uji", "room": "Lab 1", "blueprint_code": "UJI-BP",
+              "starts_at": clock.now(), "ends_at": clock.now() + timedelta(hours=4),
+              "actor": "test", "now": clock.now()}
     return create_session(db, **{**values, **changes})
 
 

@@ -86,14 +86,14 @@ def test_an_upload_finding_every_reader_busy_is_refused_soon(monkeypatch):
     monkeypatch.setattr(uploads, "QUEUE_SECONDS", 0.2)
     held = 0
     try:
-        while uploads._slots.acquire(blocking=False):  # every reader busy
+        while uploads._slots.acquire(blocking=False):  # noqa: SLF001 - every reader busy
             held += 1
         with pytest.raises(ImportFailed) as busy:
             uploads.read_isolated("blueprint", "code: X\n", source="bp.yaml")
         assert [p.key for p in busy.value.problems] == ["upload_parse_busy"]
     finally:
         for _ in range(held):
-            uploads._slots.release()
+            uploads._slots.release()  # noqa: SLF001
     spec, problems = uploads.read_isolated("blueprint", "code: X\n", source="bp.yaml")
     assert spec.code == "X"
 

@@ -98,7 +98,7 @@ def stage(app, client, database, settings, clock, make_user, monkeypatch):
     from app.auth.models import User
     from app.delivery.models import ProctorAssignment
 
-    monkeypatch.setattr(factories, "bank_zip", lambda *a, **k: evil_bank())
+    monkeypatch.setattr(factories, "bank_zip", lambda *_a, **_k: evil_bank())
     make_user("pak.budi", "proctor")
     with database.transaction() as db:
         x, _ = make_open_session(db, clock, secret=settings.resolved_secret(), participants=1,

@@ -31,7 +31,7 @@ def brute_force(responses, params, *, mean=0.0, sd=1.0, scaling=1.0, lo=-8.0, hi
     for k in range(n):
         t = lo + k * step
         density = math.exp(-0.5 * ((t - mean) / sd) ** 2)
-        for u, (a, b, c) in zip(responses, params):
+        for u, (a, b, c) in zip(responses, params, strict=True):
             if u is None:
                 continue
             p = c + (1 - c) / (1 + math.exp(-scaling * a * (t - b)))

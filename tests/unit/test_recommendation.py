@@ -10,7 +10,7 @@ from app.scoring.engine import CATEGORIES
 
 def test_every_category_has_a_tier_and_a_text_in_both_languages():
     for purpose, bands in CATEGORIES.items():
-        for (_, label), tier in zip(bands, ("high", "middle", "low")):
+        for (_, label), tier in zip(bands, ("high", "middle", "low"), strict=True):
             assert category_tier(label) == (purpose, tier)
             for lang in ("id", "en"):
                 assert f"recommend.{purpose}_{tier}" in messages(lang)

@@ -151,7 +151,8 @@ def _secret() -> str:
     """The secret key, checked against the database by :func:`_ready_database`."""
     if _checked_secret is None:
         _ready_database().dispose()
-    assert _checked_secret is not None
+    if _checked_secret is None:  # _ready_database() sets it or exits
+        raise RuntimeError("the secret key was not checked")
     return _checked_secret
 
 
@@ -563,11 +564,11 @@ def _local_time(value: str):
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
+    zone = ZoneInfo(get_settings().timezone)
     try:
-        naive = datetime.strptime(value.strip(), "%Y-%m-%d %H:%M")
+        return datetime.strptime(value.strip(), "%Y-%m-%d %H:%M").replace(tzinfo=zone)
     except ValueError:
         raise fail(f"{value!r}: write dates as 'YYYY-MM-DD HH:MM'", 2) from None
-    return naive.replace(tzinfo=ZoneInfo(get_settings().timezone))
 
 
 @session_cli.command("create")
@@ -926,7 +927,8 @@ def demo() -> None:
 
 @cli.command("serve")
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for the LAN)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (0.0.0.0 for the LAN)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (PostgreSQL for more than 1)")] = 1,
 ) -> None:

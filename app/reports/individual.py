@@ -330,7 +330,7 @@ def _potensi(pdf: _ReportPDF, rows: list[PotensiRow], lang: str) -> None:
     pdf.set_fill_color(234, 238, 243)
     titles = [words["aspect"], words["score"], words["band"]] + (
         [words["theta"]] if with_theta else [])
-    for index, (title, width) in enumerate(zip(titles, widths)):
+    for index, (title, width) in enumerate(zip(titles, widths, strict=True)):
         last = index == len(titles) - 1
         pdf.text_cell(width, 7, title, fill=True, align="L" if index == 0 else "C",
                       **({"new_x": "LMARGIN", "new_y": "NEXT"} if last else {}))
@@ -344,7 +344,7 @@ def _potensi(pdf: _ReportPDF, rows: list[PotensiRow], lang: str) -> None:
                 format_number(row.theta, lang) + (
                     f" ({format_number(row.theta_se, lang)})" if row.theta_se is not None
                     else "")))
-        for index, (value, width) in enumerate(zip(values, widths)):
+        for index, (value, width) in enumerate(zip(values, widths, strict=True)):
             last = index == len(values) - 1
             pdf.text_cell(width, 6.5, value, border="B", align="L" if index == 0 else "C",
                           **({"new_x": "LMARGIN", "new_y": "NEXT"} if last else {}))

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
+from app.i18n import translate
 from app.reports.individual import (
     CompetencyRow,
     IndividualReport,
@@ -32,7 +33,6 @@ from app.scoring import engine
 from app.scoring.models import ConstructScore, Result
 from app.scoring.service import KOMPETENSI_PREFIX, aspect_of
 from app.scoring.standards import COMPETENCIES
-from app.i18n import translate
 
 BOXES = range(1, 10)
 TIERS = ("high", "middle", "low")
@@ -145,8 +145,9 @@ class ParticipantReport:
     def has_theta(self) -> bool:
         return any(a.theta is not None for a in self.aspects)
 
-    def individual_report(self, lang: str = "id") -> IndividualReport:
-        """The plain data :func:`individual_report_pdf` draws."""
+    def individual_report(self) -> IndividualReport:
+        """The plain data :func:`individual_report_pdf` draws (in the language the report was
+        built in)."""
         return IndividualReport(
             name=self.name, nip=self.nip, job_group=self.job_text, position=self.position,
             unit=self.unit, session=f"{self.session_code} - {self.session_name}",
@@ -299,7 +300,7 @@ def session_reports(db: Session, *, session: TestSession, lang: str = "id",
 
 
 def report_pdf(report: ParticipantReport, lang: str = "id") -> bytes:
-    return individual_report_pdf(report.individual_report(lang), lang=lang)
+    return individual_report_pdf(report.individual_report(), lang=lang)
 
 
 def pdf_filename(nip: str, name: str, lang: str = "id") -> str:

@@ -150,7 +150,7 @@ def start_zip(db: Session, *, session: TestSession, data_dir: Path, lang: str, a
     """Take the session's reports from the database and create a job that renders them.
     The caller audits it."""
     _cleanup(data_dir, now)
-    reports = [r.individual_report(lang) for r in session_reports(db, session=session,
+    reports = [r.individual_report() for r in session_reports(db, session=session,
                                                                    lang=lang, zone=zone)]
     job_id = f"{session.code}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     meta, parts, _, _ = _job_paths(data_dir, job_id)

@@ -44,8 +44,8 @@ from app.delivery.models import (
     TestSession,
 )
 from app.scoring import engine
-from app.scoring.irt import eap
 from app.scoring.engine import ScoredItem, ScoredOption
+from app.scoring.irt import eap
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 from app.scoring.standards import default_standards
 
@@ -209,7 +209,8 @@ class ScoringCache:
         if not wanted:
             return
         for version, kind in self.db.execute(
-                select(BankVersion, ItemBank.kind).join(ItemBank, ItemBank.id == BankVersion.bank_id)
+                select(BankVersion, ItemBank.kind)
+                .join(ItemBank, ItemBank.id == BankVersion.bank_id)
                 .where(BankVersion.id.in_(wanted))):
             self.versions[version.id] = _VersionData(version.id, BankKind(kind).value,
                                                      version.key_revision,
@@ -533,7 +534,7 @@ def score_pending(db: Session, *, now: datetime, limit: int = PENDING_BATCH) -> 
                         db.get(TestSession, attempt.session_id))
                 _score(db, attempt, now, cache, configs[attempt.session_id])
                 done += 1
-        except Exception:  # noqa: BLE001 - one bad attempt must not stop the others
+        except Exception:  # one bad attempt must not stop the others
             logger.exception("scoring attempt %s failed; it stays pending", attempt.id)
     return done
 

@@ -56,7 +56,8 @@ def default_standards() -> dict[tuple[str, str], int]:
 def load_default_standards(db: Session) -> int:
     """Insert the defaults that are missing; never overwrite an admin's change. Returns the
     number of rows added."""
-    existing = {tuple(row) for row in db.execute(select(JobStandard.job_key, JobStandard.competency))}
+    existing = {tuple(row)
+                for row in db.execute(select(JobStandard.job_key, JobStandard.competency))}
     added = 0
     for (job_key, competency), level in default_standards().items():
         if (job_key, competency) not in existing:

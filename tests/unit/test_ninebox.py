@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+import defusedxml.ElementTree
 import pytest
 
 from app.reports.ninebox import CELL_H, CELL_W, LEFT, TOP, ninebox_groups, ninebox_svg
@@ -14,7 +15,7 @@ LABELS = {9: "Promosi, kelompok suksesi", 1: "Ditangani sesuai aturan disiplin"}
 
 
 def parse(svg: str) -> ET.Element:
-    return ET.fromstring(svg)  # also proves the document is well-formed XML
+    return defusedxml.ElementTree.fromstring(svg)  # also proves the document is well-formed XML
 
 
 def boxes(root: ET.Element) -> dict[int, ET.Element]:

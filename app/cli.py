@@ -657,7 +657,7 @@ def session_close(
 @session_cli.command("list")
 def session_list() -> None:
     """Sessions with state and roster size."""
-    from app.dashboard import session_rows
+    from app.delivery.sessions import session_rows
 
     database = _ready_database()
     with database.transaction(write=False) as db:

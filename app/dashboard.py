@@ -3,7 +3,6 @@ than in one of them), the proctor's list of sessions, and the audit log viewer."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, Request
@@ -17,47 +16,13 @@ from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.auth.models import Role, User
 from app.bank.models import ItemBank
 from app.db import BigRowIdQuery, DbSession
-from app.delivery.models import Participant, ProctorAssignment, RosterEntry, TestSession
+from app.delivery.models import Participant, TestSession
+from app.delivery.sessions import session_rows
 from app.web import render
 
 router = APIRouter()
 
 AUDIT_PAGE_SIZE = 50
-
-
-@dataclass
-class SessionRow:
-    code: str
-    name: str
-    room: str
-    state: str
-    starts_at: datetime
-    ends_at: datetime
-    participants: int
-
-
-def session_rows(db: Session, *, proctor: User | None = None) -> list[SessionRow]:
-    """Sessions with their roster size; only those assigned to ``proctor`` when given."""
-    roster = (
-        select(RosterEntry.session_id, func.count().label("n"))
-        .group_by(RosterEntry.session_id)
-        .subquery()
-    )
-    query = (
-        select(TestSession, func.coalesce(roster.c.n, 0))
-        .outerjoin(roster, roster.c.session_id == TestSession.id)
-        .order_by(TestSession.starts_at.desc(), TestSession.code)
-    )
-    if proctor is not None:
-        query = query.join(
-            ProctorAssignment,
-            (ProctorAssignment.session_id == TestSession.id)
-            & (ProctorAssignment.user_id == proctor.id),
-        )
-    return [
-        SessionRow(s.code, s.name, s.room, s.state.value, s.starts_at, s.ends_at, n)
-        for s, n in db.execute(query)
-    ]
 
 
 @router.get("/admin", include_in_schema=False)

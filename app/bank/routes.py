@@ -18,8 +18,8 @@ from app.bank import service
 from app.bank.archive import MAX_UPLOAD_BYTES
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.bank.export import export_version
+from app.bank.media import media_response
 from app.bank.models import (
-    BankMedia,
     BankVersion,
     Item,
     ItemBank,
@@ -210,19 +210,6 @@ async def item_correct_key(request: Request, item_id: RowId, db: DbSession, cloc
                       error=str(exc) or "invalid number", corrected=False, **context)
     return render(request, "bank/item.html", show_key=True, error=None, corrected=True,
                   **_item_context(db, item_id))
-
-
-def media_response(db: Session, version_id: int, name: str) -> Response:
-    media = db.scalar(select(BankMedia).where(BankMedia.bank_version_id == version_id,
-                                              BankMedia.name == name))
-    if media is None:
-        raise HTTPException(status_code=404)
-    # An SVG opened directly must not run anything, whatever was missed on import.
-    return Response(media.data, media_type=media.mime_type, headers={
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; sandbox",
-        "Cache-Control": "private, max-age=3600",
-        "ETag": f'"{media.sha256}"',
-    })
 
 
 @router.get("/media/{version_id}/{name}", include_in_schema=False)

@@ -22,7 +22,6 @@ from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
 from app.bank.parsed import ImportFailed, Problem
-from app.dashboard import session_rows
 from app.db import DbSession, WriteDb
 from app.delivery import roster as roster_service
 from app.delivery import seb
@@ -51,7 +50,8 @@ def _list_page(request: Request, db: Session, *, status_code: int = 200, error: 
                form: dict | None = None) -> Response:
     blueprints = list(db.scalars(select(Blueprint).order_by(Blueprint.code)))
     return render(request, "delivery/sessions.html", status_code=status_code,
-                  sessions=session_rows(db), blueprints=blueprints, staff=_staff_choices(db),
+                  sessions=service.session_rows(db), blueprints=blueprints,
+                  staff=_staff_choices(db),
                   error=error, form=form or {"proctors": []},
                   zone=request.app.state.settings.timezone)
 

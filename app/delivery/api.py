@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from app.auth.deps import ClockDep
 from app.db import RowId, in_transaction
 from app.delivery import attempts, login_flow, seb
-from app.delivery.deps import bearer_lookup
+from app.delivery.deps import bearer_lookup, bearer_token
 from app.delivery.models import Attempt, AttemptSection
 from app.delivery.schemas import (
     AnswerSaved,
@@ -73,11 +73,6 @@ async def status_response(request: Request, lookup, now: datetime, key: str) -> 
         await request.app.state.save_batcher.submit(
             lambda db: attempts.touch(db, attempt_id=touch, now=now), key)
     return _json(status)
-
-
-def bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
 
 
 SAVE_FAILURES_ALERT = 3  # failed tries before a save that the proctor console should see

@@ -22,10 +22,13 @@ class TakerLoginRequired(Exception):
     """No valid taker cookie: the page sends the browser to the login page."""
 
 
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def bearer_lookup(request: Request, db: Session) -> Attempt:
     """The attempt of the bearer token, loaded in the caller's transaction."""
-    from app.delivery.api import bearer_token
-
     attempt = attempt_for_access_token(db, token=bearer_token(request),
                                        secret=request.app.state.secret)
     if attempt is None:

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -24,7 +25,7 @@ from app.assembly.models import Blueprint
 from app.assembly.service import blueprint_version_ids
 from app.auth.models import Role, User
 from app.bank.service import freeze_versions
-from app.delivery.models import ProctorAssignment, SessionState, TestSession
+from app.delivery.models import ProctorAssignment, RosterEntry, SessionState, TestSession
 from app.i18n import translate
 
 # Starts with a letter or digit so a code is never mistaken for a command-line option.
@@ -223,3 +224,38 @@ def unassign_proctor(db: Session, *, session: TestSession, username: str, actor:
     audit.record(db, actor=actor, action="session.proctor_unassign",
                  target=f"session:{session.code}", now=now, data={"user": name})
     return True
+
+
+@dataclass
+class SessionRow:
+    code: str
+    name: str
+    room: str
+    state: str
+    starts_at: datetime
+    ends_at: datetime
+    participants: int
+
+
+def session_rows(db: Session, *, proctor: User | None = None) -> list[SessionRow]:
+    """Sessions with their roster size; only those assigned to ``proctor`` when given."""
+    roster = (
+        select(RosterEntry.session_id, func.count().label("n"))
+        .group_by(RosterEntry.session_id)
+        .subquery()
+    )
+    query = (
+        select(TestSession, func.coalesce(roster.c.n, 0))
+        .outerjoin(roster, roster.c.session_id == TestSession.id)
+        .order_by(TestSession.starts_at.desc(), TestSession.code)
+    )
+    if proctor is not None:
+        query = query.join(
+            ProctorAssignment,
+            (ProctorAssignment.session_id == TestSession.id)
+            & (ProctorAssignment.user_id == proctor.id),
+        )
+    return [
+        SessionRow(s.code, s.name, s.room, s.state.value, s.starts_at, s.ends_at, n)
+        for s, n in db.execute(query)
+    ]

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.auth.security import random_token
-from app.bank.routes import media_response
+from app.bank.media import media_response
 from app.db import DbSession, RowId
 from app.delivery import attempts, content, login_flow
 from app.delivery.api import _json, client_addr, save_work, status_response

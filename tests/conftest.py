@@ -203,6 +203,16 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+def run_coroutine(coro):
+    """Run ``coro`` to its end from a plain test, in a thread of its own: the browser tests'
+    sync Playwright leaves an event loop running in the main thread, where asyncio.run fails."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def staff_login(client, username: str, password: str, **extra) -> object:
     page = client.get("/login")
     return client.post(

@@ -96,7 +96,7 @@ EXACT = {("GET", "/"), ("GET", "/login"), ("POST", "/login"), ("GET", "/proctor"
 # Routes that end the caller's login or attempt run last, so every other route is asked while
 # every caller is still who they were.
 LAST = [("POST", "/ujian/selesai"), ("POST", "/api/v1/taker/submit"),
-        ("POST", "/ujian/keluar"), ("POST", "/logout")]
+        ("POST", "/api/v1/taker/logout"), ("POST", "/ujian/keluar"), ("POST", "/logout")]
 
 # Form fields sent with a route (besides the CSRF token): when the empty form would change
 # something the rest of the walk depends on, or when the route checks the caller's access to

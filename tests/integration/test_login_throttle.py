@@ -7,7 +7,6 @@ Real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 
@@ -21,7 +20,7 @@ from app.auth import gate
 from app.auth.models import LoginThrottle, User
 from app.auth.security import password_hasher
 from app.delivery.models import Participant, ProctorAssignment, RosterEntry
-from tests.conftest import csrf_from, staff_login
+from tests.conftest import csrf_from, run_coroutine, staff_login
 from tests.factories import make_open_session
 
 
@@ -194,8 +193,8 @@ def test_throttled_attempts_are_one_audit_row_per_identifier_and_minute(app, roo
                 sent["refused"] += status == 429
         clock.advance(1)
         if second % 15 == 14:  # what the server's background loop does every 15 s
-            asyncio.run(gate.flush_refusals(app))
-    asyncio.run(gate.flush_refusals(app, everything=True))
+            run_coroutine(gate.flush_refusals(app))
+    run_coroutine(gate.flush_refusals(app, everything=True))
     assert audit_rows(database, "taker.login_failed")  # the failures themselves stay
     rows = audit_rows(database, "taker.login_throttled")
     assert 2 <= len(rows) <= 4  # 150 s: one row per started minute, not one per refusal

@@ -3,7 +3,6 @@ pages (login, instructions, item page, no-JS save, CSRF), on SQLite and PostgreS
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import select
 from app.auth import gate
 from app.bank.models import Item, ItemOption
 from app.delivery.models import Answer, SessionState, TestSession
-from tests.conftest import csrf_from
+from tests.conftest import csrf_from, run_coroutine
 from tests.factories import make_open_session
 
 
@@ -124,7 +123,7 @@ def test_failed_logins_are_counted_across_requests(app, logins, database):
     refused = api_login(app, nip, token)[1]
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
     # The 4 refusals are tallied and written as one audit row with their count.
-    assert asyncio.run(gate.flush_refusals(app, everything=True)) == 1
+    assert run_coroutine(gate.flush_refusals(app, everything=True)) == 1
     with database.transaction(write=False) as s:
         from app.audit import AuditEvent
 

@@ -98,7 +98,7 @@ def _database():
     return Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
 
 
-def _newer_database_message(have: str) -> str:
+def _newer_database_message(have: str | None) -> str:
     return (f"Database dibuat oleh versi CACT yang lebih baru / the database was made by a newer "
             f"CACT version (revision {have}); install that version instead (do not downgrade "
             "the database).")

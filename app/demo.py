@@ -138,7 +138,7 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
                               job_group=group.value, grade=grade, position=position,
                               unit=UNITS[index % len(UNITS)]))
     before = db.scalar(select(func.count()).select_from(RosterEntry)
-                       .where(RosterEntry.session_id == session.id))
+                       .where(RosterEntry.session_id == session.id)) or 0
     if before < len(rows):
         added, _ = import_roster(db, session=session, rows=rows, secret=secret, actor="demo",
                                  now=now)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from app.analysis.stats import Analysis, ItemSpec, ItemStat, OptionSpec, analyse
@@ -75,7 +75,7 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
                              .order_by(ItemOption.item_id, ItemOption.position)):
         options.setdefault(option.item_id, []).append(option)
 
-    finished = [Attempt.state.in_(FINISHED)]
+    finished: list[ColumnElement[bool]] = [Attempt.state.in_(FINISHED)]
     if session is not None:
         finished.append(Attempt.session_id == session.id)
     presented: dict[int, set[int]] = {}

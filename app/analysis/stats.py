@@ -225,10 +225,10 @@ def analyse(items: Sequence[ItemSpec], scores: Sequence[Sequence[float | None]],
         n = len(rows)
         values = matrix[rows, j]
         mean = float(values.mean()) if n else None
-        p = mean / spec.max_score if n and spec.max_score > 0 else None
+        p = mean / spec.max_score if mean is not None and spec.max_score > 0 else None
         rest = scale_totals[spec.scale][rows] - values
         r = pearson(values, rest) if n else None
-        item_choices = [choices[i][j] for i in rows] if choices is not None else []
+        item_choices = [choices[int(i)][j] for i in rows] if choices is not None else []
         options, blanks = _option_stats(spec, item_choices, n) if choices is not None else (
             (), 0)
         item_stats.append(ItemStat(spec.code, spec.scale, spec.kind, n, mean, spec.max_score, p,

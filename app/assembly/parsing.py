@@ -88,13 +88,13 @@ def parse_blueprint(text: str, *, source: str) -> tuple[BlueprintSpec | None, li
         add(1, key="blueprint_not_mapping")
         return None, problems
     if doc.get("format") != FORMAT_ID:
-        add(doc.line, key="blueprint_format", expected=FORMAT_ID)
+        add(yamlio.line_of(doc), key="blueprint_format", expected=FORMAT_ID)
     spec = BlueprintSpec(code=str(doc.get("code") or ""), name=str(doc.get("name") or ""),
                          description=str(doc.get("description") or ""),
                          time_limit_minutes=_as_int(doc.get("time_limit_minutes")))
     sections = doc.get("sections")
     if not isinstance(sections, list):
-        add(doc.line, key="sections_not_list")
+        add(yamlio.line_of(doc), key="sections_not_list")
         sections = []
     for node in sections:
         if not isinstance(node, dict):
@@ -107,16 +107,16 @@ def parse_blueprint(text: str, *, source: str) -> tuple[BlueprintSpec | None, li
             shuffle_items=_as_bool(node.get("shuffle_items"), True),
             shuffle_options=_as_bool(node.get("shuffle_options"), True),
             allow_back=_as_bool(node.get("allow_back"), True),
-            location=f"line {node.line}",
+            location=f"line {yamlio.line_of(node)}",
         )
         for pick in node.get("picks") or []:
             if not isinstance(pick, dict):
-                add(node.line, key="pick_not_mapping")
+                add(yamlio.line_of(node), key="pick_not_mapping")
                 continue
             count = _as_int(pick.get("count"))
             section.picks.append(Pick(
                 bank=str(pick.get("bank") or ""), construct=str(pick.get("construct") or ""),
                 count=count if count is not None else -1, version=_as_int(pick.get("version")),
-                level=_as_int(pick.get("level")), location=f"line {pick.line}"))
+                level=_as_int(pick.get("level")), location=f"line {yamlio.line_of(pick)}"))
         spec.sections.append(section)
     return spec, problems

@@ -43,7 +43,7 @@ def _list_page(request: Request, db: Session, *, status_code: int = 200, **conte
                          .limit(1))
         rows.append({"blueprint": bp, "sections": len(sections), "used_by": used,
                      "item_count": sum(p["count"] for s in sections for p in s["picks"])})
-    defaults = {"problems": [], "saved": None}
+    defaults: dict[str, Any] = {"problems": [], "saved": None}
     return render(request, "assembly/blueprints.html", status_code=status_code,
                   blueprints=rows, **{**defaults, **context})
 

@@ -199,8 +199,8 @@ def authenticate(
     if not password_matches(hasher, check, password):
         record_failure(db, check=check, client_addr=client_addr, now=now)
         return LoginOutcome(None)
-    new_hash = (hash_password(hasher, password)
-                if hasher.check_needs_rehash(check.password_hash) else None)
+    stale = check.password_hash is not None and hasher.check_needs_rehash(check.password_hash)
+    new_hash = hash_password(hasher, password) if stale else None
     return LoginOutcome(complete_login(db, check=check, client_addr=client_addr, now=now,
                                        new_hash=new_hash))
 

@@ -30,9 +30,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import CursorResult
 
 from app import audit
 from app.auth.models import LoginThrottle
@@ -156,11 +160,12 @@ def clear(db: Session, *, actor: str, now: datetime, identifier: str | None = No
                                                 escape="\\"),
                         LoginThrottle.key == f"acct:{identifier}")
         target = identifier if identifier.startswith("nip:") else f"user:{identifier}"
-    else:
+    elif address is not None:
         condition = or_(LoginThrottle.key == f"ip:{address}",
                         LoginThrottle.key.like(f"acctip:%|{_escape(address)}", escape="\\"))
         target = f"addr:{address}"
-    removed = db.execute(delete(LoginThrottle).where(condition)).rowcount or 0
+    deleted = db.execute(delete(LoginThrottle).where(condition))
+    removed = cast("CursorResult[Any]", deleted).rowcount or 0
     audit.record(db, actor=actor, action="auth.throttle_cleared", target=target, now=now,
                  reason=reason, data={"counters": removed})
     return removed

@@ -37,7 +37,7 @@ def _number(value: Decimal | None) -> int | float | None:
 
 def version_document(db: Session, version: BankVersion) -> dict[str, Any]:
     """The version as a CACT bank document (the structure of docs/itembank-format.md)."""
-    bank = db.get(ItemBank, version.bank_id)
+    bank = db.get_one(ItemBank, version.bank_id)
     items = list(db.scalars(select(Item).where(Item.bank_version_id == version.id)
                             .order_by(Item.id)))
     options: dict[int, list[ItemOption]] = {}

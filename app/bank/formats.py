@@ -100,28 +100,29 @@ def parse_bank_file(text: str, *, source: str) -> tuple[ParsedBank | None, list[
     if not isinstance(doc, dict):
         reader.problem(1, "", key="bank_file_not_mapping")
         return None, reader.problems
-    reader.check_fields(doc, TOP_FIELDS, doc.line, "", Phrase(key="in_bank_file"))
+    doc_line = yamlio.line_of(doc)
+    reader.check_fields(doc, TOP_FIELDS, doc_line, "", Phrase(key="in_bank_file"))
     if doc.get("format") != FORMAT_ID:
-        reader.problem(doc.line, "", key="bank_file_format", expected=FORMAT_ID,
+        reader.problem(doc_line, "", key="bank_file_format", expected=FORMAT_ID,
                        found=doc.get("format"))
     bank = doc.get("bank")
     if not isinstance(bank, dict):
-        reader.problem(doc.line, "", key="bank_section_missing")
+        reader.problem(doc_line, "", key="bank_section_missing")
         bank = yamlio.LineDict()
-    reader.check_fields(bank, BANK_FIELDS, yamlio.line_of(bank, doc.line), "",
+    reader.check_fields(bank, BANK_FIELDS, yamlio.line_of(bank, doc_line), "",
                         Phrase(key="in_bank"))
-    bank_line = yamlio.line_of(bank, doc.line)
+    bank_line = yamlio.line_of(bank, doc_line)
     constructs = doc.get("constructs") or {}
     if not isinstance(constructs, dict):
-        reader.problem(doc.line, "", key="constructs_not_mapping")
+        reader.problem(doc_line, "", key="constructs_not_mapping")
         constructs = {}
     scoring = doc.get("scoring") or {}
     if not isinstance(scoring, dict):
-        reader.problem(doc.line, "", key="scoring_not_mapping")
+        reader.problem(doc_line, "", key="scoring_not_mapping")
         scoring = {}
     items_node = doc.get("items")
     if not isinstance(items_node, list) or not items_node:
-        reader.problem(doc.line, "", key="items_not_list")
+        reader.problem(doc_line, "", key="items_not_list")
         items_node = []
     items = [_parse_item(reader, node, index) for index, node in enumerate(items_node, 1)]
     parsed = ParsedBank(
@@ -149,7 +150,7 @@ def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
     if not isinstance(node, dict):
         reader.problem(0, f"#{index}", key="item_not_mapping", index=index)
         return None
-    line = node.line
+    line = yamlio.line_of(node)
     code = reader.text(node.get("code"), line, f"#{index}", "code") or f"#{index}"
     reader.check_fields(node, ITEM_FIELDS, line, code, Phrase(key="in_item"))
     options_node = node.get("options")
@@ -162,7 +163,7 @@ def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
             reader.problem(yamlio.line_of(options_node, line), code,
                            key="option_not_mapping", position=pos)
             continue
-        oline = opt.line
+        oline = yamlio.line_of(opt)
         reader.check_fields(opt, OPTION_FIELDS, oline, code, Phrase(key="in_option"))
         key = opt.get("key", False)
         if not isinstance(key, bool):

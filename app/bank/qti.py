@@ -139,8 +139,9 @@ class _Reader:
                 continue
             base = posixpath.dirname(manifest)
             for holder in (parents.get(resource), resource):
-                if holder is not None and holder.get(XML_BASE):
-                    base = posixpath.join(base, holder.get(XML_BASE))
+                xml_base = holder.get(XML_BASE) if holder is not None else None
+                if xml_base:
+                    base = posixpath.join(base, xml_base)
             path = posixpath.normpath(posixpath.join(base, unquote(href)))
             if path not in self.files:
                 self.problems.append(problem(label, where(resource), "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Sequence
 from decimal import Decimal
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
@@ -80,7 +81,7 @@ def _number(value: Decimal | float) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def _scores(item: ParsedItem) -> list[Decimal]:
+def _scores(item: ParsedItem) -> Sequence[Decimal | None]:
     """What each option scores under the item's kind (None for single choice)."""
     if item.kind != "likert":
         return [option.weight for option in item.options]
@@ -132,7 +133,7 @@ def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
     indent(root)
     images: list[str] = []
     stem = _fragment(item.stem, images)
-    spacing = body.text
+    spacing = body.text or ""  # indent() gave it the skeleton's whitespace
     body.text = spacing + (stem.text or "")
     for position, child in enumerate(list(stem)):
         body.insert(position, child)

@@ -51,7 +51,7 @@ def _camel(kebab: str) -> str:
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-def element_path(element: Element, parents: dict[Element, Element],
+def element_path(element: Element | None, parents: dict[Element, Element],
                  name: Callable[[Element], str]) -> str:
     """An XPath-like address ("/assessmentItem/itemBody/div[2]/img") for error messages;
     ElementTree keeps no line numbers."""

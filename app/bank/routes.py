@@ -5,7 +5,7 @@ the media endpoint that serves bank images from the database."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import Response
@@ -52,7 +52,7 @@ def bank_rows(db: Session) -> list[dict]:
 
 
 def _bank_page(request: Request, db: Session, *, status_code: int = 200, **context) -> Response:
-    defaults = {"result": None, "problems": [], "form": {}}
+    defaults: dict[str, Any] = {"result": None, "problems": [], "form": {}}
     return render(request, "bank/banks.html", fragment="bank/_upload_result.html",
                   status_code=status_code, banks=bank_rows(db),
                   constructs=sorted(KNOWN_CONSTRUCTS), **{**defaults, **context})
@@ -139,7 +139,7 @@ def bank_items(
         query = query.where(Item.kind == ItemKind(kind))
     if level.isdigit():
         query = query.where(Item.level == int(level))
-    total = db.scalar(select(func.count()).select_from(query.subquery()))
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = max(1, page)
     items = list(db.scalars(query.order_by(Item.id).offset((page - 1) * PAGE_SIZE)
                             .limit(PAGE_SIZE)))
@@ -166,12 +166,12 @@ def _item_context(db: Session, item_id: int) -> dict:
     item = db.get(Item, item_id)
     if item is None:
         raise HTTPException(status_code=404)
-    version = db.get(BankVersion, item.bank_version_id)
+    version = db.get_one(BankVersion, item.bank_version_id)
     options = list(db.scalars(select(ItemOption).where(ItemOption.item_id == item.id)
                               .order_by(ItemOption.position)))
     corrections = list(db.scalars(select(KeyCorrection).where(KeyCorrection.item_id == item.id)
                                   .order_by(KeyCorrection.revision)))
-    return {"item": item, "version": version, "bank": db.get(ItemBank, version.bank_id),
+    return {"item": item, "version": version, "bank": db.get_one(ItemBank, version.bank_id),
             "options": options, "corrections": corrections}
 
 

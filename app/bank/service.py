@@ -250,14 +250,14 @@ def correct_key(
             raise ValueError(f"give a weight for every option: {sorted(labels)}")
         if any(w < 0 for w in weights.values()) and item.kind != ItemKind.multiple:
             raise ValueError("weights cannot be negative")
-    version = db.get(BankVersion, item.bank_version_id)
+    version = db.get_one(BankVersion, item.bank_version_id)
     session_info = db.info
     session_info["key_correction"] = True
     try:
         for option in options:
             if item.kind == ItemKind.single:
                 option.is_key = option.label == key
-            else:
+            elif weights is not None:  # checked above: one weight per option
                 option.weight = weights[option.label]
         version.key_revision += 1
         db.flush()
@@ -268,7 +268,7 @@ def correct_key(
                                new_key=new, reason=reason.strip(), corrected_by=actor_id,
                                corrected_at=now)
     db.add(correction)
-    bank = db.get(ItemBank, version.bank_id)
+    bank = db.get_one(ItemBank, version.bank_id)
     audit.record(db, actor=actor, action="bank.key_correction",
                  target=f"item:{bank.code}/v{version.version}/{item.code}", reason=reason.strip(),
                  now=now, data={"old": old, "new": new, "key_revision": version.key_revision})

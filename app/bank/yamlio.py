@@ -8,7 +8,7 @@ the document (checks, checksum, storage) would expand. A bank or blueprint never
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,7 +26,13 @@ class LineList(list):
     line: int = 0
 
 
-class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: ~10x faster
+if TYPE_CHECKING:
+    _SafeLoader = yaml.SafeLoader
+else:  # libyaml's loader when PyYAML was built with it: ~10x faster
+    _SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):
     pass
 
 
@@ -96,7 +102,8 @@ def _first_alias(text: str) -> tuple[int, str]:
     not expand aliases, so a bomb is as short here as in the file)."""
     for event in yaml.parse(text, Loader=_Loader):
         if isinstance(event, yaml.AliasEvent):
-            return event.start_mark.line + 1, str(event.anchor)
+            mark = event.start_mark
+            return (mark.line + 1 if mark else 0), str(event.anchor)
     return 0, ""
 
 

@@ -9,7 +9,7 @@ holds a card or the CSV can log in as that participant.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
@@ -101,9 +101,10 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
     taken = {u.id for u in assigned}
     attempts = dict(db.execute(select(Attempt.state, func.count()).where(
         Attempt.session_id == session.id).group_by(Attempt.state)).all())
-    defaults = {"state_error": "", "proctor_error": "", "roster_error": "", "result": None,
-                "problems": [], "reissued": None, "removed": None, "seb_error": "",
-                "seb": seb.config_of(session.settings)}
+    defaults: dict[str, Any] = {
+        "state_error": "", "proctor_error": "", "roster_error": "", "result": None,
+        "problems": [], "reissued": None, "removed": None, "seb_error": "",
+        "seb": seb.config_of(session.settings)}
     return render(
         request, "delivery/session.html", fragment=fragment, status_code=status_code,
         headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
@@ -190,7 +191,7 @@ def roster_upload(
     session = _session_or_404(db, code)
     name = (file.filename or "roster.csv").rsplit("/", 1)[-1][:200]
     data = file.file.read(MAX_ROSTER_BYTES + 1)
-    page = {"fragment": "delivery/_roster.html"}
+    page: dict[str, Any] = {"fragment": "delivery/_roster.html"}
     if len(data) > MAX_ROSTER_BYTES:
         problems = [Problem(name, "", "", "the file is larger than 2 MB; is it really a roster "
                             "CSV?", "roster_file_too_large", {"limit_mb": 2})]
@@ -213,7 +214,7 @@ def _roster_action(request: Request, db: Session, session: TestSession, work,
                    **shown) -> Response:
     """Run one change of the roster; the roster part of the page shows the result, or the
     refusal in the admin's language (nothing changed then)."""
-    page = {"fragment": "delivery/_roster.html"}
+    page: dict[str, Any] = {"fragment": "delivery/_roster.html"}
     try:
         done = work()
     except service.SessionError as exc:

@@ -6,7 +6,9 @@ taker, so each runs its whole transaction in one worker-thread call (``in_transa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -31,7 +33,8 @@ from app.delivery.views import attempt_view
 
 router = APIRouter(prefix="/api/v1/taker", tags=["taker"])
 
-ERRORS = {401: {"description": "wrong credentials or expired access token"},
+ERRORS: dict[int | str, dict[str, Any]] = {
+          401: {"description": "wrong credentials or expired access token"},
           403: {"description": "the session is not open, or it must be taken in Safe "
                                  "Exam Browser (`taker.error_seb`)"},
           409: {"description": "seat held by another computer, or attempt/section closed"},
@@ -57,12 +60,13 @@ def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
 HEARTBEAT_S = 20
 
 
-async def status_response(request: Request, lookup, now: datetime, key: str) -> JSONResponse:
+async def status_response(request: Request, lookup: Callable[[Session], Attempt],
+                          now: datetime, key: str) -> JSONResponse:
     """The status a page polls every few seconds. It also tells the proctor console that the
     page is alive: when the attempt was last seen more than HEARTBEAT_S ago, ``last_seen_at``
     is written through the save batcher (so at most one small write per taker per 20 s, in
     the same group commits as the saves)."""
-    def work(db: Session):
+    def work(db: Session) -> tuple[AttemptStatus, int | None]:
         attempt = lookup(db)
         stale = attempt.state in attempts.LIVE_STATES and (
             attempt.last_seen_at is None
@@ -79,7 +83,7 @@ SAVE_FAILURES_ALERT = 3  # failed tries before a save that the proctor console s
 
 
 def save_work(request: Request, token: str, item_id: int, body: AnswerUpdate, now: datetime,
-              workstation: str | None, failures: int = 0):
+              workstation: str | None, failures: int = 0) -> Callable[[Session], AnswerSaved]:
     def work(db: Session) -> AnswerSaved:
         seb.check_saving(request, db, token)
         result = attempts.save_with_token(
@@ -106,7 +110,7 @@ async def taker_login(body: TakerLoginCreate, request: Request) -> JSONResponse:
 
 
 @router.get("/attempt", response_model=AttemptRead, responses=ERRORS)
-async def taker_attempt(request: Request, clock: ClockDep) -> JSONResponse:
+async def taker_attempt(request: Request, clock: ClockDep) -> Response:
     """The form without keys, with stored answers and time left. The first call starts the
     clock (there is no separate start call in the API)."""
     def work(db: Session) -> bytes:

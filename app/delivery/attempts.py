@@ -16,9 +16,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, case, select, update
+from sqlalchemy import Table, bindparam, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
@@ -51,6 +51,11 @@ from app.proctoring.models import Incident
 
 LIVE_STATES = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
 DONE_STATES = (AttemptState.submitted, AttemptState.expired)
+def _table(model: type[Any]) -> Table:
+    """A mapped class's Core table (typed as a plain FromClause on the class)."""
+    return cast(Table, model.__table__)
+
+
 TOKEN_PURPOSE = "participant-token"  # noqa: S105 - an HMAC purpose label, not a secret
 ACCESS_PURPOSE = "attempt-access"
 
@@ -218,16 +223,15 @@ def attempt_for_access_token(db: Session, *, token: str, secret: str) -> Attempt
 
 def build_attempt_form(db: Session, attempt: Attempt, session: TestSession) -> None:
     """Draw and store the attempt's form from its seed (see app.assembly.forms)."""
-    blueprint = db.get(Blueprint, session.blueprint_id)
-    spec = blueprint.spec
+    spec = db.get_one(Blueprint, session.blueprint_id).spec
     version_ids = {p["bank_version_id"] for s in spec["sections"] for p in s["picks"]}
     pool = content.pool(db, version_ids)
     entries = build_form(spec, pool, attempt.seed)
     # Plain multi-row inserts: at 08:00 every taker's form (100+ rows) is written at once.
-    db.execute(AttemptItem.__table__.insert(), [
+    db.execute(_table(AttemptItem).insert(), [
         {"attempt_id": attempt.id, "item_id": e.item_id, "position": e.position,
          "section": e.section, "option_order": list(e.option_order)} for e in entries])
-    db.execute(AttemptSection.__table__.insert(), [
+    db.execute(_table(AttemptSection).insert(), [
         {"attempt_id": attempt.id, "section": i} for i in range(len(spec["sections"]))])
 
 
@@ -240,8 +244,8 @@ def _sections(db: Session, attempt: Attempt) -> list[AttemptSection]:
 
 
 def _spec(db: Session, attempt: Attempt) -> dict[str, Any]:
-    session = db.get(TestSession, attempt.session_id)
-    blueprint = db.get(Blueprint, session.blueprint_id)
+    session = db.get_one(TestSession, attempt.session_id)
+    blueprint = db.get_one(Blueprint, session.blueprint_id)
     return {"blueprint": blueprint, "sections": blueprint.spec["sections"]}
 
 
@@ -530,16 +534,16 @@ _SAVE_CONTEXT = (
     .where(Attempt.id == select(_BY_TOKEN.id).where(
         _BY_TOKEN.access_token_hmac == bindparam("token_hmac")).scalar_subquery())
 )
-_EVENT = AnswerEvent.__table__.insert().values(
+_EVENT = _table(AnswerEvent).insert().values(
     attempt_id=bindparam("a"), item_id=bindparam("i"), response=bindparam("r"),
     seq=bindparam("s"), flagged=bindparam("f"), server_time=bindparam("t"),
     workstation_id=bindparam("w"))
-_TOUCH = (update(Attempt.__table__).where(Attempt.__table__.c.id == bindparam("a"))
-          .values(last_seq=case((Attempt.__table__.c.last_seq < bindparam("s"), bindparam("s")),
-                                else_=Attempt.__table__.c.last_seq),
+_TOUCH = (update(_table(Attempt)).where(_table(Attempt).c.id == bindparam("a"))
+          .values(last_seq=case((_table(Attempt).c.last_seq < bindparam("s"), bindparam("s")),
+                                else_=_table(Attempt).c.last_seq),
                   last_seen_at=bindparam("t")))
-_STORED_SEQ = select(Answer.__table__.c.seq).where(Answer.__table__.c.attempt_id == bindparam("a"),
-                                                   Answer.__table__.c.item_id == bindparam("i"))
+_STORED_SEQ = select(_table(Answer).c.seq).where(_table(Answer).c.attempt_id == bindparam("a"),
+                                                   _table(Answer).c.item_id == bindparam("i"))
 _UPSERTS: dict[str, Any] = {}
 
 
@@ -547,7 +551,7 @@ def _upsert_statement(dialect: str) -> Any:
     """INSERT .. ON CONFLICT DO UPDATE .. WHERE stored seq < new seq RETURNING seq, built once
     per dialect so every save reuses the compiled statement."""
     if dialect not in _UPSERTS:
-        table = Answer.__table__
+        table = _table(Answer)
         insert = (postgresql if dialect == "postgresql" else sqlite).insert(table).values(
             attempt_id=bindparam("a"), item_id=bindparam("i"), response=bindparam("r"),
             seq=bindparam("s"), flagged=bindparam("f"), server_time=bindparam("t"))
@@ -590,10 +594,10 @@ def save_with_token(db: Session, *, token: str, secret: str, item_id: int, respo
               "w": workstation}
     stored = conn.execute(_upsert_statement(conn.dialect.name), params).scalar()
     accepted = stored is not None
-    if accepted:
+    if stored is not None:
         conn.execute(_EVENT, params)
     else:
-        stored = conn.execute(_STORED_SEQ, params).scalar()
+        stored = conn.execute(_STORED_SEQ, params).scalar_one()
     conn.execute(_TOUCH, params)
     deadline = min([d for d in (row.deadline_at, row.section_deadline) if d], default=None)
     remaining = None if deadline is None else max(
@@ -605,7 +609,7 @@ def record_save_failures(db: Session, *, attempt_id: int, failures: int, now: da
     """The page reports that its saves failed several times before this one got through
     (network or server trouble at that PC): an event for the proctor console's row."""
     session_id = db.scalar(select(Attempt.session_id).where(Attempt.id == attempt_id))
-    db.execute(Incident.__table__.insert().values(
+    db.execute(_table(Incident).insert().values(
         session_id=session_id, attempt_id=attempt_id, kind="save_failures", created_at=now,
         note=f"{failures} failed save tries before a save got through"))
 
@@ -653,13 +657,13 @@ def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, s
     ).returning(Answer.seq)
     stored = db.execute(statement).scalar()
     accepted = stored is not None
-    if accepted:
-        db.execute(AnswerEvent.__table__.insert().values(
+    if stored is not None:
+        db.execute(_table(AnswerEvent).insert().values(
             attempt_id=attempt.id, item_id=item_id, response=value, seq=seq,
             flagged=bool(flagged), server_time=now, workstation_id=workstation))
     else:
-        stored = db.scalar(select(Answer.seq).where(Answer.attempt_id == attempt.id,
-                                                    Answer.item_id == item_id))
+        stored = db.execute(select(Answer.seq).where(
+            Answer.attempt_id == attempt.id, Answer.item_id == item_id)).scalar_one()
     # One statement for both, and none from the ORM's flush: the proctor console reads these.
     db.execute(update(Attempt).where(Attempt.id == attempt.id).values(
         last_seq=case((Attempt.last_seq < seq, seq), else_=Attempt.last_seq),
@@ -674,7 +678,7 @@ def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, s
 def _require_save_window(db: Session, attempt: Attempt, section_index: int, grace_s: int,
                          now: datetime) -> None:
     grace = timedelta(seconds=grace_s)
-    section = db.get(AttemptSection, (attempt.id, section_index))
+    section = db.get_one(AttemptSection, (attempt.id, section_index))
     if attempt.state == AttemptState.expired:
         # A save that was in flight when time ran out still counts, briefly.
         if (attempt.submitted_at and now <= attempt.submitted_at + grace

@@ -61,12 +61,14 @@ class SaveBatcher:
         """``key`` orders the works of a batch (the taker's access token: rows of the same
         attempt are then locked in the same order by every worker's batches)."""
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (tests start several): start afresh
-            self._loop, self._queue, self._runner = loop, asyncio.Queue(), None
+        queue = self._queue
+        if self._loop is not loop or queue is None:  # a new event loop (tests start several)
+            queue = asyncio.Queue()
+            self._loop, self._queue, self._runner = loop, queue, None
         if self._runner is None or self._runner.done():
             self._runner = asyncio.create_task(self._run())
         future: asyncio.Future = loop.create_future()
-        self._queue.put_nowait((key, work, future))
+        queue.put_nowait((key, work, future))
         return await future
 
     async def close(self) -> None:
@@ -123,7 +125,7 @@ class SaveBatcher:
             except _Conflict as conflict:
                 self.conflicts += 1
                 if attempt == CONFLICT_RETRIES - 1:
-                    raise conflict.__cause__ from None
+                    raise (conflict.__cause__ or conflict) from None
                 logger.info("autosave batch of %d ran into a deadlock; running it again",
                             len(works))
                 time.sleep(random.uniform(0.001, 0.02 * (attempt + 1)))  # noqa: S311 - jitter

@@ -44,7 +44,7 @@ _caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _cache(db: Session) -> _Cache:
-    pool = db.get_bind().pool
+    pool = db.get_bind().engine.pool
     cache = _caches.get(pool)
     if cache is None:
         with _lock:
@@ -124,9 +124,9 @@ def contents(db: Session, item_ids: Iterable[int]
             if len(cache.items) > MAX_CACHED_ITEMS:
                 cache.items.clear()
                 cache.options.clear()
-            for item_id, content in fresh.items():
+            for item_id, item_content in fresh.items():
                 if frozen_of[item_id]:
-                    cache.items[item_id] = content
+                    cache.items[item_id] = item_content
                     cache.options[item_id] = fresh_options[item_id]
     return items, options
 

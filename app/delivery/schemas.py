@@ -96,7 +96,7 @@ _ATTEMPT_FIELDS = _fields(
     AttemptRead,
     sections={"__all__": _fields(SectionRead)},
     items={"__all__": _fields(ItemRead, options={"__all__": _fields(OptionRead)})})
-_VIEW_JSON: TypeAdapter | None = None
+_VIEW_JSON: TypeAdapter[Any] | None = None
 
 
 def attempt_json(view: Any) -> bytes:

@@ -131,7 +131,7 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
     item = next((i for i in view.items if i.position == position), None)
     if item is None:
         return redirect(request, "/ujian")
-    chosen = [int(v) for v in form.getlist("response") if str(v).isdigit()]
+    chosen = [int(v) for v in map(str, form.getlist("response")) if v.isdigit()]
     response = (chosen or None) if item.kind == "multiple" else (chosen[0] if chosen else None)
     try:
         attempts.save_answer(db, attempt=attempt, item_id=item.item_id, response=response,

@@ -96,8 +96,8 @@ def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
 def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView:
     """The whole attempt for the page and the API (after applying the clock)."""
     refresh(db, attempt=attempt, now=now)
-    session = db.get(TestSession, attempt.session_id)
-    spec_sections = db.get(Blueprint, session.blueprint_id).spec["sections"]
+    session = db.get_one(TestSession, attempt.session_id)
+    spec_sections = db.get_one(Blueprint, session.blueprint_id).spec["sections"]
     person = db.execute(select(Participant).join(
         RosterEntry, RosterEntry.participant_id == Participant.id)
         .where(RosterEntry.id == attempt.roster_entry_id)).scalar_one()

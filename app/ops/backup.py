@@ -646,8 +646,9 @@ def auto_enabled(settings: Settings) -> bool:
 def _session_running(db: Session) -> bool:
     from app.delivery.models import SessionState, TestSession
 
-    return db.scalar(select(func.count()).select_from(TestSession).where(
-        TestSession.state.in_([SessionState.open, SessionState.paused]))) > 0
+    running = db.scalar(select(func.count()).select_from(TestSession).where(
+        TestSession.state.in_([SessionState.open, SessionState.paused])))
+    return bool(running)
 
 
 @contextlib.contextmanager
@@ -766,7 +767,7 @@ def alerts(db: Session, *, settings: Settings, now: datetime) -> list[Alert]:
     last_at = _parse_at(last)
     error = get_value(db, LAST_BACKUP_ERROR)
     error_at = _parse_at(error)
-    if last_at is not None:
+    if last is not None and last_at is not None:
         age_id, age_en = _age_text((now - last_at).total_seconds())
         out.append(Alert("info", "backup_age", f"Cadangan terakhir: {age_id} ({last['path']})",
                          f"Last backup: {age_en} ({last['path']})"))

@@ -236,7 +236,7 @@ def run_checks(database: Any, *, settings: Settings, secret: str, now: datetime)
 def report(checks: list[Check]) -> tuple[int, dict[str, Any]]:
     """The /healthz answer: (200 or 503, body) with every check's "ok" or English message."""
     failing = [c.name for c in checks if c.ok is False]
-    body = {
+    body: dict[str, Any] = {
         "status": "error" if failing else "ok",
         "checks": {c.name: ("ok" if c.ok else "not checked" if c.ok is None else c.message("en"))
                    for c in checks},

@@ -70,8 +70,9 @@ def prepare_for_workers(settings: Settings) -> Path:
     # already it chose single-process values, so make it choose again.
     import sys
 
-    values = sys.modules.get("prometheus_client.values")
-    if values is not None:
+    if "prometheus_client.values" in sys.modules:
+        from prometheus_client import values
+
         values.ValueClass = values.get_value_class()
     return folder
 

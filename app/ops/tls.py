@@ -158,7 +158,8 @@ def _load_ca(ca_cert: Path, ca_key: Path, now: dt.datetime):
         raise TlsError(f"Cannot read the CA in {ca_cert.parent} ({exc}). Fix the files, or run "
                        "again with --force to make a new CA (every lab PC must then trust "
                        "the new cact-ca.crt).") from None
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
         raise TlsError(f"{ca_key} does not belong to {ca_cert}. Restore the matching pair, or "
                        "use --force to make a new CA (the lab PCs must trust it again).")
     if cert.not_valid_after_utc <= now + dt.timedelta(days=1):

@@ -127,7 +127,8 @@ def console_state(db: Session, *, session: TestSession, now: datetime) -> Consol
                    Incident.attempt_id.is_not(None),
                    Incident.created_at >= now - ATTENTION_WINDOW)
             .order_by(Incident.id)):
-        attention.setdefault(attempt_id, []).append((kind, note))
+        if attempt_id is not None:  # filtered above; for the type checker
+            attention.setdefault(attempt_id, []).append((kind, note))
     throttled = throttled_nips(db, now=now)
     seats = []
     for entry_id, seat, nip, name, attempt, section in rows:
@@ -216,4 +217,4 @@ def board_rows(db: Session, *, session: TestSession) -> list[BoardRow]:
                Attempt.state.in_((AttemptState.submitted, AttemptState.expired)))
         .order_by(Attempt.submitted_at.desc(), Participant.name)).all()
     return [BoardRow(name, at, None if score is None else f"{score:.0f}")
-            for name, at, score in rows]
+            for name, at, score in rows if at is not None]  # handed in: always stamped

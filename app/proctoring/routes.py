@@ -296,9 +296,10 @@ async def bulk_action(request: Request, session: ConsoleSession, db: DbSession,
                       clock: ClockDep, user: StaffUser) -> Response:
     """Extra time, pause or resume for the selected participants (all or nothing)."""
     form = await request.form()
-    entries = [int(v) for v in form.getlist("entry") if str(v).isdigit()]
+    entries = [int(v) for v in map(str, form.getlist("entry")) if v.isdigit()]
     action = str(form.get("action", ""))
-    minutes = int(form["minutes"]) if str(form.get("minutes", "")).isdigit() else 0
+    minutes_text = str(form.get("minutes", ""))
+    minutes = int(minutes_text) if minutes_text.isdigit() else 0
     reason = str(form.get("reason", ""))[:500]
     lang = request_language(request)
     try:
@@ -402,9 +403,10 @@ class SeatActionCreate(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
-API_REFUSALS = {401: {"description": "no staff session (log in at /login)"},
-                403: {"description": "a proctor not assigned to this session"},
-                404: {"description": "no such session, or no such participant in it"}}
+API_REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "no staff session (log in at /login)"},
+    403: {"description": "a proctor not assigned to this session"},
+    404: {"description": "no such session, or no such participant in it"}}
 
 
 @api.get("/sessions/{code}", response_model=ConsoleRead, responses=API_REFUSALS)

@@ -173,7 +173,7 @@ def reopen(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: 
     if attempt.state != AttemptState.expired or attempt.submit_reason != "time":
         raise ActionRefused("reopen_not_expired",
                             "only an attempt the server closed for time can be reopened")
-    session = db.get(TestSession, attempt.session_id)
+    session = db.get_one(TestSession, attempt.session_id)
     if session.state == SessionState.closed:
         raise ActionRefused("session_closed", "the session is closed")
     if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int)
@@ -248,7 +248,7 @@ def _new_attempt(db: Session, entry_id: int, session_id: int) -> Attempt:
                       seed=secrets.randbits(62), state=AttemptState.not_started)
     db.add(attempt)
     db.flush()
-    attempt_rules.build_attempt_form(db, attempt, db.get(TestSession, session_id))
+    attempt_rules.build_attempt_form(db, attempt, db.get_one(TestSession, session_id))
     return attempt
 
 

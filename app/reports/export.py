@@ -159,7 +159,7 @@ def response_rows(db: Session, session: TestSession) -> list[tuple[str, str, int
             .order_by(Participant.nip)):
         form = list(db.execute(select(AttemptItem.item_id, AttemptItem.position).where(
             AttemptItem.attempt_id == attempt_id).order_by(AttemptItem.position)).all())
-        answers = dict(db.execute(select(Answer.item_id, Answer.response).where(
+        answers: dict[int, Any] = dict(db.execute(select(Answer.item_id, Answer.response).where(
             Answer.attempt_id == attempt_id)).all())
         scores = dict(item_scores(cache, [i for i, _ in form], answers))
         for item_id, position in form:
@@ -185,7 +185,7 @@ def to_xlsx(table: ResultsTable, responses: list[tuple[str, str, int, str, Decim
     from openpyxl import Workbook
 
     book = Workbook()
-    sheet = book.active
+    sheet = book.worksheets[0]  # a new workbook has one sheet, the active one
     sheet.title = "Hasil"
     append_row(sheet, _header(table))
     for row in table.rows:

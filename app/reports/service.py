@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -215,7 +215,8 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
         report.competencies.append(CompetencyLine(
             code, competency_name(code, lang), required.get(code), achieved.get(code),
             gaps.get(code)))
-    bands = tuple(Decimal(str(b)) for b in config.get("potensi_bands") or (60, 80))
+    bands = cast("tuple[Decimal, Decimal]",  # two bounds, as the scoring settings hold
+                 tuple(Decimal(str(b)) for b in config.get("potensi_bands") or (60, 80)))
     by_aspect: dict[str, list[ConstructScore]] = {}
     for score in scores:
         if not score.construct.startswith(KOMPETENSI_PREFIX):
@@ -315,7 +316,7 @@ def nine_box_groups(rows: Iterable[tuple[str, str, int | None]]
     boxes: dict[int, list[tuple[str, str]]] = {box: [] for box in BOXES}
     unplaced: list[tuple[str, str]] = []
     for name, nip, box in rows:
-        boxes.get(box, unplaced).append((name, nip))
+        (boxes.get(box, unplaced) if box is not None else unplaced).append((name, nip))
 
     def key(pair: tuple[str, str]) -> tuple[str, str]:
         return pair[0].casefold(), pair[1]

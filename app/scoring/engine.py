@@ -202,7 +202,7 @@ def mean_percent(parts: Sequence[tuple[Decimal, Decimal]]) -> Decimal | None:
 
 
 def combined_jpm(potensi_score: Decimal, kompetensi_jpm: Decimal,
-                 weights: tuple[Decimal, Decimal]) -> Decimal:
+                 weights: tuple[Decimal | int, Decimal | int]) -> Decimal:
     """Weighted mean of the potensi score and the kompetensi JPM, both on 0-100, with the
     (potensi, kompetensi) weights of the job group; two decimals."""
     w_potensi, w_kompetensi = (_dec(w) for w in weights)

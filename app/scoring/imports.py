@@ -232,7 +232,7 @@ def parse_ratings(data: bytes, *, source: str) -> list[RatingRow]:
             table.problem(number, "nip", f"NIP {nip} period {period} is already in row "
                           f"{seen[(nip, period)]}", nip)
             ok = False
-        if ok:
+        if ok and rating is not None:  # a rating word, or one from the score
             seen[(nip, period)] = number
             rows.append(RatingRow(nip, period, rating, score))
     if not rows and not table.problems:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import overload
 
 import numpy as np
 
@@ -29,7 +30,14 @@ NORMAL_OGIVE_D = 1.702
 D = LOGISTIC_D  # the default of every function below
 
 
-def probability(theta, a: float, b: float, c: float = 0.0, *, scaling: float = D):
+@overload
+def probability(theta: float, a: float, b: float, c: float = 0.0, *,
+                scaling: float = D) -> float: ...
+@overload
+def probability(theta: np.ndarray, a: float, b: float, c: float = 0.0, *,
+                scaling: float = D) -> np.ndarray: ...
+def probability(theta: float | np.ndarray, a: float, b: float, c: float = 0.0, *,
+                scaling: float = D) -> float | np.ndarray:
     """P(correct | theta) = c + (1 - c) / (1 + exp(-D * a * (theta - b))) (Birnbaum 1968, in
     Lord & Novick 1968, ch. 17). ``theta`` may be a number (a float comes back) or a numpy
     array (an array comes back)."""
@@ -72,7 +80,7 @@ def _item_logs(a: float, b: float, c: float, scaling: float, lo: float, hi: floa
     return right, wrong
 
 
-def eap(responses: list[int | None], params: list[tuple[float, float, float]], *,
+def eap(responses: Sequence[int | None], params: Sequence[tuple[float, float, float]], *,
         prior_mean: float = 0.0, prior_sd: float = 1.0, points: int = 61, lo: float = -4.0,
         hi: float = 4.0, scaling: float = D) -> tuple[float, float]:
     """EAP ability estimate and its posterior standard deviation (the standard error that goes

@@ -89,7 +89,7 @@ class ScoringConfig:
         bands = raw.pop("potensi_bands", None)
         config = cls(**{k: v for k, v in raw.items() if k in cls.__dataclass_fields__},
                      combined_weights=weights,
-                     potensi_bands=(tuple(Decimal(str(b)) for b in bands) if bands
+                     potensi_bands=((Decimal(str(bands[0])), Decimal(str(bands[1]))) if bands
                                     else config.potensi_bands))
         if config.purpose not in engine.CATEGORIES:
             raise ValueError(f"scoring purpose must be one of {sorted(engine.CATEGORIES)}")
@@ -300,7 +300,7 @@ def _construct_outcomes(cache: ScoringCache, form: list[int], answers: Mapping[i
             # A blank counts as wrong, as it does for the raw score (national CAT convention).
             responses = [int(any(o.is_key and o.id == r for o in d.scored.options))
                          for d, r in outcome.items]
-            theta, se = eap(responses, [d.irt for d, _ in outcome.items])
+            theta, se = eap(responses, [d.irt for d, _ in outcome.items if d.irt is not None])
             outcome.theta, outcome.theta_se = float(theta), float(se)
     return [by_construct[c] for c in sorted(by_construct)]
 
@@ -452,9 +452,9 @@ class AttemptScore:
 
 
 def _participant_of(db: Session, attempt: Attempt) -> Participant:
-    return db.scalar(select(Participant).join(RosterEntry,
-                                              RosterEntry.participant_id == Participant.id)
-                     .where(RosterEntry.id == attempt.roster_entry_id))
+    return db.execute(select(Participant).join(RosterEntry,
+                                               RosterEntry.participant_id == Participant.id)
+                      .where(RosterEntry.id == attempt.roster_entry_id)).scalar_one()
 
 
 def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,
@@ -464,7 +464,7 @@ def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,
                          "attempts are scored")
     form = list(db.scalars(select(AttemptItem.item_id).where(
         AttemptItem.attempt_id == attempt.id).order_by(AttemptItem.position)))
-    answers = dict(db.execute(select(Answer.item_id, Answer.response).where(
+    answers: dict[int, Any] = dict(db.execute(select(Answer.item_id, Answer.response).where(
         Answer.attempt_id == attempt.id)).all())
     participant = _participant_of(db, attempt)
     outcomes = _construct_outcomes(cache, form, answers)
@@ -484,7 +484,7 @@ def score_attempt(db: Session, *, attempt: Attempt, now: datetime,
     """Score one handed-in attempt (submitted or expired) and upsert its construct scores and
     result, stamped with the bank version and key revision used. Idempotent: when nothing
     changed, no row is written. Raises ValueError for an attempt that is still running."""
-    session = db.get(TestSession, attempt.session_id)
+    session = db.get_one(TestSession, attempt.session_id)
     return _score(db, attempt, now, cache or ScoringCache(db),
                   ScoringConfig.for_session(session)).result
 
@@ -531,7 +531,7 @@ def score_pending(db: Session, *, now: datetime, limit: int = PENDING_BATCH) -> 
             with db.begin_nested():
                 if attempt.session_id not in configs:
                     configs[attempt.session_id] = ScoringConfig.for_session(
-                        db.get(TestSession, attempt.session_id))
+                        db.get_one(TestSession, attempt.session_id))
                 _score(db, attempt, now, cache, configs[attempt.session_id])
                 done += 1
         except Exception:  # one bad attempt must not stop the others
@@ -563,7 +563,7 @@ def _rescore(db: Session, attempts: Iterable[Attempt], now: datetime, summary: S
     for attempt in attempts:
         if attempt.session_id not in configs:
             configs[attempt.session_id] = ScoringConfig.for_session(
-                db.get(TestSession, attempt.session_id))
+                db.get_one(TestSession, attempt.session_id))
         scored = _score(db, attempt, now, cache, configs[attempt.session_id])
         summary.scored += 1
         label = scored.result.category or "-"

@@ -4,7 +4,7 @@ located). Every change is audited; results change only when a session is rescore
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
@@ -70,7 +70,7 @@ async def standards_edit(
     level: Annotated[str, Form(max_length=4)],
 ) -> Response:
     lang = request_language(request)
-    form = {"job": job_key, "competency": competency, "level": level}
+    form: dict[str, Any] = {"job": job_key, "competency": competency, "level": level}
     if (job_key not in BASE_LEVELS or competency not in COMPETENCIES
             or not level.strip().isdigit() or not 1 <= int(level) <= 5):
         return _page(request, db, status_code=422, error=translate(lang, "standards.invalid"),

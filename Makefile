@@ -10,11 +10,13 @@ PYTEST_ARGS ?=
 BUNDLE_PYTHONS ?= 3.11 3.12 3.13
 DIST ?= dist
 
-.PHONY: run test bench drill bundle install install-test migrate demo clean help
+.PHONY: run test lint bench drill bundle install install-test migrate demo clean help
 
 help:
 	@echo "make run    - install, migrate the SQLite database in var/, load the demo, serve on $(HOST):$(PORT)"
 	@echo "make test   - install the test extras and run the whole test suite"
+	@echo "make lint   - ruff (style, bug patterns), lint-imports (the layering contracts in"
+	@echo "              pyproject.toml) and mypy (strict on the pure modules and the taker API)"
 	@echo "make bench  - measure the figures recorded in docs/performance.md"
 	@echo "make drill  - durability drills: kill -9 under load, a browser offline 5 minutes, locked and full disk,"
 	@echo "              the server down a minute under load, a backup under load restored elsewhere"
@@ -54,6 +56,14 @@ run: demo
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# All three run even when one fails, so one pass shows every finding; the target fails if any did.
+lint: install-test
+	@status=0; \
+	echo "ruff check app tests bench"; $(BIN)/ruff check app tests bench || status=1; \
+	echo "lint-imports"; $(BIN)/lint-imports --no-logo || status=1; \
+	echo "mypy"; $(BIN)/mypy || status=1; \
+	exit $$status
 
 bench: install-test
 	$(BIN)/python bench/foundation.py

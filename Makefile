@@ -72,6 +72,7 @@ bench: install-test
 	$(BIN)/python bench/console.py --takers 300 --answers 60
 	$(BIN)/python bench/scoring.py
 	$(BIN)/python bench/ops.py
+	$(BIN)/python bench/login_load.py
 
 # The same drills run in `make test` (the offline one for 150 s); here the browser stays
 # offline for five minutes.

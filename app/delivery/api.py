@@ -42,7 +42,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
           429: {"description": "too many failed logins; see Retry-After"}}
 
 
-def _json(model: BaseModel) -> JSONResponse:
+def json_response(model: BaseModel) -> JSONResponse:
     return JSONResponse(model.model_dump(mode="json"))
 
 
@@ -76,7 +76,7 @@ async def status_response(request: Request, lookup: Callable[[Session], Attempt]
     if touch is not None:
         await request.app.state.save_batcher.submit(
             lambda db: attempts.touch(db, attempt_id=touch, now=now), key)
-    return _json(status)
+    return json_response(status)
 
 
 SAVE_FAILURES_ALERT = 3  # failed tries before a save that the proctor console should see
@@ -104,7 +104,7 @@ async def taker_login(body: TakerLoginCreate, request: Request) -> JSONResponse:
     def then(_db: Session, result: attempts.LoginResult) -> TakerLoginRead:
         return TakerLoginRead(attempt_id=result.attempt.id, access_token=result.access_token,
                               state=result.attempt.state.value, session_code=result.session.code)
-    return _json(await login_flow.login(
+    return json_response(await login_flow.login(
         request, nip=body.nip, token=body.token,
         workstation=body.workstation or f"addr:{client_addr(request)}", then=then))
 
@@ -133,7 +133,7 @@ async def taker_save(item_id: RowId, body: AnswerUpdate, request: Request,
     """Store the answer if `seq` is newer than the stored one; acknowledged after commit."""
     token = bearer_token(request)
     work = save_work(request, token, item_id, body, clock.now(), None)
-    return _json(await request.app.state.save_batcher.submit(work, token))
+    return json_response(await request.app.state.save_batcher.submit(work, token))
 
 
 @router.post("/sections/next", response_model=AttemptStatus, responses=ERRORS)
@@ -142,7 +142,7 @@ async def taker_next_section(request: Request, clock: ClockDep) -> JSONResponse:
         attempt = bearer_lookup(request, db)
         attempts.next_section(db, attempt=attempt, now=clock.now())
         return status_of(db, attempt, clock.now())
-    return _json(await in_transaction(request, work))
+    return json_response(await in_transaction(request, work))
 
 
 @router.post("/submit", response_model=AttemptStatus, responses=ERRORS)
@@ -157,7 +157,7 @@ async def taker_submit(request: Request, clock: ClockDep) -> JSONResponse:
         attempts.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
                         score=False, now=clock.now())
         return status_of(db, attempt, clock.now())
-    return _json(await request.app.state.save_batcher.submit(work, bearer_token(request)))
+    return json_response(await request.app.state.save_batcher.submit(work, bearer_token(request)))
 
 
 @router.post("/logout", status_code=204, responses={

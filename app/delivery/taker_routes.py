@@ -19,7 +19,7 @@ from app.auth.security import random_token
 from app.bank.media import media_response
 from app.db import DbSession, RowId
 from app.delivery import attempts, content, login_flow
-from app.delivery.api import _json, client_addr, save_work, status_response
+from app.delivery.api import client_addr, json_response, save_work, status_response
 from app.delivery.deps import (
     SEAT_COOKIE,
     TAKER_COOKIE,
@@ -152,7 +152,7 @@ async def exam_save(request: Request, item_id: RowId, body: AnswerUpdate,
     token = request.cookies.get(TAKER_COOKIE, "")
     work = save_work(request, token, item_id, body, clock.now(), _seat(request),
                      failures=int(reported) if reported.isdigit() and len(reported) < 7 else 0)
-    return _json(await request.app.state.save_batcher.submit(work, token))
+    return json_response(await request.app.state.save_batcher.submit(work, token))
 
 
 @router.get("/ujian/status", include_in_schema=False)

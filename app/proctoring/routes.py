@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -28,10 +29,7 @@ from app.auth.models import Role, User
 from app.db import DbSession, RowId
 from app.delivery import sessions as session_service
 from app.delivery.models import (
-    Participant,
     ProctorAssignment,
-    RosterEntry,
-    SessionState,
     TestSession,
 )
 from app.proctoring import service
@@ -45,8 +43,7 @@ STREAM_TICK_S = 1.0
 STREAM_REFRESH_S = 10.0  # re-render even without changes: "12 s ago", "disconnected"
 STREAM_MAX_S = 240.0
 NO_STORE = {"Cache-Control": "no-store"}
-SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset", "note",
-                "clear_throttle")
+SEAT_ACTIONS = service.SEAT_ACTIONS
 
 
 
@@ -211,54 +208,16 @@ def _error_text(request: Request, exc: service.ActionRefused) -> str:
 
 
 def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action: str,
-                    user: User, now, minutes: int = 0, reason: str = "") -> str:
-    """One action on one participant; returns the locale key of what was done."""
-    if action not in SEAT_ACTIONS:
-        raise HTTPException(status_code=400)
-    if session.state == SessionState.closed and action != "note":
-        raise service.ActionRefused("session_closed", "the session is closed")
-    if action == "clear_throttle":  # works before the first login too: no attempt needed
-        nip = db.scalar(select(Participant.nip).join(
-            RosterEntry, RosterEntry.participant_id == Participant.id).where(
-            RosterEntry.id == entry_id, RosterEntry.session_id == session.id))
-        if nip is None:
-            raise HTTPException(status_code=404)
-        throttle.clear(db, actor=_actor(user), now=now, identifier=f"nip:{nip}",
-                       reason=reason.strip())
-        return "proctor.done_clear_throttle"
-    attempt = service.attempt_for_entry(db, session=session, entry_id=entry_id,
-                                        create=action in ("extra_time", "note"))
-    if attempt is None:
-        if db.get(service.RosterEntry, entry_id) is None:
-            raise HTTPException(status_code=404)
-        raise service.ActionRefused("not_logged_in", "this participant has not logged in yet")
-    actor = _actor(user)
-    if action == "extra_time":
-        service.add_extra_time(db, attempt=attempt, minutes=minutes, actor=actor, now=now,
-                               reason=reason)
-    elif action == "pause":
-        if not service.pause_attempt(db, attempt=attempt, actor=actor, now=now, reason=reason):
-            raise service.ActionRefused("not_running", "only a running attempt can be paused")
-    elif action == "resume":
-        if session.state == SessionState.paused:
-            raise service.ActionRefused("session_paused",
-                                        "the whole session is paused; resume the session")
-        if not service.resume_attempt(db, attempt=attempt, actor=actor, now=now,
-                                      reason=reason):
-            raise service.ActionRefused("not_paused", "the attempt is not paused")
-    elif action == "unlock":
-        service.unlock(db, attempt=attempt, actor=actor, now=now, reason=reason)
-    elif action == "submit":
-        service.force_submit(db, attempt=attempt, actor=actor, now=now, reason=reason)
-    elif action == "reopen":  # minutes 0 = the time it had left when it lost contact
-        service.reopen(db, attempt=attempt, actor=actor, now=now, reason=reason,
-                       minutes=minutes or None)
-    elif action == "reset":
-        service.reset(db, attempt=attempt, actor=actor, now=now, reason=reason)
-    else:
-        service.note(db, session=session, author=user, text=reason, now=now, attempt=attempt)
-    db.flush()
-    return f"proctor.done_{action}"
+                    user: User, now: datetime, minutes: int = 0, reason: str = "") -> str:
+    """The service's seat action, with its refusals as HTTP answers where they are not the
+    proctor's to read (an unknown action or participant)."""
+    try:
+        return service.seat_action(db, session=session, entry_id=entry_id, action=action,
+                                   user=user, now=now, minutes=minutes, reason=reason)
+    except service.UnknownAction:
+        raise HTTPException(status_code=400) from None
+    except service.NotInSession:
+        raise HTTPException(status_code=404) from None
 
 
 @router.post("/proctor/sessions/{code}/peserta/{entry_id}/{action}", include_in_schema=False)
@@ -274,8 +233,7 @@ async def seat_action(
                                user=user, now=now, minutes=minutes, reason=reason)
         if action == "clear_throttle":  # this worker at once, the others within two seconds
             gate.lock_cache(request.app).forget()
-    except service.ActionRefused as exc:
-        db.rollback()  # e.g. the attempt made for extra time before arrival: not kept
+    except service.ActionRefused as exc:  # nothing of the action was kept (a savepoint)
         panel = _panel(db, session, entry_id, now)
         if request.headers.get("HX-Request"):
             return render(request, "proctor/_panel.html", status_code=422, session=session,
@@ -303,13 +261,10 @@ async def bulk_action(request: Request, session: ConsoleSession, db: DbSession,
     reason = str(form.get("reason", ""))[:500]
     lang = request_language(request)
     try:
-        if session.state == SessionState.closed:
-            raise service.ActionRefused("session_closed", "the session is closed")
         changed = service.bulk(db, session=session, entry_ids=entries, action=action,
                                actor=_actor(user), now=clock.now(), minutes=minutes,
                                reason=reason)
-    except service.ActionRefused as exc:
-        db.rollback()  # all or nothing: nobody got the minutes
+    except service.ActionRefused as exc:  # all or nothing: nobody got the minutes
         return _console_page(request, db, session, clock.now(), status_code=422,
                              error=_error_text(request, exc))
     return _console_page(request, db, session, clock.now(),
@@ -432,6 +387,5 @@ def api_seat_action(session: ConsoleSession, entry_id: RowId, body: SeatActionCr
         if body.action == "clear_throttle":
             gate.lock_cache(request.app).forget()
     except service.ActionRefused as exc:
-        db.rollback()
         return JSONResponse({"detail": str(exc), "code": exc.key}, status_code=422)
     return JSONResponse({"done": done.removeprefix("proctor.done_")})

@@ -15,14 +15,16 @@ Every action writes the audit log with actor, target and reason, in the caller's
 
 from __future__ import annotations
 
+import contextlib
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.auth import throttle
 from app.auth.models import User
 from app.delivery import attempts as attempt_rules
 from app.delivery.models import (
@@ -293,7 +295,17 @@ def bulk(db: Session, *, session: TestSession, entry_ids: Iterable[int], action:
          actor: str, now: datetime, minutes: int = 0, reason: str = "") -> int:
     """Extra time, pause or resume for the selected participants. All or nothing: a refusal
     for one (e.g. already handed in) refuses the whole selection, so the proctor never
-    wonders who got the minutes. Returns how many attempts changed."""
+    wonders who got the minutes (a savepoint: nothing of it is kept). Returns how many
+    attempts changed."""
+    with _all_or_nothing(db):
+        return _bulk(db, session=session, entry_ids=entry_ids, action=action, actor=actor,
+                     now=now, minutes=minutes, reason=reason)
+
+
+def _bulk(db: Session, *, session: TestSession, entry_ids: Iterable[int], action: str,
+          actor: str, now: datetime, minutes: int, reason: str) -> int:
+    if session.state == SessionState.closed:
+        raise ActionRefused("session_closed", "the session is closed")
     if action not in BULK_ACTIONS:
         raise ActionRefused("unknown_action", "unknown action {action}", action=action)
     ids = sorted(set(entry_ids))
@@ -357,3 +369,89 @@ def participant_name(db: Session, attempt: Attempt) -> tuple[str, str]:
                      .join(RosterEntry, RosterEntry.participant_id == Participant.id)
                      .where(RosterEntry.id == attempt.roster_entry_id)).first()
     return (row[0], row[1]) if row else ("", "")
+
+
+# -- one action on one participant (the console panel, the proctor API) --------------------------
+
+SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset", "note",
+                "clear_throttle")
+
+
+class UnknownAction(ValueError):
+    """Not an action a proctor can take (a bad request, not the proctor's to read)."""
+
+
+class NotInSession(LookupError):
+    """No such participant on this session's roster."""
+
+
+@contextlib.contextmanager
+def _all_or_nothing(db: Session) -> Iterator[None]:
+    """The block's writes are kept only if it ends normally: a refused action leaves nothing
+    behind (e.g. the attempt made for extra time before arrival) in the caller's transaction,
+    which goes on and commits (a page answering the refusal may still write)."""
+    savepoint = db.begin_nested()
+    try:
+        yield
+    except BaseException:
+        savepoint.rollback()
+        raise
+    savepoint.commit()
+
+
+def seat_action(db: Session, *, session: TestSession, entry_id: int, action: str, user: User,
+                now: datetime, minutes: int = 0, reason: str = "") -> str:
+    """One proctor action on one participant, with its guards and its audit row (each
+    action's own function writes it); returns the locale key of what was done. Raises
+    ActionRefused (the proctor reads why), UnknownAction or NotInSession."""
+    if action not in SEAT_ACTIONS:
+        raise UnknownAction(action)
+    with _all_or_nothing(db):
+        return _seat_action(db, session=session, entry_id=entry_id, action=action, user=user,
+                            now=now, minutes=minutes, reason=reason)
+
+
+def _seat_action(db: Session, *, session: TestSession, entry_id: int, action: str, user: User,
+                 now: datetime, minutes: int, reason: str) -> str:
+    if session.state == SessionState.closed and action != "note":
+        raise ActionRefused("session_closed", "the session is closed")
+    actor = f"user:{user.username}"
+    if action == "clear_throttle":  # works before the first login too: no attempt needed
+        nip = db.scalar(select(Participant.nip).join(
+            RosterEntry, RosterEntry.participant_id == Participant.id).where(
+            RosterEntry.id == entry_id, RosterEntry.session_id == session.id))
+        if nip is None:
+            raise NotInSession(entry_id)
+        throttle.clear(db, actor=actor, now=now, identifier=f"nip:{nip}", reason=reason.strip())
+        return "proctor.done_clear_throttle"
+    attempt = attempt_for_entry(db, session=session, entry_id=entry_id,
+                                create=action in ("extra_time", "note"))
+    if attempt is None:
+        if db.get(RosterEntry, entry_id) is None:
+            raise NotInSession(entry_id)
+        raise ActionRefused("not_logged_in", "this participant has not logged in yet")
+    if action == "extra_time":
+        add_extra_time(db, attempt=attempt, minutes=minutes, actor=actor, now=now,
+                       reason=reason)
+    elif action == "pause":
+        if not pause_attempt(db, attempt=attempt, actor=actor, now=now, reason=reason):
+            raise ActionRefused("not_running", "only a running attempt can be paused")
+    elif action == "resume":
+        if session.state == SessionState.paused:
+            raise ActionRefused("session_paused",
+                                "the whole session is paused; resume the session")
+        if not resume_attempt(db, attempt=attempt, actor=actor, now=now, reason=reason):
+            raise ActionRefused("not_paused", "the attempt is not paused")
+    elif action == "unlock":
+        unlock(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    elif action == "submit":
+        force_submit(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    elif action == "reopen":  # minutes 0 = the time it had left when it lost contact
+        reopen(db, attempt=attempt, actor=actor, now=now, reason=reason,
+               minutes=minutes or None)
+    elif action == "reset":
+        reset(db, attempt=attempt, actor=actor, now=now, reason=reason)
+    else:
+        note(db, session=session, author=user, text=reason, now=now, attempt=attempt)
+    db.flush()
+    return f"proctor.done_{action}"

@@ -287,3 +287,33 @@ def test_rows_needing_attention(app, budi, rooms, database):
     assert 'data-testid="attention-save_failures"' in row
     assert 'data-testid="attention-seat_refused"' in row
     assert 'data-testid="count-attention">1<' in grid
+
+
+def test_a_refused_action_leaves_nothing_behind(app, budi, rooms, database):
+    """Extra time for a participant not yet arrived creates their attempt to hold the
+    minutes; refused (no reason given), nothing of it stays, for one seat and for a
+    selection whose last participant is refused (all or nothing), while the page still
+    answers from the same transaction."""
+    ids = entry_ids(database, "RUANG-A")
+    clients = [taker(app, *rooms[2], seat="PC-03")[0]]  # the last entry of the roster
+    token = csrf_from(budi.get("/proctor/sessions/RUANG-A").text)
+
+    def attempts_of(entries):
+        with database.transaction(write=False) as db:
+            return db.scalars(select(Attempt.roster_entry_id)
+                              .where(Attempt.roster_entry_id.in_(entries))).all()
+
+    refused = budi.post(f"/proctor/sessions/RUANG-A/peserta/{ids[0]}/extra_time",
+                        data={"csrf_token": token, "minutes": "10", "reason": ""})
+    assert refused.status_code == 422
+    assert attempts_of([ids[0]]) == []
+    clients[0].get("/api/v1/taker/attempt")
+    clients[0].post("/api/v1/taker/submit")  # the last participant has handed in
+    before = clients[0].get("/api/v1/taker/status").json()
+    selection = budi.post("/proctor/sessions/RUANG-A/pilihan",
+                          data={"csrf_token": token, "action": "extra_time", "minutes": "10",
+                                "reason": "listrik padam", "entry": [str(i) for i in ids]})
+    assert selection.status_code == 422 and 'data-testid="console-error"' in selection.text
+    # The first two got attempts to hold the minutes before the last one was refused: undone.
+    assert attempts_of(ids[:2]) == []
+    assert clients[0].get("/api/v1/taker/status").json() == before

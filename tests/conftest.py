@@ -203,6 +203,27 @@ def csrf_from(html: str) -> str:
     return match.group(1)
 
 
+def log_in_admin(client, make_user) -> object:
+    """Create the admin "admin" and log ``client`` in as them."""
+    assert staff_login(client, "admin", make_user("admin")).status_code == 303
+    return client
+
+
+@pytest.fixture
+def admin(client, make_user):
+    """The test client, logged in as the admin "admin". A test file that needs more around
+    it (a blueprint, English pages) overrides this fixture and asks for it by the same name."""
+    return log_in_admin(client, make_user)
+
+
+@pytest.fixture
+def proctor(client, make_user):
+    """The test client, logged in as the proctor "pak.budi" (assigned to no session yet)."""
+    make_user("pak.budi", role="proctor")
+    assert staff_login(client, "pak.budi", "correct-horse-1").status_code == 303
+    return client
+
+
 def run_coroutine(coro):
     """Run ``coro`` to its end from a plain test, in a thread of its own: the browser tests'
     sync Playwright leaves an event loop running in the main thread, where asyncio.run fails."""

@@ -6,19 +6,12 @@ from __future__ import annotations
 import io
 import zipfile
 
-import pytest
 from sqlalchemy import select
 
 from app.audit import AuditEvent
 from app.bank.models import BankVersion, Item
-from tests.conftest import csrf_from, staff_login
+from tests.conftest import csrf_from
 from tests.factories import SVG, bank_doc, bank_zip
-
-
-@pytest.fixture
-def admin(client, make_user):
-    staff_login(client, "admin", make_user("admin"))
-    return client
 
 
 def upload(client, name, data, **fields):
@@ -115,11 +108,10 @@ def test_export_download_is_a_bank_zip(admin, database):
     assert 'data-testid="versions-table"' in versions.text
 
 
-def test_bank_pages_are_admin_only(client, make_user):
-    staff_login(client, "pak.budi", make_user("pak.budi", role="proctor"))
+def test_bank_pages_are_admin_only(proctor):
     for path in ("/admin/banks", "/admin/banks/X", "/admin/blueprints", "/admin/items/1",
                  "/admin/help/itembank-format"):
-        assert client.get(path).status_code == 403, path
+        assert proctor.get(path).status_code == 403, path
 
 
 def test_format_help_page(admin):

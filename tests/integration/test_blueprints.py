@@ -13,7 +13,7 @@ from app.assembly.models import Blueprint, BlueprintBankVersion
 from app.assembly.service import import_blueprint
 from app.bank.parsed import ImportFailed
 from app.delivery.models import TestSession
-from tests.conftest import csrf_from, staff_login
+from tests.conftest import csrf_from
 from tests.factories import bank_doc, bank_zip, run_import
 
 
@@ -101,55 +101,49 @@ def test_blueprint_in_use_cannot_change(db, clock):
 # -- pages --------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def admin_client(client, make_user):
-    staff_login(client, "admin", make_user("admin"))
-    return client
-
-
 def commit_bank(database, clock, doc=None):
     with database.transaction() as session:
         run_import(session, clock, "uji.zip", bank_zip(doc or bank_doc()))
 
 
-def test_editor_counts_available_items_live(admin_client, database, clock):
+def test_editor_counts_available_items_live(admin, database, clock):
     commit_bank(database, clock)
-    page = admin_client.get("/admin/blueprints/new")
+    page = admin.get("/admin/blueprints/new")
     assert page.status_code == 200 and 'data-testid="blueprint-editor"' in page.text
     token = csrf_from(page.text)
     form = {"csrf_token": token, "code": "BARU", "name": "Baru", "sections": "1",
             "s0_title": "Potensi", "s0_time": "30", "s0_picks": "1",
             "s0_shuffle_items": "on", "s0_p0_bank": "UJI-POT", "s0_p0_construct": "potensi.numerik",
             "s0_p0_count": "3"}
-    update = admin_client.post("/admin/blueprints/editor", data=form,
+    update = admin.post("/admin/blueprints/editor", data=form,
                                headers={"HX-Request": "true"})
     assert update.status_code == 200 and "<html" not in update.text
     assert 'data-testid="available-0-0"><span class="over">1</span>' in update.text
-    more = admin_client.post("/admin/blueprints/editor", data={**form, "action": "add_pick:0"},
+    more = admin.post("/admin/blueprints/editor", data={**form, "action": "add_pick:0"},
                              headers={"HX-Request": "true"})
     assert 'data-testid="pick-0-1"' in more.text
-    refused = admin_client.post("/admin/blueprints/save", data=form,
+    refused = admin.post("/admin/blueprints/save", data=form,
                                 headers={"HX-Request": "true"})
     assert refused.status_code == 422 and "hanya memiliki 1" in refused.text
-    saved = admin_client.post("/admin/blueprints/save", data={**form, "s0_p0_count": "1"},
+    saved = admin.post("/admin/blueprints/save", data={**form, "s0_p0_count": "1"},
                               follow_redirects=False)
     assert saved.status_code == 303 and saved.headers["location"] == "/admin/blueprints?saved=BARU"
-    listing = admin_client.get("/admin/blueprints")
+    listing = admin.get("/admin/blueprints")
     assert "BARU" in listing.text and '<td class="num">1</td>' in listing.text
-    yaml_text = admin_client.get("/admin/blueprints/BARU.yaml").text
+    yaml_text = admin.get("/admin/blueprints/BARU.yaml").text
     assert yaml.safe_load(yaml_text)["sections"][0]["picks"][0]["count"] == 1
-    edit = admin_client.get("/admin/blueprints/BARU/edit")
+    edit = admin.get("/admin/blueprints/BARU/edit")
     assert 'value="BARU" readonly' in edit.text
 
 
-def test_blueprint_upload_page_reports_problems(admin_client, database, clock):
+def test_blueprint_upload_page_reports_problems(admin, database, clock):
     commit_bank(database, clock)
-    token = csrf_from(admin_client.get("/admin/blueprints").text)
+    token = csrf_from(admin.get("/admin/blueprints").text)
     bad = blueprint_yaml(sections=[{"title": "A", "picks": [
         {"bank": "UJI-POT", "construct": "potensi.numerik", "count": 5}]}])
-    response = admin_client.post("/admin/blueprints/upload", data={"csrf_token": token},
+    response = admin.post("/admin/blueprints/upload", data={"csrf_token": token},
                                  files={"file": ("bp.yaml", bad.encode(), "text/yaml")})
     assert response.status_code == 422 and "hanya memiliki 1" in response.text
-    good = admin_client.post("/admin/blueprints/upload", data={"csrf_token": token},
+    good = admin.post("/admin/blueprints/upload", data={"csrf_token": token},
                              files={"file": ("bp.yaml", blueprint_yaml().encode(), "text/yaml")})
     assert good.status_code == 200 and 'data-testid="blueprint-saved"' in good.text

@@ -43,12 +43,6 @@ def scored(app, settings, database, clock):
     return [nip for nip, _ in logins]
 
 
-@pytest.fixture
-def admin(client, make_user):
-    assert staff_login(client, "admin", make_user("admin")).status_code == 303
-    return client
-
-
 def pdf_text(data: bytes) -> str:
     return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
 

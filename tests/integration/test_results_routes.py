@@ -16,7 +16,7 @@ from app import audit
 from app.delivery.models import AttemptItem, SessionState, TestSession
 from app.main import score_pending_now
 from app.scoring.models import Result
-from tests.conftest import csrf_from, staff_login
+from tests.conftest import csrf_from, log_in_admin, staff_login
 from tests.integration.test_scoring_service import ANSWERS_1, build_session, option_ids
 from tests.integration.test_web import csp_problems
 
@@ -71,15 +71,10 @@ def taken(app, settings, database, clock):
     return logins
 
 
-def admin_client(client, make_user):
-    assert staff_login(client, "admin", make_user("admin")).status_code == 303
-    return client
-
-
 def test_whole_session_through_the_taker_api_exports_the_expected_values(
         client, make_user, taken, database):
     logins = taken
-    admin_client(client, make_user)
+    log_in_admin(client, make_user)
     response = client.get("/admin/sessions/S1/results.csv")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
@@ -104,7 +99,7 @@ def test_whole_session_through_the_taker_api_exports_the_expected_values(
 
 def test_admin_sees_the_sortable_results_page(client, make_user, taken):
     logins = taken
-    admin_client(client, make_user)
+    log_in_admin(client, make_user)
     page = client.get("/admin/sessions/s1/results")
     assert page.status_code == 200 and "<html" in page.text
     assert csp_problems(page.text) == []
@@ -151,7 +146,7 @@ def test_proctor_and_anonymous_are_refused(client, make_user, taken):
 
 
 def test_rescore_button_needs_csrf_and_is_audited(client, make_user, taken, database):
-    admin_client(client, make_user)
+    log_in_admin(client, make_user)
     page = client.get("/admin/sessions/S1/results")
     without = client.post("/admin/sessions/S1/results/rescore", data={"reason": "x"},
                           follow_redirects=False)
@@ -181,7 +176,7 @@ def test_xlsx_download(client, make_user, taken):
     from openpyxl import load_workbook
 
     logins = taken
-    admin_client(client, make_user)
+    log_in_admin(client, make_user)
     response = client.get("/admin/sessions/S1/results.xlsx")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith(
@@ -210,7 +205,7 @@ def test_closing_the_session_over_http_scores_the_running_attempts(
     item = next(i for i in form["items"] if i["item_id"] in wanted)
     assert taker.put(f"/api/v1/taker/answers/{item['item_id']}",
                      json={"response": wanted[item["item_id"]], "seq": 1}).status_code == 200
-    admin_client(client, make_user)
+    log_in_admin(client, make_user)
     page = client.get("/admin/sessions/S2")
     closed = client.post("/admin/sessions/S2/state", data={
         "action": "close", "csrf_token": csrf_from(page.text)}, follow_redirects=False)

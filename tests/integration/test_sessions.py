@@ -171,12 +171,12 @@ def test_proctors_are_assigned_and_unassigned_with_an_audit_trail(db, clock):
 
 
 @pytest.fixture
-def admin(client, make_user, database, clock):
+def admin(admin, make_user, database, clock):
+    """The shared admin client, with a blueprint and the proctor pak.budi to plan with."""
     with database.transaction() as db:
         with_blueprint(db, clock)
     make_user("pak.budi", role="proctor")
-    staff_login(client, "admin", make_user("admin"))
-    return client
+    return admin
 
 
 def create_via_form(client, **fields):

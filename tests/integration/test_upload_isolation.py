@@ -109,10 +109,10 @@ def _in_english(client) -> None:
 
 
 @pytest.fixture
-def admin(client, make_user):
-    staff_login(client, "admin", make_user("admin"))
-    _in_english(client)
-    return client
+def admin(admin):
+    """The shared admin client, reading the pages in English."""
+    _in_english(admin)
+    return admin
 
 
 def _upload(client, page: str, url: str, name: str, data: bytes):

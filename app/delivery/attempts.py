@@ -14,6 +14,7 @@ also appended to answer_events. The caller's transaction commits before the ackn
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -156,12 +157,15 @@ def record_login_failure(db: Session, *, check: LoginCheck, client_addr: str,
 
 
 def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: str,
-          secret: str, now: datetime, check: LoginCheck | None = None) -> LoginResult:
+          secret: str, now: datetime, check: LoginCheck | None = None,
+          admit: Callable[[TestSession, Participant], None] | None = None) -> LoginResult:
     """NIP + token -> the attempt of the participant's open session, bound to this seat.
 
     ``check`` is the caller's :func:`check_login` when it already ran (the HTTP routes run it
     in a read-only transaction and write a failure through the group commit); without it the
-    whole login, failure bookkeeping included, runs in this transaction."""
+    whole login, failure bookkeeping included, runs in this transaction. ``admit`` may refuse
+    the login once the credentials matched and before anything of it is written (the Safe
+    Exam Browser rule, app/delivery/seb.py)."""
     if check is None:
         check = check_login(db, nip=nip, token=token, workstation=workstation,
                             client_addr=client_addr, secret=secret, now=now)
@@ -177,6 +181,8 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
     if session.state not in (SessionState.open, SessionState.paused):
         raise TakerError(403, "taker.error_session_" + session.state.value,
                          f"session {session.code} is {session.state.value}, not open")
+    if admit is not None:
+        admit(session, participant)
     attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
     if attempt is None:
         attempt = Attempt(roster_entry_id=entry.id, session_id=session.id,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.auth import gate
 from app.db import in_transaction
 from app.delivery import attempts, seb
+from app.delivery.models import Participant, TestSession
 
 T = TypeVar("T")
 
@@ -59,10 +60,13 @@ async def login(request: Request, *, nip: str, token: str, workstation: str,
         raise attempts.TakerError(401, "taker.error_credentials", "wrong NIP or token")
 
     def write(db: Session) -> Any:
+        def admit(session: TestSession, participant: Participant) -> None:
+            seb.check_login(request, db, session=session, nip=participant.nip,
+                            client_addr=addr, now=now)
+
         result = attempts.login(db, nip=nip, token=token, workstation=workstation,
-                                client_addr=addr, secret=secret, now=now, check=check)
-        seb.check_login(request, db, session=result.session, nip=result.participant.nip,
-                        client_addr=addr, now=now)
+                                client_addr=addr, secret=secret, now=now, check=check,
+                                admit=admit)
         return then(db, result)
 
     return await in_transaction(request, write)

@@ -199,16 +199,15 @@ def check_saving(request: Request, db: Session, token: str) -> None:
 
 def check_login(request: Request, db: Session, *, session: TestSession, nip: str,
                 client_addr: str, now: datetime) -> None:
-    """After the credentials matched: a session that needs SEB refuses a login from another
+    """After the credentials matched and before anything of the login is written (called by
+    ``attempts.login`` as its ``admit``): a session that needs SEB refuses a login from another
     browser. Nothing of the login is kept (no new access token, no seat binding), only an
     audit row saying that it was refused, committed with the refusal."""
     config = config_of(session.settings)
     if config is None or request_allowed(request, config):
         return
-    session_code = session.code
-    db.rollback()
     audit.record(db, actor=f"taker:{nip}", action="taker.login_refused_seb",
-                 target=f"session:{session_code}", now=now, data={"addr": client_addr})
+                 target=f"session:{session.code}", now=now, data={"addr": client_addr})
     raise LoginRefused(403, ERROR_KEY, ERROR_DETAIL)
 
 

@@ -405,7 +405,8 @@ def bank_import(
     from pathlib import Path
 
     from app.bank.parsed import ImportFailed
-    from app.bank.service import ImportOptions, import_bank, read_path
+    from app.bank.reading import ImportOptions, read_path
+    from app.bank.service import import_bank
 
     if not Path(path).exists():
         raise fail(f"{path}: no such file or folder")

@@ -22,7 +22,8 @@ from app.assembly.service import import_blueprint
 from app.auth import service as auth_service
 from app.auth.models import Role, User
 from app.auth.security import decrypt_token, settings_hasher
-from app.bank.service import ImportOptions, import_bank, read_path
+from app.bank.reading import ImportOptions, read_path
+from app.bank.service import import_bank
 from app.delivery.models import JobGroup, Participant, RosterEntry, TestSession
 from app.delivery.roster import RosterRow, import_roster
 from app.delivery.sessions import change_state, create_session

@@ -56,7 +56,8 @@ def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
 
     from app.assembly.service import import_blueprint
     from app.auth.security import decrypt_token
-    from app.bank.service import ImportOptions, import_bank, read_path
+    from app.bank.reading import ImportOptions, read_path
+    from app.bank.service import import_bank
     from app.clock import SystemClock
     from app.db import Database, upgrade
     from app.delivery.models import Participant, RosterEntry

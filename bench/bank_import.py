@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from app.bank import formats
-from app.bank.service import ImportOptions, import_bank
+from app.bank.reading import ImportOptions
+from app.bank.service import import_bank
 from app.bank.validate import validate_bank
 from app.clock import SystemClock
 from app.db import Database, upgrade

@@ -7,7 +7,8 @@ import zipfile
 
 import yaml
 
-from app.bank.service import ImportOptions, import_bank
+from app.bank.reading import ImportOptions
+from app.bank.service import import_bank
 
 SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 10">'
        b'<rect width="10" height="10"/></svg>')

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from app.bank import formats
 from app.bank.qti import export_qti3_package
-from app.bank.service import read_path
+from app.bank.reading import read_path
 from app.bank.validate import validate_bank
 
 SAMPLES = Path(__file__).resolve().parents[1] / "itembank" / "samples"

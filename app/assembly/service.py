@@ -16,13 +16,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.assembly.models import Blueprint, BlueprintBankVersion
-from app.assembly.parsing import (  # noqa: F401 - the blueprint API's names, as before the split
-    FORMAT_ID,
-    BlueprintSpec,
-    Pick,
-    Section,
-    parse_blueprint,
-)
+from app.assembly.parsing import BlueprintSpec, Pick, Section, parse_blueprint
 from app.bank.models import BankVersion, Item, ItemBank
 from app.bank.parsed import ImportFailed, Phrase, Problem, problem
 from app.bank.sanitize import clean_html

@@ -28,6 +28,7 @@ from app.bank.models import (
     KeyCorrection,
 )
 from app.bank.parsed import ImportFailed, Problem
+from app.bank.reading import ImportOptions
 from app.db import DbSession, PageNumber, RowId, WriteDb
 from app.uploads import read_isolated
 from app.web import render
@@ -86,7 +87,7 @@ def banks_upload(
         problems = [Problem(name, "", "", f"the file is larger than "
                             f"{MAX_UPLOAD_BYTES // 1_048_576} MB; split the bank")]
         return _bank_page(request, db, status_code=422, problems=problems, form=form)
-    options = service.ImportOptions(code=code.strip().upper(), title=title.strip(),
+    options = ImportOptions(code=code.strip().upper(), title=title.strip(),
                                     kind=kind.strip(), default_construct=default_construct.strip(),
                                     skip_unsupported=skip_unsupported)
     try:

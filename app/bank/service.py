@@ -25,13 +25,7 @@ from app.bank.models import (
     KeyCorrection,
 )
 from app.bank.parsed import ImportFailed, ParsedBank, Problem, problem
-from app.bank.reading import (  # noqa: F401 - the import API's names, as before the split
-    BANK_FILE_SUFFIXES,
-    ImportOptions,
-    parse_upload,
-    read_bank,
-    read_path,
-)
+from app.bank.reading import ImportOptions, read_bank
 from app.bank.sanitize import MEDIA_TYPES, media_names
 
 

@@ -16,7 +16,8 @@ from sqlalchemy import select
 
 from app.bank.models import Item, ItemOption
 from app.bank.parsed import ImportFailed
-from app.bank.service import ImportOptions, import_bank, read_path
+from app.bank.reading import ImportOptions, read_path
+from app.bank.service import import_bank
 from tests.conftest import csrf_from, staff_login
 from tests.sample_qti import QTI_DIR, SAMPLES, build_package, chosen_items
 

@@ -261,6 +261,7 @@ def create_app(
     app.state.secret = _checked_secret(settings, db, now=app.state.clock.now())
     app.state.db = db
     app.state.save_batcher = SaveBatcher(db)
+    login_gate.install(app)
     app.state.password_hasher = settings_hasher(settings)
 
     install_filters(settings.timezone)

@@ -52,8 +52,7 @@ class LockCache:
             entry = self._entries.get((identifier, client_addr))
         if entry is None or time.monotonic() - entry[1] > LOCK_CACHE_S:
             return 0
-        left = (entry[0] - now).total_seconds()
-        return int(left + 0.999) if left > 0 else 0
+        return throttle.seconds_left(entry[0], now)
 
     def put(self, identifier: str, client_addr: str, now: datetime, wait_s: int) -> None:
         with self._lock:
@@ -67,22 +66,21 @@ class LockCache:
             self._entries.clear()
 
 
+def install(app: FastAPI) -> None:
+    """The process's lock cache and refusal tally (``create_app`` calls this)."""
+    app.state.login_locks = LockCache()
+    app.state.login_refusals = throttle.RefusalTally()
+
+
 def lock_cache(app: FastAPI) -> LockCache:
-    if getattr(app.state, "login_locks", None) is None:
-        app.state.login_locks = LockCache()
     return app.state.login_locks
-
-
-def tally(app: FastAPI) -> throttle.RefusalTally:
-    if getattr(app.state, "login_refusals", None) is None:
-        app.state.login_refusals = throttle.RefusalTally()
-    return app.state.login_refusals
 
 
 def note_refusal(request: Request, *, action: str, identifier: str, client_addr: str,
                  wait_s: int) -> None:
-    tally(request.app).note(action=action, identifier=identifier, client_addr=client_addr,
-                            wait_s=wait_s, now=request.app.state.clock.now())
+    request.app.state.login_refusals.note(action=action, identifier=identifier,
+                                          client_addr=client_addr, wait_s=wait_s,
+                                          now=request.app.state.clock.now())
 
 
 @contextlib.asynccontextmanager
@@ -110,7 +108,7 @@ async def record(request: Request, work: Callable[[Session], Any]) -> Any:
 async def flush_refusals(app: FastAPI, *, everything: bool = False) -> int:
     """Write the tallied refusals whose minute is over (or all of them): one audit row per
     identifier and window. Returns how many windows were written."""
-    refusals = tally(app)
+    refusals: throttle.RefusalTally = app.state.login_refusals
     now = app.state.clock.now()
     taken = refusals.take_due(now, everything=everything)
     if not taken:

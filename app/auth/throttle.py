@@ -71,15 +71,18 @@ def lock_for(rule: Rule, failures: int) -> timedelta:
     return min(timedelta(seconds=2 ** min(over, 20)), rule.max_lock)
 
 
+def seconds_left(until: datetime | None, now: datetime) -> int:
+    """Whole seconds (rounded up) until ``until``; 0 when it is not in the future."""
+    if until is None or until <= now:
+        return 0
+    return int((until - now).total_seconds() + 0.999)
+
+
 def wait_seconds(db: Session, *, identifier: str, client_addr: str, now: datetime) -> int:
     """Seconds the caller must wait before another attempt (0 = may try now)."""
-    wait = timedelta(0)
-    rows = db.scalars(select(LoginThrottle).where(
+    rows = db.scalars(select(LoginThrottle.locked_until).where(
         LoginThrottle.key.in_(_keys(identifier, client_addr).values())))
-    for row in rows:
-        if row.locked_until and row.locked_until > now:
-            wait = max(wait, row.locked_until - now)
-    return int(wait.total_seconds() + 0.999)
+    return max((seconds_left(until, now) for until in rows), default=0)
 
 
 def register_failure(db: Session, *, identifier: str, client_addr: str, now: datetime) -> None:
@@ -124,9 +127,8 @@ class Lock:
 def _parse(row: LoginThrottle, now: datetime) -> Lock:
     prefix, _, rest = row.key.partition(":")
     identifier, address = (rest.rsplit("|", 1) if prefix == "acctip" else ("", rest))
-    wait = int((row.locked_until - now).total_seconds() + 0.999) if row.locked_until else 0
     return Lock(row.key, "address" if prefix == "ip" else "account", identifier, address,
-                row.failures, max(0, wait))
+                row.failures, seconds_left(row.locked_until, now))
 
 
 def active_locks(db: Session, *, now: datetime, identifier: str | None = None,
@@ -145,6 +147,12 @@ def active_locks(db: Session, *, now: datetime, identifier: str | None = None,
     return sorted(locks, key=lambda lock: (-lock.wait_s, lock.key))
 
 
+def _audit_target(identifier: str) -> str:
+    """How the audit log names a throttled identifier: a NIP as it is, a staff account as
+    ``user:NAME``."""
+    return identifier if identifier.startswith("nip:") else f"user:{identifier}"
+
+
 def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -159,7 +167,7 @@ def clear(db: Session, *, actor: str, now: datetime, identifier: str | None = No
         condition = or_(LoginThrottle.key.like(_escape(f"acctip:{identifier}|") + "%",
                                                 escape="\\"),
                         LoginThrottle.key == f"acct:{identifier}")
-        target = identifier if identifier.startswith("nip:") else f"user:{identifier}"
+        target = _audit_target(identifier)
     elif address is not None:
         condition = or_(LoginThrottle.key == f"ip:{address}",
                         LoginThrottle.key.like(f"acctip:%|{_escape(address)}", escape="\\"))
@@ -182,6 +190,19 @@ class _Window:
     longest_wait_s: int = 0
     addresses: list[str] = field(default_factory=list)
 
+    def add_address(self, client_addr: str) -> None:
+        if client_addr not in self.addresses and len(self.addresses) < MAX_ADDRESSES_NOTED:
+            self.addresses.append(client_addr)
+
+    def absorb(self, older: _Window) -> None:
+        """Take in a window that could not be written yet (its refusals came first)."""
+        self.count += older.count
+        self.started = min(self.started, older.started)
+        self.last = max(self.last, older.last)
+        self.longest_wait_s = max(self.longest_wait_s, older.longest_wait_s)
+        for client_addr in older.addresses:
+            self.add_address(client_addr)
+
 
 class RefusalTally:
     """Counts refused (throttled) logins in memory; :meth:`take_due` hands out the windows
@@ -201,13 +222,7 @@ class RefusalTally:
             window.count += 1
             window.last = max(window.last, now)
             window.longest_wait_s = max(window.longest_wait_s, wait_s)
-            if client_addr not in window.addresses and \
-                    len(window.addresses) < MAX_ADDRESSES_NOTED:
-                window.addresses.append(client_addr)
-
-    def pending(self) -> int:
-        with self._lock:
-            return sum(w.count for w in self._windows.values())
+            window.add_address(client_addr)
 
     def take_due(self, now: datetime, *, everything: bool = False
                  ) -> list[tuple[str, str, _Window]]:
@@ -225,14 +240,12 @@ class RefusalTally:
                 if current is None:
                     self._windows[(action, identifier)] = window
                 else:
-                    current.count += window.count
-                    current.started = min(current.started, window.started)
-                    current.longest_wait_s = max(current.longest_wait_s, window.longest_wait_s)
+                    current.absorb(window)
 
 
 def write(db: Session, taken: list[tuple[str, str, _Window]], *, now: datetime) -> None:
     for action, identifier, window in sorted(taken, key=lambda t: (t[2].started, t[1])):
-        target = identifier if identifier.startswith("nip:") else f"user:{identifier}"
+        target = _audit_target(identifier)
         addresses = window.addresses
         actor = f"addr:{addresses[0]}" if len(addresses) == 1 else "addr:several"
         audit.record(db, actor=actor, action=action, target=target, now=now, data={

@@ -51,7 +51,7 @@ def _system_alerts(request: Request, db: Session, now: datetime) -> list:
 @router.get("/admin/peringatan", include_in_schema=False)
 def admin_alerts(request: Request, db: DbSession, _user: AdminUser, clock: ClockDep) -> Response:
     """The dashboard's system alert lines alone, polled every 15 s."""
-    return render(request, "ops/_alerts.html", headers={"Cache-Control": "no-store"},
+    return render(request, "ops/_alerts.html",
                   system_alerts=_system_alerts(request, db, clock.now()))
 
 

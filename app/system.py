@@ -28,7 +28,7 @@ def healthz(request: Request) -> JSONResponse:
                                now=state.clock.now())
     status, body = health.report(checks)
     body["version"] = __version__
-    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    return JSONResponse(body, status_code=status)
 
 
 @router.get("/metrics", tags=["system"], summary="Prometheus metrics (text format)",
@@ -44,7 +44,7 @@ def prometheus_metrics(request: Request, user: OptionalStaff) -> Response:
         if user.role != Role.admin:
             raise Forbidden()
     body, content_type = metrics.exposition(request.app)
-    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+    return Response(body, media_type=content_type)
 
 
 @router.get("/docs", include_in_schema=False)

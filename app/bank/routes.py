@@ -186,8 +186,7 @@ def item_page(request: Request, item_id: RowId, db: DbSession, user: AdminUser,
                          target=f"item:{context['item'].code}", now=clock.now(),
                          data={"item_id": item_id, "bank": context["bank"].code,
                                "version": context["version"].version})
-    return render(request, "bank/item.html", show_key=key, error=None, corrected=False,
-                  headers={"Cache-Control": "no-store"} if key else None, **context)
+    return render(request, "bank/item.html", show_key=key, error=None, corrected=False, **context)
 
 
 @router.post("/admin/items/{item_id}/key", include_in_schema=False)

@@ -33,7 +33,6 @@ from app.web import LANGUAGES, redirect, render, request_language
 
 router = APIRouter(prefix="/admin/sessions")
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
-NO_STORE = {"Cache-Control": "no-store"}
 # Attempts that closing the session hands in (logged in, working, or paused).
 LIVE = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
 
@@ -237,7 +236,6 @@ async def token_reissue(
         lambda: roster_service.reissue_token(
             db, session=session, nip=nip, reason=reason, secret=request.app.state.secret,
             actor=_actor(user), now=clock.now()),
-        headers=NO_STORE,
         reissued=lambda token: {"nip": roster_service.clean_nip(nip),
                                 "token": group_token(token)})
 
@@ -268,7 +266,7 @@ def cards_page(request: Request, code: str, db: WriteDb, clock: ClockDep, user: 
     rows = roster_service.export_tokens(db, session=session, secret=request.app.state.secret,
                                         fmt="html", actor=_actor(user), now=clock.now(),
                                         nip=nip)
-    return render(request, "delivery/cards.html", headers=NO_STORE, session=session,
+    return render(request, "delivery/cards.html", session=session,
                   cards=[{**row._asdict(), "grouped": group_token(row.token)} for row in rows],
                   labels=card_labels(_card_language(lang)), nip=nip)
 
@@ -280,7 +278,7 @@ def tokens_csv(request: Request, code: str, db: WriteDb, clock: ClockDep,
     rows = roster_service.export_tokens(db, session=session, secret=request.app.state.secret,
                                         fmt="csv", actor=_actor(user), now=clock.now())
     return Response(roster_service.tokens_to_csv(rows), media_type="text/csv; charset=utf-8",
-                    headers={**NO_STORE, "Content-Disposition":
+                    headers={"Content-Disposition":
                              f'attachment; filename="tokens-{session.code}.csv"'})
 
 
@@ -294,4 +292,4 @@ def tokens_pdf(request: Request, code: str, db: WriteDb, clock: ClockDep, user: 
     data = cards_pdf(session=session, rows=rows,
                      labels=card_labels(_card_language(lang)))
     return Response(data, media_type="application/pdf", headers={
-        **NO_STORE, "Content-Disposition": f'attachment; filename="kartu-{session.code}.pdf"'})
+        "Content-Disposition": f'attachment; filename="kartu-{session.code}.pdf"'})

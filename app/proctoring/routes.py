@@ -42,7 +42,6 @@ api = APIRouter(prefix="/api/v1/proctor", tags=["proctor"])
 STREAM_TICK_S = 1.0
 STREAM_REFRESH_S = 10.0  # re-render even without changes: "12 s ago", "disconnected"
 STREAM_MAX_S = 240.0
-NO_STORE = {"Cache-Control": "no-store"}
 SEAT_ACTIONS = service.SEAT_ACTIONS
 
 
@@ -103,7 +102,7 @@ def console_page(request: Request, session: ConsoleSession, db: DbSession,
 def console_grid(request: Request, session: ConsoleSession, db: DbSession,
                  clock: ClockDep) -> Response:
     """The live part alone: what the stream pushes, and what the fallback polls."""
-    return render(request, "proctor/_grid.html", headers=NO_STORE,
+    return render(request, "proctor/_grid.html",
                   **_grid_context(request, db, session, clock.now()))
 
 
@@ -112,7 +111,7 @@ def console_alerts(request: Request, session: ConsoleSession, db: DbSession,
                    clock: ClockDep) -> Response:
     """The system alert lines alone (disk, schema, key, clock, outage, backup), polled by
     the console every 15 s."""
-    return render(request, "ops/_alerts.html", headers=NO_STORE,
+    return render(request, "ops/_alerts.html",
                   system_alerts=_system_alerts(request, db, session, clock.now()))
 
 
@@ -176,7 +175,7 @@ async def console_stream(request: Request, code: str, clock: ClockDep,
             await asyncio.sleep(STREAM_TICK_S)
 
     return StreamingResponse(events(), media_type="text/event-stream",
-                             headers={**NO_STORE, "X-Accel-Buffering": "no"})
+                             headers={"X-Accel-Buffering": "no"})
 
 
 def _panel(db: Session, session: TestSession, entry_id: int, now) -> dict:
@@ -323,7 +322,7 @@ def board_page(request: Request, code: str, key: str, db: DbSession) -> Response
     session = _board_session(db, code, key)
     return render(request, "proctor/board.html", fragment="proctor/_board_rows.html",
                   session=session, rows=board_rows(db, session=session), key=key,
-                  zone=ZoneInfo(request.app.state.settings.timezone), headers=NO_STORE)
+                  zone=ZoneInfo(request.app.state.settings.timezone))
 
 
 # -- JSON ----------------------------------------------------------------------------------------

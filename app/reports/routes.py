@@ -25,7 +25,6 @@ from app.scoring.imports import import_ratings, parse_ratings
 from app.web import LANGUAGES, redirect, render, request_language, translate
 
 router = APIRouter(prefix="/admin/sessions")
-NO_STORE = {"Cache-Control": "no-store"}  # reports name people: no copies in caches
 MAX_CSV_BYTES = 2 * 1024 * 1024
 SVG_TEXTS = ("performance", "potential", "below", "as_expected", "above", "low", "medium",
              "high", "box", "people", "more", "title")
@@ -53,7 +52,7 @@ def _data_dir(request: Request) -> Path:
 def _zip_fragment(request: Request, session: TestSession, job: zipjob.ZipJob | None, *,
                   status_code: int = 200, missing: bool = False) -> Response:
     return render(request, "reports/zip.html", fragment="reports/_zip.html",
-                  status_code=status_code, headers=NO_STORE, session=session, job=job,
+                  status_code=status_code, session=session, job=job,
                   missing=missing)
 
 
@@ -94,8 +93,7 @@ def zip_download(request: Request, code: str, job: str, db: WriteDb, clock: Cloc
                  target=f"session:{session.code}", now=clock.now(),
                  data={"format": "zip", "job": job, "reports": state.total,
                        "lang": state.lang})
-    return FileResponse(path, media_type="application/zip", filename=f"laporan-{job}.zip",
-                        headers=NO_STORE)
+    return FileResponse(path, media_type="application/zip", filename=f"laporan-{job}.zip")
 
 
 @router.get("/{code}/reports/{job}", include_in_schema=False)
@@ -119,7 +117,7 @@ def zip_step(request: Request, code: str, job: str, _user: AdminUser) -> Respons
         state = zipjob.advance_zip(_data_dir(request), job, session=session_code)
     except zipjob.JobNotFound:
         raise HTTPException(status_code=404) from None
-    return render(request, "reports/_zip.html", headers=NO_STORE, job=state,
+    return render(request, "reports/_zip.html", job=state,
                   session={"code": session_code})
 
 
@@ -148,7 +146,6 @@ def report_pdf(request: Request, code: str, nip: str, db: WriteDb, clock: ClockD
                  now=clock.now(), data={"format": "pdf", "session": session.code,
                                         "lang": lang})
     return Response(data, media_type="application/pdf", headers={
-        **NO_STORE,
         "Content-Disposition":
             f'attachment; filename="{service.pdf_filename(nip, report.name, lang)}"'})
 
@@ -164,7 +161,7 @@ def report_page(request: Request, code: str, nip: str, db: DbSession, user: Admi
         audit.record(audit_db, actor=_actor(user), action="report.view",
                      target=f"participant:{nip}", now=clock.now(),
                      data={"session": session.code, "lang": lang})
-    return render(request, "reports/individual.html", headers=NO_STORE, session=session,
+    return render(request, "reports/individual.html", session=session,
                   report=report, number=_number(lang), rating_key=_rating_key)
 
 
@@ -196,7 +193,7 @@ def _talent_page(request: Request, db: Session, session: TestSession, *, status_
                       texts={k: translate(lang, f"talent.svg_{k}") for k in SVG_TEXTS})
     axis = ((session.settings or {}).get("scoring") or {}).get("performance_axis", "rating")
     return render(
-        request, "reports/talent_map.html", status_code=status_code, headers=NO_STORE,
+        request, "reports/talent_map.html", status_code=status_code,
         session=session, svg=svg, boxes=boxes,
         unplaced=unplaced, scored=len(scored), actions=actions,
         places={box: service.box_placement(box, lang) for box in service.BOXES},

@@ -24,7 +24,6 @@ from app.scoring.service import rescore_session
 from app.web import redirect, render, request_language
 
 router = APIRouter(prefix="/admin/sessions")
-NO_STORE = {"Cache-Control": "no-store"}  # results name people: no copies in caches
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -63,7 +62,7 @@ def _page(request: Request, db: Session, session: TestSession, query: ResultsQue
     lang = request_language(request)
     return render(
         request, "scoring/results.html", fragment="scoring/_results_table.html",
-        status_code=status_code, headers=NO_STORE, session=session, table=table,
+        status_code=status_code, session=session, table=table,
         rows=_sorted(table, query), query=query, error=error, notice=notice,
         construct_labels={c: _construct_label(c, lang) for c in table.constructs},
         scored=sum(1 for r in table.rows if r.scored), sort_columns=SORT_COLUMNS,
@@ -114,7 +113,6 @@ def _download(db: Session, session: TestSession, user: User, fmt: str, now) -> R
     data, _ = export_results(db, session, fmt=fmt, actor=_actor(user), now=now)
     media = "text/csv; charset=utf-8" if fmt == "csv" else XLSX_TYPE
     return Response(data, media_type=media, headers={
-        **NO_STORE,
         "Content-Disposition": f'attachment; filename="hasil-{session.code}.{fmt}"'})
 
 

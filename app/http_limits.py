@@ -51,7 +51,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.bank.archive import MAX_UPLOAD_BYTES
-from app.web import SESSION_COOKIE
+from app.web import SESSION_COOKIE, TAKER_JSON_PREFIXES
 
 logger = logging.getLogger("cact")
 
@@ -130,7 +130,7 @@ async def _is_admin(scope: Scope) -> bool:
 
 
 def _wants_json(path: str) -> bool:
-    return path.startswith(("/api/", "/ujian/jawaban", "/ujian/status"))
+    return path.startswith(("/api/", *TAKER_JSON_PREFIXES))
 
 
 def _too_large_response(scope: Scope, limit: int) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

@@ -46,6 +46,7 @@ from app.scoring import standards_routes
 from app.settings import Settings, get_settings
 from app.web import (
     STATIC_DIR,
+    TAKER_JSON_PREFIXES,
     CSRFError,
     SecurityHeadersMiddleware,
     install_filters,
@@ -103,8 +104,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TakerError)
     async def _taker(request: Request, exc: TakerError) -> Response:
         headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
-        if _wants_json(request) or request.url.path.startswith(("/ujian/jawaban",
-                                                                 "/ujian/status")):
+        if _wants_json(request) or request.url.path.startswith(TAKER_JSON_PREFIXES):
             return JSONResponse({"detail": exc.detail, "code": exc.key},
                                 status_code=exc.status, headers=headers)
         return render(request, "errors/error.html", status_code=exc.status, headers=headers,

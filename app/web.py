@@ -33,6 +33,8 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BEARER_API_PREFIXES = ("/api/v1/taker/",)
+# The taker page's own JSON calls (autosave, status): refusals there are JSON, not pages.
+TAKER_JSON_PREFIXES = ("/ujian/jawaban", "/ujian/status")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

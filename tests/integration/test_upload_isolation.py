@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 
 import httpx2 as httpx
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from app.clock import SystemClock
 from bench.bank_import import make_bank
 from tests.conftest import csrf_from, staff_login
+from tests.e2e.conftest import start_server
 
 PASSWORD = "correct-horse-1"
 
@@ -148,14 +147,6 @@ def test_a_blueprint_alias_bomb_is_refused_quickly(admin):
 # -- a real server: taker saves while an admin uploads a large bank ---------------------------
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def live(database, settings, make_user, tmp_path):
     """`cact serve` (uvicorn, one worker) on the test's database, with an admin and an open
@@ -168,24 +159,7 @@ def live(database, settings, make_user, tmp_path):
                                       participants=4)
     env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"),
            "CACT_DATABASE_URL": database.url, "CACT_SECRET_KEY": settings.secret_key}
-    port = _free_port()
-    log_path = tmp_path / "server.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(base + "/healthz", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(log_path.read_text())
-        time.sleep(0.2)
+    proc, base = start_server(env, tmp_path / "server.log")
     try:
         yield base, logins
     finally:

@@ -24,13 +24,14 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from app.auth import throttle
+from app.db import in_transaction
 
 logger = logging.getLogger("cact")
 PASSWORD_CHECKS_IN_FLIGHT = 1
@@ -93,6 +94,43 @@ async def password_slot(app: FastAPI) -> AsyncIterator[None]:
         slots = app.state.password_slots = (loop, asyncio.Semaphore(PASSWORD_CHECKS_IN_FLIGHT))
     async with slots[1]:
         yield
+
+
+class Throttled(Exception):
+    """The login was refused by the throttle: wait ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"wait {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class ThrottleCheck(Protocol):
+    retry_after_s: int
+
+
+C = TypeVar("C", bound=ThrottleCheck)
+
+
+async def read_past_throttle(request: Request, *, action: str, identifier: str,
+                             client_addr: str, read: Callable[[Session], C],
+                             cacheable: bool = True) -> C:
+    """The read phase of a login: ``read`` (which checks the throttle) in a read-only
+    transaction, unless the lock cache already knows this identifier and address are locked.
+    A refusal is tallied (``action``) and raised as Throttled. ``cacheable`` False: always ask
+    the database (a seat's own login, counted under the seat instead of the address)."""
+    locks: LockCache = request.app.state.login_locks
+    now = request.app.state.clock.now()
+    wait = locks.wait_s(identifier, client_addr, now) if cacheable else 0
+    if not wait:
+        check = await in_transaction(request, read, write=False)
+        if not check.retry_after_s:
+            return check
+        wait = check.retry_after_s
+        if cacheable:
+            locks.put(identifier, client_addr, now, wait)
+    note_refusal(request, action=action, identifier=identifier, client_addr=client_addr,
+                 wait_s=wait)
+    raise Throttled(wait)
 
 
 async def in_password_slot(app: FastAPI, fn: Callable[..., Any], *args: Any) -> Any:

@@ -61,19 +61,15 @@ async def login_submit(
         return render(request, "auth/login.html", status_code=status, headers=headers,
                       next=safe_next(next, ""), username=username[:64], error=error)
 
-    locks = gate.lock_cache(request.app)
-    if wait_s := locks.wait_s(service.normalize_username(username), addr, now):
-        check = service.LoginCheck(service.normalize_username(username), retry_after_s=wait_s)
-    else:
-        check = await in_transaction(request, lambda db: service.check_login(
-            db, username=username, client_addr=addr, now=now), write=False)
-        if check.retry_after_s:
-            locks.put(check.name, addr, now, check.retry_after_s)
-    if check.retry_after_s:
-        gate.note_refusal(request, action="auth.login_throttled", identifier=check.name,
-                          client_addr=addr, wait_s=check.retry_after_s)
-        return page(429, ("error.login_throttled", {"seconds": check.retry_after_s}),
-                    {"Retry-After": str(check.retry_after_s)})
+    try:
+        check = await gate.read_past_throttle(
+            request, action="auth.login_throttled",
+            identifier=service.normalize_username(username), client_addr=addr,
+            read=lambda db: service.check_login(db, username=username, client_addr=addr,
+                                                now=now))
+    except gate.Throttled as exc:
+        return page(429, ("error.login_throttled", {"seconds": exc.retry_after_s}),
+                    {"Retry-After": str(exc.retry_after_s)})
     hasher = request.app.state.password_hasher
     ok = await gate.in_password_slot(request.app, service.password_matches, hasher, check,
                                      password)

@@ -33,22 +33,16 @@ async def login(request: Request, *, nip: str, token: str, workstation: str,
         return attempts.check_login(db, nip=nip, token=token, workstation=workstation,
                                     client_addr=addr, secret=secret, now=now)
 
-    def refuse(identifier: str, wait_s: int) -> attempts.TakerError:
-        gate.note_refusal(request, action="taker.login_throttled", identifier=identifier,
-                          client_addr=addr, wait_s=wait_s)
-        return attempts.TakerError(429, "taker.error_throttled", "too many failed logins",
-                                   wait_s)
-
-    locks = gate.lock_cache(app)
-    if not attempts.is_cookie_seat(workstation):  # a seat's own login always asks the database
-        identifier = f"nip:{attempts.normalize_nip(nip)}"
-        if wait_s := locks.wait_s(identifier, addr, now):
-            raise refuse(identifier, wait_s)
-    check = await in_transaction(request, read, write=False)
-    if check.retry_after_s:
-        if check.counted_as == addr:
-            locks.put(check.identifier, addr, now, check.retry_after_s)
-        raise refuse(check.identifier, check.retry_after_s)
+    try:
+        # A login from the seat its attempt is bound to is counted under the seat: it always
+        # asks the database.
+        check = await gate.read_past_throttle(
+            request, action="taker.login_throttled",
+            identifier=f"nip:{attempts.normalize_nip(nip)}", client_addr=addr, read=read,
+            cacheable=not attempts.is_cookie_seat(workstation))
+    except gate.Throttled as exc:
+        raise attempts.TakerError(429, "taker.error_throttled", "too many failed logins",
+                                  exc.retry_after_s) from None
     if not check.matched:
         try:
             await gate.record(request, lambda db: attempts.record_login_failure(

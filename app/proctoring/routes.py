@@ -206,17 +206,21 @@ def _error_text(request: Request, exc: service.ActionRefused) -> str:
     return translate(request_language(request), f"proctor.error_{exc.key}", **exc.params)
 
 
-def run_seat_action(db: Session, *, session: TestSession, entry_id: int, action: str,
-                    user: User, now: datetime, minutes: int = 0, reason: str = "") -> str:
+def run_seat_action(request: Request, db: Session, *, session: TestSession, entry_id: int,
+                    action: str, user: User, now: datetime, minutes: int = 0,
+                    reason: str = "") -> str:
     """The service's seat action, with its refusals as HTTP answers where they are not the
     proctor's to read (an unknown action or participant)."""
     try:
-        return service.seat_action(db, session=session, entry_id=entry_id, action=action,
+        done = service.seat_action(db, session=session, entry_id=entry_id, action=action,
                                    user=user, now=now, minutes=minutes, reason=reason)
     except service.UnknownAction:
         raise HTTPException(status_code=400) from None
     except service.NotInSession:
         raise HTTPException(status_code=404) from None
+    if action == "clear_throttle":  # this worker at once, the others within two seconds
+        gate.lock_cache(request.app).forget()
+    return done
 
 
 @router.post("/proctor/sessions/{code}/peserta/{entry_id}/{action}", include_in_schema=False)
@@ -228,10 +232,8 @@ async def seat_action(
 ) -> Response:
     now = clock.now()
     try:
-        done = run_seat_action(db, session=session, entry_id=entry_id, action=action,
+        done = run_seat_action(request, db, session=session, entry_id=entry_id, action=action,
                                user=user, now=now, minutes=minutes, reason=reason)
-        if action == "clear_throttle":  # this worker at once, the others within two seconds
-            gate.lock_cache(request.app).forget()
     except service.ActionRefused as exc:  # nothing of the action was kept (a savepoint)
         panel = _panel(db, session, entry_id, now)
         if request.headers.get("HX-Request"):
@@ -380,11 +382,9 @@ def api_seat_action(session: ConsoleSession, entry_id: RowId, body: SeatActionCr
                     user: StaffUser) -> JSONResponse:
     """One action on one participant (cookie session + X-CSRF-Token header)."""
     try:
-        done = run_seat_action(db, session=session, entry_id=entry_id, action=body.action,
-                               user=user, now=clock.now(), minutes=body.minutes,
-                               reason=body.reason)
-        if body.action == "clear_throttle":
-            gate.lock_cache(request.app).forget()
+        done = run_seat_action(request, db, session=session, entry_id=entry_id,
+                               action=body.action, user=user, now=clock.now(),
+                               minutes=body.minutes, reason=body.reason)
     except service.ActionRefused as exc:
         return JSONResponse({"detail": str(exc), "code": exc.key}, status_code=422)
     return JSONResponse({"done": done.removeprefix("proctor.done_")})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
@@ -42,8 +42,6 @@ api = APIRouter(prefix="/api/v1/proctor", tags=["proctor"])
 STREAM_TICK_S = 1.0
 STREAM_REFRESH_S = 10.0  # re-render even without changes: "12 s ago", "disconnected"
 STREAM_MAX_S = 240.0
-SEAT_ACTIONS = service.SEAT_ACTIONS
-
 
 
 def authorized_session(db: Session, code: str, user: User) -> TestSession:
@@ -353,8 +351,7 @@ class ConsoleRead(BaseModel):
 
 
 class SeatActionCreate(BaseModel):
-    action: Literal["extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset",
-                    "note", "clear_throttle"]
+    action: service.SeatAction
     minutes: int = Field(0, ge=0, le=service.MAX_EXTRA_MINUTES)
     reason: str = Field("", max_length=2000)
 

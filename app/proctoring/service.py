@@ -19,6 +19,7 @@ import contextlib
 import secrets
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
@@ -373,8 +374,9 @@ def participant_name(db: Session, attempt: Attempt) -> tuple[str, str]:
 
 # -- one action on one participant (the console panel, the proctor API) --------------------------
 
-SEAT_ACTIONS = ("extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset", "note",
-                "clear_throttle")
+SeatAction = Literal["extra_time", "pause", "resume", "unlock", "submit", "reopen", "reset",
+                     "note", "clear_throttle"]
+SEAT_ACTIONS: tuple[str, ...] = get_args(SeatAction)
 
 
 class UnknownAction(ValueError):

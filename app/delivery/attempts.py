@@ -103,10 +103,22 @@ def normalize_nip(nip: str) -> str:
     return "".join(ch for ch in nip if ch.isdigit())[:18]
 
 
+SEAT_PREFIX = "seat-"
+SEAT_RANDOM_BYTES = 12
+
+
+def new_seat_id() -> str:
+    """A lab PC's id, kept by its browser in a long-lived cookie (the login page sets it)."""
+    return SEAT_PREFIX + random_token(SEAT_RANDOM_BYTES)
+
+
+_SEAT_ID_LENGTH = len(new_seat_id())  # the same for every id: 12 random bytes are 16 characters
+
+
 def is_cookie_seat(workstation: str) -> bool:
-    # The login page's long-lived random seat cookie ("seat-" + 16 characters); a name an API
-    # client chose ("PC-07") could be guessed, so it never earns the seat's own counter.
-    return workstation.startswith("seat-") and len(workstation) >= 21
+    """Made by :func:`new_seat_id`: unguessable. A name an API client chose ("PC-07") could be
+    guessed, so it never earns the seat's own throttle counter."""
+    return workstation.startswith(SEAT_PREFIX) and len(workstation) >= _SEAT_ID_LENGTH
 
 
 def _matches(db: Session, nip: str, token: str, secret: str) -> tuple | None:

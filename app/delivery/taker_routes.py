@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
-from app.auth.security import random_token
 from app.bank.media import media_response
 from app.db import DbSession, RowId
 from app.delivery import attempts, content, login_flow
@@ -44,7 +43,7 @@ def _login_page(request: Request, *, status_code: int = 200, error: str | None =
                       error_params=params or {}, nip=nip)
     if not _seat(request):
         # A long-lived id for this lab PC: the attempt is bound to it until a proctor unlocks.
-        response.set_cookie(SEAT_COOKIE, "seat-" + random_token(12), max_age=5 * 365 * 86400,
+        response.set_cookie(SEAT_COOKIE, attempts.new_seat_id(), max_age=5 * 365 * 86400,
                             httponly=True, samesite="lax", secure=cookie_secure(request))
     return response
 

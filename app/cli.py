@@ -158,7 +158,7 @@ def _secret() -> str:
 
 def _session(db, code: str):
     """The session with this code, or exit 1 saying there is none."""
-    from app.delivery.sessions import session_by_code
+    from app.sessions.service import session_by_code
 
     session = session_by_code(db, code)
     if session is None:
@@ -494,7 +494,7 @@ def bank_correct_key(
     from sqlalchemy import select
 
     from app.bank.models import BankVersion, Item, ItemBank
-    from app.bank.service import correct_key
+    from app.scoring.corrections import correct_key
 
     parsed = None
     if weights:
@@ -583,7 +583,7 @@ def session_create(
     proctor: Annotated[list[str] | None, typer.Option("--proctor", help="Repeatable")] = None,
 ) -> None:
     """Schedule a session (its bank versions are frozen from now on)."""
-    from app.delivery.sessions import SessionError, create_session
+    from app.sessions.service import SessionError, create_session
 
     starts, ends = _local_time(start), _local_time(end)
     database = _ready_database()
@@ -598,7 +598,7 @@ def session_create(
 
 
 def _session_state(code: str, action: str, reason: str = "") -> None:
-    from app.delivery.sessions import SessionError, change_state
+    from app.sessions.service import SessionError, change_state
 
     database = _ready_database()
     try:
@@ -658,7 +658,7 @@ def session_close(
 @session_cli.command("list")
 def session_list() -> None:
     """Sessions with state and roster size."""
-    from app.delivery.sessions import session_rows
+    from app.sessions.service import session_rows
 
     database = _ready_database()
     with database.transaction(write=False) as db:
@@ -681,9 +681,9 @@ def session_tokens(
     and every reissue, is audited (without the tokens)."""
     from pathlib import Path
 
-    from app.delivery import roster
-    from app.delivery.cards import card_labels, cards_pdf
-    from app.delivery.sessions import SessionError
+    from app.sessions import roster
+    from app.sessions.cards import card_labels, cards_pdf
+    from app.sessions.service import SessionError
 
     if fmt not in ("csv", "pdf"):
         raise fail(f"--format must be csv or pdf, not {fmt!r}", 2)
@@ -724,8 +724,8 @@ def roster_import(code: str, path: str) -> None:
     from pathlib import Path
 
     from app.bank.parsed import ImportFailed
-    from app.delivery.roster import import_roster, parse_roster
-    from app.delivery.sessions import SessionError
+    from app.sessions.roster import import_roster, parse_roster
+    from app.sessions.service import SessionError
 
     file = Path(path)
     if not file.is_file():
@@ -753,8 +753,9 @@ def roster_remove(
     reason: Annotated[str, typer.Option("--reason", help="Why, e.g. 'pindah ke hari kedua'")],
 ) -> None:
     """Take someone off a session's roster (refused once they have started; audited)."""
-    from app.delivery.roster import clean_nip, remove_from_roster
-    from app.delivery.sessions import SessionError
+    from app.sessions.models import clean_nip
+    from app.sessions.roster import remove_from_roster
+    from app.sessions.service import SessionError
 
     database = _ready_database()
     try:
@@ -777,7 +778,8 @@ def attempt_unlock(
     from sqlalchemy import select
 
     from app.delivery.attempts import unlock_seat
-    from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
+    from app.delivery.models import Attempt
+    from app.sessions.models import Participant, RosterEntry, TestSession
 
     database = _ready_database()
     try:

@@ -16,8 +16,8 @@ from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.auth.models import Role, User
 from app.bank.models import ItemBank
 from app.db import BigRowIdQuery, DbSession
-from app.delivery.models import Participant, TestSession
-from app.delivery.sessions import session_rows
+from app.sessions.models import Participant, TestSession
+from app.sessions.service import session_rows
 from app.web import render
 
 router = APIRouter()

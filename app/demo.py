@@ -24,10 +24,10 @@ from app.auth.models import Role, User
 from app.auth.security import decrypt_token, settings_hasher
 from app.bank.reading import ImportOptions, read_path
 from app.bank.service import import_bank
-from app.delivery.models import JobGroup, Participant, RosterEntry, TestSession
-from app.delivery.roster import RosterRow, import_roster
-from app.delivery.sessions import change_state, create_session
 from app.scoring.standards import load_default_standards
+from app.sessions.models import JobGroup, Participant, RosterEntry, TestSession
+from app.sessions.roster import RosterRow, import_roster
+from app.sessions.service import change_state, create_session
 from app.settings import Settings
 
 DEMO_ADMIN = ("admin", "demo-admin-2026", "Admin Demo")

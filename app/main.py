@@ -30,7 +30,6 @@ from app.auth.security import settings_hasher
 from app.bank import routes as bank_routes
 from app.clock import Clock, SystemClock
 from app.db import Database
-from app.delivery import admin_routes as session_admin_routes
 from app.delivery import api as taker_api
 from app.delivery import taker_routes
 from app.delivery.attempts import TakerError
@@ -43,6 +42,7 @@ from app.proctoring import routes as proctor_routes
 from app.reports import routes as report_routes
 from app.scoring import routes as scoring_routes
 from app.scoring import standards_routes
+from app.sessions import routes as session_admin_routes
 from app.settings import Settings, get_settings
 from app.web import (
     STATIC_DIR,

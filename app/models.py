@@ -5,20 +5,11 @@ from app.audit import AuditEvent
 from app.auth.models import LoginThrottle, Role, User, WebSession
 from app.bank.models import BankMedia, BankVersion, Item, ItemBank, ItemOption, KeyCorrection
 from app.db import Base
-from app.delivery.models import (
-    Answer,
-    AnswerEvent,
-    Attempt,
-    AttemptItem,
-    AttemptSection,
-    Participant,
-    ProctorAssignment,
-    RosterEntry,
-    TestSession,
-)
+from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptItem, AttemptSection
 from app.ops.models import ServerState
 from app.proctoring.models import Incident
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
+from app.sessions.models import Participant, ProctorAssignment, RosterEntry, TestSession
 
 __all__ = [
     "Answer", "AnswerEvent", "Attempt", "AttemptItem", "AttemptSection", "AuditEvent",

@@ -60,9 +60,9 @@ def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
     from app.bank.service import import_bank
     from app.clock import SystemClock
     from app.db import Database, upgrade
-    from app.delivery.models import Participant, RosterEntry
-    from app.delivery.roster import RosterRow, import_roster
-    from app.delivery.sessions import change_state, create_session
+    from app.sessions.models import Participant, RosterEntry
+    from app.sessions.roster import RosterRow, import_roster
+    from app.sessions.service import change_state, create_session
     from app.settings import get_settings
 
     settings = get_settings()

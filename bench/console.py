@@ -57,8 +57,9 @@ def main() -> None:
     from app.clock import SystemClock
     from app.db import Database
     from app.delivery import attempts
-    from app.delivery.models import AttemptItem, TestSession
+    from app.delivery.models import AttemptItem
     from app.proctoring.console import console_state, fingerprint
+    from app.sessions.models import TestSession
     from app.settings import get_settings
     from app.web import install_filters, templates, translate
 

@@ -18,7 +18,6 @@ import random
 import time
 from decimal import Decimal
 
-from app.delivery.models import Participant
 from app.scoring.engine import ScoredItem, ScoredOption
 from app.scoring.service import (
     ScoringCache,
@@ -30,6 +29,7 @@ from app.scoring.service import (
     _VersionData,
 )
 from app.scoring.standards import COMPETENCIES, default_standards
+from app.sessions.models import Participant
 
 COGNITIVE = ("potensi.verbal", "potensi.numerik", "potensi.figural")
 NON_COGNITIVE = ("potensi.interpersonal", "potensi.kecerdasan_emosional",

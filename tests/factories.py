@@ -80,7 +80,7 @@ def make_open_session(db, clock, *, secret: str, blueprint_yaml: str | None = No
     from app.assembly.service import blueprint_version_ids, import_blueprint
     from app.auth.security import encrypt_token, keyed_digest, new_participant_token
     from app.bank.service import freeze_versions
-    from app.delivery.models import Participant, RosterEntry, SessionState, TestSession
+    from app.sessions.models import Participant, RosterEntry, SessionState, TestSession
 
     run_import(db, clock, "uji.zip", bank_zip())
     text = (blueprint_yaml or BLUEPRINT).replace("UJI-BP", f"BP-{code}")

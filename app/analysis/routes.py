@@ -13,7 +13,7 @@ from app.analysis import service
 from app.analysis.stats import SORTS, TOO_EASY, TOO_HARD, sort_items
 from app.auth.deps import AdminUser
 from app.db import DbSession, RowId
-from app.delivery.sessions import session_by_code
+from app.sessions.service import session_by_code
 from app.web import render
 
 router = APIRouter(prefix="/admin/analysis")

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.analysis.stats import Analysis, ItemSpec, ItemStat, OptionSpec, analyse
 from app.bank.models import BankVersion, Item, ItemBank, ItemKind, ItemOption
-from app.delivery.models import Answer, Attempt, AttemptItem, AttemptState, TestSession
+from app.delivery.models import Answer, Attempt, AttemptItem, AttemptState
 from app.exports import NumberText, csv_bytes
 from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
+from app.sessions.models import TestSession
 
 FINISHED = (AttemptState.submitted, AttemptState.expired)
 

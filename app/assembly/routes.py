@@ -25,7 +25,7 @@ from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.bank.models import BankVersion, Item, ItemBank
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession
-from app.delivery.models import TestSession
+from app.sessions.models import TestSession
 from app.uploads import read_isolated
 from app.web import redirect, render
 

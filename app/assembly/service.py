@@ -20,7 +20,7 @@ from app.assembly.parsing import BlueprintSpec, Pick, Section, parse_blueprint
 from app.bank.models import BankVersion, Item, ItemBank
 from app.bank.parsed import ImportFailed, Phrase, Problem, problem
 from app.bank.sanitize import clean_html
-from app.delivery.models import TestSession
+from app.sessions.models import TestSession
 
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{1,63}$")
 MAX_MINUTES = 24 * 60

@@ -30,6 +30,7 @@ from app.bank.models import (
 from app.bank.parsed import ImportFailed, Problem
 from app.bank.reading import ImportOptions
 from app.db import DbSession, PageNumber, RowId, WriteDb
+from app.scoring.corrections import correct_key
 from app.uploads import read_isolated
 from app.web import render
 
@@ -198,13 +199,13 @@ async def item_correct_key(request: Request, item_id: RowId, db: DbSession, cloc
     item = context["item"]
     try:
         if item.kind == ItemKind.single:
-            service.correct_key(db, item=item, key=str(form.get("key", "")), reason=reason,
-                                actor=f"user:{user.username}", actor_id=user.id, now=clock.now())
+            correct_key(db, item=item, key=str(form.get("key", "")), reason=reason,
+                        actor=f"user:{user.username}", actor_id=user.id, now=clock.now())
         else:
             weights = {o.label: Decimal(str(form.get(f"weight_{o.label}", "")).replace(",", "."))
                        for o in context["options"]}
-            service.correct_key(db, item=item, weights=weights, reason=reason,
-                                actor=f"user:{user.username}", actor_id=user.id, now=clock.now())
+            correct_key(db, item=item, weights=weights, reason=reason,
+                        actor=f"user:{user.username}", actor_id=user.id, now=clock.now())
     except (ValueError, InvalidOperation) as exc:
         return render(request, "bank/item.html", status_code=422, show_key=True,
                       error=str(exc) or "invalid number", corrected=False, **context)

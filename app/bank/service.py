@@ -177,7 +177,7 @@ _KEY_FIELDS = {"is_key", "weight"}
 def _refuse_changes_to_frozen_versions(session: Session, _ctx: Any, _instances: Any) -> None:
     """The database-side promise behind "a frozen version never changes": any flush that
     touches items, options or media of a frozen version fails, except the key fields changed
-    by correct_key()."""
+    by change_key()."""
     touched = [o for o in list(session.new) + list(session.dirty) + list(session.deleted)
                if isinstance(o, Item | ItemOption | BankMedia)]
     if not touched:
@@ -214,7 +214,7 @@ def current_key(item: Item, options: list[ItemOption]) -> dict[str, Any]:
     return {"weights": {o.label: _decimal(o.weight) for o in options}}
 
 
-def correct_key(
+def change_key(
     db: Session,
     *,
     item: Item,
@@ -227,7 +227,8 @@ def correct_key(
 ) -> KeyCorrection:
     """Change the key (single) or the weights (other kinds) of one item, also in a frozen
     version. Records who, when, why, old and new key, and raises the version's key revision so
-    scoring knows which results to redo."""
+    scoring knows which results to redo. The admin's action is
+    ``app.scoring.corrections.correct_key``, which also rescores the results concerned."""
     if not reason.strip():
         raise ValueError("a key correction needs a reason")
     options = list(db.scalars(select(ItemOption).where(ItemOption.item_id == item.id)
@@ -267,7 +268,4 @@ def correct_key(
                  target=f"item:{bank.code}/v{version.version}/{item.code}", reason=reason.strip(),
                  now=now, data={"old": old, "new": new, "key_revision": version.key_revision})
     db.flush()
-    from app.scoring.service import rescore_item  # results scored with the old key
-
-    rescore_item(db, item=item, reason=reason, actor=actor, now=now)
     return correction

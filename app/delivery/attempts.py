@@ -43,12 +43,9 @@ from app.delivery.models import (
     AttemptItem,
     AttemptSection,
     AttemptState,
-    Participant,
-    RosterEntry,
-    SessionState,
-    TestSession,
 )
 from app.proctoring.models import Incident
+from app.sessions.models import Participant, RosterEntry, SessionState, TestSession
 
 LIVE_STATES = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
 DONE_STATES = (AttemptState.submitted, AttemptState.expired)

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from app.db import DbSession
 from app.delivery import seb
 from app.delivery.attempts import TakerError, attempt_for_access_token
-from app.delivery.models import Attempt, TestSession
+from app.delivery.models import Attempt
 
 TAKER_COOKIE = "cact_taker"
 SEAT_COOKIE = "cact_seat"
@@ -58,13 +58,3 @@ def cookie_lookup_json(request: Request, db: Session) -> Attempt:
 
 
 PageAttempt = Annotated[Attempt, Depends(cookie_attempt)]
-
-
-def session_or_404(db: Session, code: str) -> TestSession:
-    """The session with this code, or 404 (admin pages; the console checks assignment too)."""
-    from app.delivery.sessions import session_by_code
-
-    session = session_by_code(db, code)
-    if session is None:
-        raise HTTPException(status_code=404)
-    return session

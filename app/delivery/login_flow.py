@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from app.auth import gate
 from app.db import in_transaction
 from app.delivery import attempts, seb
-from app.delivery.models import Participant, TestSession
+from app.sessions.models import Participant, TestSession
 
 T = TypeVar("T")
 

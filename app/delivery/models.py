@@ -1,4 +1,5 @@
-"""Test sessions, rosters, attempts and the answers that must never be lost.
+"""Attempts and the answers that must never be lost (the sessions and rosters they belong to
+are ``app.sessions.models``).
 
 Time is stored as absolute UTC deadlines; the page only displays what the server computes.
 Answers carry a per-attempt sequence number so late or repeated saves never regress them, and
@@ -11,24 +12,10 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, BigIntPK, JSONType, UTCDateTime, str_enum
-
-
-class SessionState(enum.StrEnum):
-    scheduled = "scheduled"
-    open = "open"
-    paused = "paused"
-    closed = "closed"
-
-
-class JobGroup(enum.StrEnum):
-    administrator = "administrator"
-    pengawas = "pengawas"
-    fungsional = "fungsional"
-    pelaksana = "pelaksana"
 
 
 class AttemptState(enum.StrEnum):
@@ -37,70 +24,6 @@ class AttemptState(enum.StrEnum):
     paused = "paused"
     submitted = "submitted"
     expired = "expired"  # time ran out and the server closed it
-
-
-class TestSession(Base):
-    __tablename__ = "test_sessions"
-    __test__ = False  # a domain name, not a pytest test class
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    room: Mapped[str] = mapped_column(String(100), default="")
-    blueprint_id: Mapped[int] = mapped_column(ForeignKey("blueprints.id", ondelete="RESTRICT"))
-    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    state: Mapped[SessionState] = mapped_column(
-        str_enum(SessionState, "session_state"), default=SessionState.scheduled
-    )
-    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    public_scores: Mapped[bool] = mapped_column(default=False)
-    # Safe Exam Browser config key (optional) and other per-session switches.
-    settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-
-class ProctorAssignment(Base):
-    __tablename__ = "proctor_assignments"
-
-    session_id: Mapped[int] = mapped_column(
-        ForeignKey("test_sessions.id", ondelete="CASCADE"), primary_key=True
-    )
-    user_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
-
-
-class Participant(Base):
-    """A civil servant, identified by NIP across events."""
-
-    __tablename__ = "participants"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    nip: Mapped[str] = mapped_column(String(18), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
-    job_group: Mapped[JobGroup] = mapped_column(str_enum(JobGroup, "job_group"))
-    grade: Mapped[str] = mapped_column(String(64), default="")  # functional grade, e.g. Ahli Muda
-    position: Mapped[str] = mapped_column(String(200), default="")
-    unit: Mapped[str] = mapped_column(String(200), default="")  # OPD
-
-
-class RosterEntry(Base):
-    """A participant's seat in one session, with their login token. The token is kept only as
-    an HMAC (for login) and encrypted with the server secret (to reprint cards)."""
-
-    __tablename__ = "roster_entries"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("test_sessions.id", ondelete="CASCADE"))
-    participant_id: Mapped[int] = mapped_column(
-        ForeignKey("participants.id", ondelete="RESTRICT"), index=True
-    )
-    token_hmac: Mapped[str] = mapped_column(String(64))
-    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
-    seat: Mapped[str] = mapped_column(String(32), default="")
-
-    __table_args__ = (UniqueConstraint("session_id", "participant_id"),)
 
 
 class Attempt(Base):

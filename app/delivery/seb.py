@@ -20,7 +20,7 @@ Chrome) out; it does not stop a determined attacker on a machine they control.
 
 The sessions that use SEB are read from the database at most every ``CACHE_S`` seconds per
 app (a taker request costs no query when no session uses SEB); the admin route that changes
-the setting forgets the cache at once in its own process.
+the setting (``app.sessions.seb``) forgets the cache at once in its own process.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -42,13 +41,11 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.delivery.attempts import LoginRefused, TakerError
-from app.delivery.models import SessionState, TestSession
+from app.sessions.models import SessionState, TestSession
 
 CONFIG_KEY_HEADER = "x-safeexambrowser-configkeyhash"
 REQUEST_HASH_HEADER = "x-safeexambrowser-requesthash"
-KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 CACHE_S = 5.0
-MAX_BROWSER_EXAM_KEYS = 20
 ERROR_KEY = "taker.error_seb"
 ERROR_DETAIL = ("this session must be taken in Safe Exam Browser with the organizers' "
                 "configuration (X-SafeExamBrowser-ConfigKeyHash missing or wrong)")
@@ -212,45 +209,3 @@ def check_login(request: Request, db: Session, *, session: TestSession, nip: str
 
 
 # -- the admin's setting -------------------------------------------------------------------------
-
-
-def _keys(raw: str) -> list[str]:
-    return [k.lower() for k in re.split(r"[\s,;]+", raw.strip()) if k]
-
-
-def set_config(db: Session, *, session: TestSession, config_key: str, browser_exam_keys: str,
-               actor: str, now: datetime) -> None:
-    """Set (or, with an empty config key, clear) the session's SEB requirement; audited.
-    Raises SessionError (``seb_key``) for a value that is not 64 hexadecimal digits."""
-    from app.delivery.sessions import SessionError
-
-    key = config_key.strip().lower()
-    exam_keys = _keys(browser_exam_keys)
-    settings = dict(session.settings or {})
-    if not key:
-        if exam_keys:
-            raise SessionError("seb_needs_config_key")
-        had = "seb_config_key" in settings
-        settings.pop("seb_config_key", None)
-        settings.pop("seb_browser_exam_keys", None)
-        session.settings = settings
-        if had:
-            audit.record(db, actor=actor, action="session.seb_clear",
-                         target=f"session:{session.code}", now=now)
-        return
-    for value in [key, *exam_keys]:
-        if not KEY_RE.match(value):
-            raise SessionError("seb_key", value=value[:80])
-    if len(exam_keys) > MAX_BROWSER_EXAM_KEYS:
-        raise SessionError("seb_too_many_keys", limit=MAX_BROWSER_EXAM_KEYS)
-    settings["seb_config_key"] = key
-    if exam_keys:
-        settings["seb_browser_exam_keys"] = exam_keys
-    else:
-        settings.pop("seb_browser_exam_keys", None)
-    session.settings = settings
-    # The keys are in the SEB configuration file on every lab PC, so they are not secret;
-    # the log still keeps only a fingerprint, enough to tell which configuration was set.
-    audit.record(db, actor=actor, action="session.seb_set", target=f"session:{session.code}",
-                 now=now, data={"config_key_prefix": key[:8],
-                                "browser_exam_keys": len(exam_keys)})

@@ -13,15 +13,8 @@ from sqlalchemy.orm import Session
 from app.assembly.models import Blueprint
 from app.delivery import content
 from app.delivery.attempts import real_to_shown, refresh, remaining_seconds
-from app.delivery.models import (
-    Answer,
-    Attempt,
-    AttemptItem,
-    AttemptSection,
-    Participant,
-    RosterEntry,
-    TestSession,
-)
+from app.delivery.models import Answer, Attempt, AttemptItem, AttemptSection
+from app.sessions.models import Participant, RosterEntry, TestSession
 
 
 @dataclass

@@ -644,7 +644,7 @@ def auto_enabled(settings: Settings) -> bool:
 
 
 def _session_running(db: Session) -> bool:
-    from app.delivery.models import SessionState, TestSession
+    from app.sessions.models import SessionState, TestSession
 
     running = db.scalar(select(func.count()).select_from(TestSession).where(
         TestSession.state.in_([SessionState.open, SessionState.paused])))
@@ -803,7 +803,7 @@ def alerts(db: Session, *, settings: Settings, now: datetime) -> list[Alert]:
 
 
 def _session_opened_at(db: Session) -> datetime | None:
-    from app.delivery.models import SessionState, TestSession
+    from app.sessions.models import SessionState, TestSession
 
     at = db.scalar(select(func.min(TestSession.starts_at)).where(
         TestSession.state.in_([SessionState.open, SessionState.paused])))

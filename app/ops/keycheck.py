@@ -49,7 +49,8 @@ def database_is_empty(db: Session) -> bool:
     """True when nothing depends on a key yet: no accounts, participants, roster entries or
     attempts (banks and blueprints hold no secret, so they do not count)."""
     from app.auth.models import User
-    from app.delivery.models import Attempt, Participant, RosterEntry
+    from app.delivery.models import Attempt
+    from app.sessions.models import Participant, RosterEntry
 
     return not any(db.scalar(select(exists().select_from(model)))
                    for model in (User, Participant, RosterEntry, Attempt))

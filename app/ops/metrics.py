@@ -258,8 +258,9 @@ class DatabaseCollector:
     def _read(state: Any) -> dict[str, Any]:
         from sqlalchemy import func, select
 
-        from app.delivery.models import Attempt, AttemptState, SessionState, TestSession
+        from app.delivery.models import Attempt, AttemptState
         from app.ops import backup
+        from app.sessions.models import SessionState, TestSession
 
         now = state.clock.now()
         with state.db.transaction(write=False) as db:

@@ -115,7 +115,8 @@ def credit_outage(db: Session, *, now: datetime, threshold_s: int) -> dict[str, 
     heartbeat to ``now``. Returns the ``last_outage`` record written, or None (no heartbeat
     yet, a fresh one, or no session was open)."""
     from app.delivery import attempts as attempt_rules
-    from app.delivery.models import Attempt, AttemptSection, AttemptState, SessionState, TestSession
+    from app.delivery.models import Attempt, AttemptSection, AttemptState
+    from app.sessions.models import SessionState, TestSession
 
     # PostgreSQL: a second worker starting now waits here until this one has committed the
     # fresh heartbeat (SQLite write transactions are serialized by BEGIN IMMEDIATE already).

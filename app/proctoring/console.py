@@ -21,18 +21,10 @@ from sqlalchemy.orm import Session
 from app.auth import throttle
 from app.auth.models import LoginThrottle
 from app.delivery.attempts import effective_deadline, remaining_seconds
-from app.delivery.models import (
-    Answer,
-    Attempt,
-    AttemptItem,
-    AttemptSection,
-    AttemptState,
-    Participant,
-    RosterEntry,
-    TestSession,
-)
+from app.delivery.models import Answer, Attempt, AttemptItem, AttemptSection, AttemptState
 from app.proctoring.models import Incident
 from app.scoring.models import Result
+from app.sessions.models import Participant, RosterEntry, TestSession
 
 # A taker's page asks the server for its status every 10 s (and saves on every change), so a
 # minute of silence means the page is gone: a frozen PC, a closed tab or a cut cable.

@@ -27,13 +27,10 @@ from app.auth.deps import ClockDep, Forbidden, StaffUser
 from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
 from app.db import DbSession, RowId
-from app.delivery import sessions as session_service
-from app.delivery.models import (
-    ProctorAssignment,
-    TestSession,
-)
 from app.proctoring import service
 from app.proctoring.console import board_rows, console_state, fingerprint
+from app.sessions import service as session_service
+from app.sessions.models import ProctorAssignment, TestSession
 from app.web import redirect, render, request_language, template_context, templates, translate
 
 router = APIRouter()

@@ -28,19 +28,10 @@ from app import audit
 from app.auth import throttle
 from app.auth.models import User
 from app.delivery import attempts as attempt_rules
-from app.delivery.models import (
-    Answer,
-    AnswerEvent,
-    Attempt,
-    AttemptSection,
-    AttemptState,
-    Participant,
-    RosterEntry,
-    SessionState,
-    TestSession,
-)
+from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptSection, AttemptState
 from app.proctoring.models import Incident
 from app.scoring.models import ConstructScore, Result
+from app.sessions.models import Participant, RosterEntry, SessionState, TestSession
 
 MAX_EXTRA_MINUTES = 240
 DONE = attempt_rules.DONE_STATES

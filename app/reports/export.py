@@ -18,17 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.delivery.models import (
-    Answer,
-    Attempt,
-    AttemptItem,
-    Participant,
-    RosterEntry,
-    TestSession,
-)
+from app.delivery.models import Answer, Attempt, AttemptItem
 from app.exports import NumberText, append_row, csv_bytes
 from app.scoring.models import ConstructScore, Result
 from app.scoring.service import DONE_STATES, ScoringCache, item_scores
+from app.sessions.models import Participant, RosterEntry, TestSession
 
 
 @dataclass

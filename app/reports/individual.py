@@ -4,7 +4,7 @@ and category, strengths and development areas, recommendation and nine-box place
 
 fpdf2 draws it (pure Python, no system libraries, as for the login cards), with the PDF core
 fonts: they need no font files on an offline lab server, and they cover Indonesian; other
-accents are transliterated by :func:`app.delivery.cards.core_font_text`. Text is Indonesian
+accents are transliterated by :func:`app.sessions.cards.core_font_text`. Text is Indonesian
 by default and English with ``lang="en"``; the words are in :data:`LABELS` so that the PDF
 does not depend on the web layer. The report carries plain data only: whoever builds it
 (the results pages, the CLI) decides where the numbers come from.
@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 from fpdf import FPDF
 
-from app.delivery.cards import core_font_text
+from app.sessions.cards import core_font_text
 
 
 class CompetencyRow(NamedTuple):

@@ -16,12 +16,12 @@ from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
-from app.delivery.deps import session_or_404 as _session_or_404
-from app.delivery.models import TestSession
 from app.reports import service, zipjob
 from app.reports.export import results_table
 from app.reports.ninebox import ninebox_svg
 from app.scoring.imports import import_ratings, parse_ratings
+from app.sessions.deps import session_or_404 as _session_or_404
+from app.sessions.models import TestSession
 from app.web import LANGUAGES, redirect, render, request_language, translate
 
 router = APIRouter(prefix="/admin/sessions")

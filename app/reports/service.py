@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.bank.constructs import KNOWN_CONSTRUCTS
-from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
+from app.delivery.models import Attempt
 from app.i18n import translate
 from app.reports.individual import (
     CompetencyRow,
@@ -33,6 +33,7 @@ from app.scoring import engine
 from app.scoring.models import ConstructScore, Result
 from app.scoring.service import KOMPETENSI_PREFIX, aspect_of
 from app.scoring.standards import COMPETENCIES
+from app.sessions.models import Participant, RosterEntry, TestSession
 
 BOXES = range(1, 10)
 TIERS = ("high", "middle", "low")

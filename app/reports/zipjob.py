@@ -34,7 +34,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
-from app.delivery.models import TestSession
 from app.reports.individual import (
     CompetencyRow,
     IndividualReport,
@@ -42,6 +41,7 @@ from app.reports.individual import (
     individual_report_pdf,
 )
 from app.reports.service import pdf_filename, session_reports
+from app.sessions.models import TestSession
 
 try:  # POSIX; the lab servers are Linux. Without it the job still works in one worker.
     import fcntl

@@ -18,12 +18,11 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank.parsed import ImportFailed, Problem
-from app.delivery.models import Participant
-from app.delivery.roster import GRADES, clean_nip
 from app.scoring import engine
 from app.scoring.models import JobStandard, PerformanceRating
 from app.scoring.service import rescore_participants
 from app.scoring.standards import COMPETENCIES
+from app.sessions.models import GRADES, Participant, clean_nip
 
 JOB_GROUPS = ("administrator", "pengawas", "pelaksana")
 MAX_ROWS = 20000

@@ -16,11 +16,11 @@ from app.auth.deps import actor as _actor
 from app.auth.models import User
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.db import DbSession, WriteDb
-from app.delivery.deps import session_or_404 as _session_or_404
-from app.delivery.models import TestSession
 from app.reports.export import ResultRow, ResultsTable, export_results, results_table
 from app.scoring.schemas import SORT_COLUMNS, ResultsQuery
 from app.scoring.service import rescore_session
+from app.sessions.deps import session_or_404 as _session_or_404
+from app.sessions.models import TestSession
 from app.web import redirect, render, request_language
 
 router = APIRouter(prefix="/admin/sessions")

@@ -33,21 +33,13 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.bank.models import BankKind, BankVersion, Item, ItemBank, ItemKind, ItemOption
-from app.delivery.models import (
-    Answer,
-    Attempt,
-    AttemptItem,
-    AttemptState,
-    JobGroup,
-    Participant,
-    RosterEntry,
-    TestSession,
-)
+from app.delivery.models import Answer, Attempt, AttemptItem, AttemptState
 from app.scoring import engine
 from app.scoring.engine import ScoredItem, ScoredOption
 from app.scoring.irt import eap
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 from app.scoring.standards import default_standards
+from app.sessions.models import JobGroup, Participant, RosterEntry, TestSession
 
 logger = logging.getLogger("cact.scoring")
 

@@ -138,8 +138,9 @@ def run_drill(tmp_path, env: dict, database_url: str, outage_s: float, *serve_ar
 
     from app.audit import AuditEvent
     from app.db import Database
-    from app.delivery.models import Attempt, AttemptState, TestSession
+    from app.delivery.models import Attempt, AttemptState
     from app.ops import outage
+    from app.sessions.models import TestSession
 
     database = Database(database_url)
     with database.transaction(write=False) as db:

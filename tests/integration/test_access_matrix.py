@@ -37,17 +37,10 @@ from sqlalchemy import func, select
 from app.audit import AuditEvent
 from app.auth.models import User
 from app.bank.models import Item
-from app.delivery.models import (
-    Answer,
-    AnswerEvent,
-    Attempt,
-    AttemptItem,
-    ProctorAssignment,
-    RosterEntry,
-    TestSession,
-)
+from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptItem
 from app.main import api_routes
 from app.proctoring.models import Incident
+from app.sessions.models import ProctorAssignment, RosterEntry, TestSession
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
 

@@ -10,13 +10,8 @@ from app import audit
 from app.assembly.forms import PoolItem, build_form
 from app.delivery import attempts
 from app.delivery.attempts import TakerError
-from app.delivery.models import (
-    Answer,
-    AnswerEvent,
-    AttemptItem,
-    AttemptState,
-    SessionState,
-)
+from app.delivery.models import Answer, AnswerEvent, AttemptItem, AttemptState
+from app.sessions.models import SessionState
 from tests.factories import make_open_session
 
 SECRET = "s" * 40

@@ -22,9 +22,10 @@ from sqlalchemy import select
 
 from app.audit import AuditEvent
 from app.db import Database
-from app.delivery.models import Answer, SessionState, TestSession
+from app.delivery.models import Answer
 from app.ops import backup
 from app.ops.state import get_value, set_value
+from app.sessions.models import SessionState, TestSession
 from app.settings import Settings
 from tests.conftest import FAST_ARGON2, create_pg_database, drop_pg_database
 from tests.factories import make_open_session

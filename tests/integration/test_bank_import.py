@@ -16,12 +16,9 @@ from app import audit
 from app.bank.export import export_version_zip
 from app.bank.models import BankMedia, BankVersion, Item, ItemBank, ItemOption, KeyCorrection
 from app.bank.parsed import ImportFailed
-from app.bank.service import (
-    FrozenVersionError,
-    correct_key,
-    freeze_versions,
-)
+from app.bank.service import FrozenVersionError, freeze_versions
 from app.models import Base
+from app.scoring.corrections import correct_key
 from tests.factories import SVG, bank_doc, bank_zip, run_import, zip_of
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.assembly.models import Blueprint, BlueprintBankVersion
 from app.assembly.service import import_blueprint
 from app.bank.parsed import ImportFailed
-from app.delivery.models import TestSession
+from app.sessions.models import TestSession
 from tests.conftest import csrf_from
 from tests.factories import bank_doc, bank_zip, run_import
 

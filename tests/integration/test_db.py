@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.auth.models import Role, User
 from app.db import DbSession
-from app.delivery.models import RosterEntry
+from app.sessions.models import RosterEntry
 
 
 def test_sqlite_pragmas_make_acknowledged_writes_durable(database, backend):

@@ -10,10 +10,10 @@ from app import audit
 from app.assembly.models import Blueprint
 from app.auth.models import User
 from app.auth.security import decrypt_token, keyed_digest
-from app.delivery.models import Participant, ProctorAssignment, RosterEntry, TestSession
 from app.demo import load_demo
 from app.models import Base
 from app.scoring.models import JobStandard
+from app.sessions.models import Participant, ProctorAssignment, RosterEntry, TestSession
 
 
 def row_counts(session):

@@ -13,9 +13,9 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from app.delivery.models import Participant
-from app.delivery.roster import TokenRow, tokens_to_csv
 from app.exports import NumberText, csv_text, safe_text
+from app.sessions.models import Participant
+from app.sessions.roster import TokenRow, tokens_to_csv
 from tests.conftest import staff_login
 from tests.factories import make_open_session
 

@@ -13,7 +13,7 @@ from app.analysis.service import item_analysis
 from app.bank.models import BankVersion, Item, ItemBank, ItemOption
 from app.delivery import attempts
 from app.delivery.models import AttemptItem
-from app.delivery.sessions import session_by_code
+from app.sessions.service import session_by_code
 from tests.conftest import staff_login
 from tests.factories import make_open_session
 

@@ -19,7 +19,7 @@ from app.audit import AuditEvent
 from app.auth import gate
 from app.auth.models import LoginThrottle, User
 from app.auth.security import password_hasher
-from app.delivery.models import Participant, ProctorAssignment, RosterEntry
+from app.sessions.models import Participant, ProctorAssignment, RosterEntry
 from tests.conftest import csrf_from, run_coroutine, staff_login
 from tests.factories import make_open_session
 

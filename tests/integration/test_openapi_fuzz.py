@@ -24,7 +24,7 @@ from hypothesis import strategies as st  # noqa: E402
 from schemathesis import checks as st_checks  # noqa: E402
 from schemathesis.specs.openapi import checks as openapi_checks  # noqa: E402
 
-from app.delivery.models import RosterEntry  # noqa: E402
+from app.sessions.models import RosterEntry  # noqa: E402
 from tests.conftest import csrf_from, staff_login  # noqa: E402
 from tests.factories import make_open_session  # noqa: E402
 

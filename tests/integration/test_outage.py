@@ -15,20 +15,13 @@ from sqlalchemy import func, select
 
 from app.audit import AuditEvent
 from app.delivery import attempts
-from app.delivery.models import (
-    Attempt,
-    AttemptItem,
-    AttemptSection,
-    AttemptState,
-    RosterEntry,
-    SessionState,
-    TestSession,
-)
+from app.delivery.models import Attempt, AttemptItem, AttemptSection, AttemptState
 from app.ops import outage
 from app.ops.state import get_state, get_value, set_value
 from app.proctoring import service
 from app.scoring.models import Result
 from app.scoring.service import score_pending
+from app.sessions.models import RosterEntry, SessionState, TestSession
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
 from tests.integration.test_proctor_routes import rooms  # noqa: F401 - a fixture

@@ -11,14 +11,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.audit import AuditEvent
-from app.delivery.models import (
-    Attempt,
-    AttemptState,
-    ProctorAssignment,
-    RosterEntry,
-    SessionState,
-    TestSession,
-)
+from app.delivery.models import Attempt, AttemptState
+from app.sessions.models import ProctorAssignment, RosterEntry, SessionState, TestSession
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
 

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 
 from app.audit import AuditEvent
 from app.delivery import attempts
-from app.delivery.models import Attempt, AttemptItem, AttemptSection, AttemptState, RosterEntry
-from app.delivery.sessions import change_state
+from app.delivery.models import Attempt, AttemptItem, AttemptSection, AttemptState
 from app.proctoring import service
 from app.proctoring.console import console_state, fingerprint
 from app.proctoring.models import Incident
+from app.sessions.models import RosterEntry
+from app.sessions.service import change_state
 from tests.factories import make_open_session
 
 SECRET = "p" * 40

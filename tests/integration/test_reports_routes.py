@@ -20,10 +20,10 @@ from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from app import audit
-from app.delivery.models import Participant
 from app.main import create_app
 from app.reports import zipjob
 from app.scoring.models import JobStandard, PerformanceRating
+from app.sessions.models import Participant
 from tests.conftest import csrf_from, staff_login
 from tests.integration.test_results_routes import api_take
 from tests.integration.test_scoring_service import ANSWERS_1, build_session

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app import audit
-from app.delivery.models import AttemptItem, SessionState, TestSession
+from app.delivery.models import AttemptItem
 from app.main import score_pending_now
 from app.scoring.models import Result
+from app.sessions.models import SessionState, TestSession
 from tests.conftest import csrf_from, log_in_admin, staff_login
 from tests.integration.test_scoring_service import ANSWERS_1, build_session, option_ids
 from tests.integration.test_web import csp_problems

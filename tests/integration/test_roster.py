@@ -17,10 +17,11 @@ from app.assembly.service import import_blueprint
 from app.audit import AuditEvent
 from app.auth.security import TOKEN_ALPHABET, decrypt_token, keyed_digest
 from app.bank.parsed import ImportFailed
-from app.delivery import attempts, roster
-from app.delivery.cards import card_labels, cards_pdf, core_font_text, group_token
-from app.delivery.models import Participant, RosterEntry
-from app.delivery.sessions import SessionError, change_state, create_session
+from app.delivery import attempts
+from app.sessions import roster
+from app.sessions.cards import card_labels, cards_pdf, core_font_text, group_token
+from app.sessions.models import Participant, RosterEntry
+from app.sessions.service import SessionError, change_state, create_session
 from tests.factories import BLUEPRINT, bank_zip, run_import
 from tests.integration.test_demo_and_cli import cact
 

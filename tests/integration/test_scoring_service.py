@@ -31,12 +31,11 @@ from sqlalchemy import select
 
 from app import audit
 from app.bank.models import Item, ItemOption
-from app.bank.service import correct_key
 from app.delivery import attempts
-from app.delivery.models import Attempt, AttemptItem, AttemptState, Participant, RosterEntry
-from app.delivery.sessions import change_state
+from app.delivery.models import Attempt, AttemptItem, AttemptState
 from app.reports.export import response_rows, results_table, to_csv, to_xlsx
 from app.scoring import engine
+from app.scoring.corrections import correct_key
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 from app.scoring.service import (
     ScoringConfig,
@@ -47,6 +46,8 @@ from app.scoring.service import (
     score_session,
 )
 from app.scoring.standards import load_default_standards
+from app.sessions.models import Participant, RosterEntry
+from app.sessions.service import change_state
 from tests.factories import bank_doc, bank_zip, make_open_session, run_import
 
 SECRET = "s" * 40

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 
 from app.audit import AuditEvent
 from app.delivery import seb
-from app.delivery.models import Attempt, TestSession
+from app.delivery.models import Attempt
+from app.sessions.models import TestSession
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
 

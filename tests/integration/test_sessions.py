@@ -14,16 +14,11 @@ from app.assembly.service import import_blueprint
 from app.audit import AuditEvent
 from app.auth.models import User
 from app.bank.models import BankVersion
-from app.delivery import attempts, roster
-from app.delivery.models import (
-    Attempt,
-    AttemptState,
-    ProctorAssignment,
-    RosterEntry,
-    SessionState,
-    TestSession,
-)
-from app.delivery.sessions import (
+from app.delivery import attempts
+from app.delivery.models import Attempt, AttemptState
+from app.sessions import roster
+from app.sessions.models import ProctorAssignment, RosterEntry, SessionState, TestSession
+from app.sessions.service import (
     SessionError,
     allowed_actions,
     assign_proctor,

@@ -12,7 +12,8 @@ from app.assembly.service import import_blueprint
 from app.bank.models import BankVersion
 from app.clock import SystemClock
 from app.delivery import attempts
-from app.delivery.models import Attempt, Participant, RosterEntry, TestSession
+from app.delivery.models import Attempt
+from app.sessions.models import Participant, RosterEntry, TestSession
 from tests.factories import BLUEPRINT, bank_zip, run_import
 from tests.integration.test_demo_and_cli import cact
 

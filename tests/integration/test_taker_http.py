@@ -11,7 +11,8 @@ from sqlalchemy import select
 
 from app.auth import gate
 from app.bank.models import Item, ItemOption
-from app.delivery.models import Answer, SessionState, TestSession
+from app.delivery.models import Answer
+from app.sessions.models import SessionState, TestSession
 from tests.conftest import csrf_from, run_coroutine
 from tests.factories import make_open_session
 

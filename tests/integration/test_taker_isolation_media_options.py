@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.bank.models import Item, ItemOption
-from app.delivery.models import Answer, Attempt, AttemptItem, RosterEntry
+from app.delivery.models import Answer, Attempt, AttemptItem
 from app.main import score_pending_now
 from app.scoring.models import ConstructScore
+from app.sessions.models import RosterEntry
 from tests.conftest import csrf_from
 from tests.factories import SVG, bank_zip, run_import
 
@@ -85,7 +86,7 @@ def logins(database, settings, clock):
     from app.assembly.service import blueprint_version_ids, import_blueprint
     from app.auth.security import encrypt_token, keyed_digest, new_participant_token
     from app.bank.service import freeze_versions
-    from app.delivery.models import Participant, SessionState, TestSession
+    from app.sessions.models import Participant, SessionState, TestSession
 
     secret = settings.resolved_secret()
     media = {"fig1.svg": SVG, "fig2.svg": SVG.replace(b"rect", b"circle"),
@@ -156,7 +157,7 @@ def authored(database, code: str) -> list[tuple[int, str, str]]:
 
 
 def page_attempt_id(database, nip: str) -> int:
-    from app.delivery.models import Participant
+    from app.sessions.models import Participant
 
     with database.transaction(write=False) as db:
         return db.scalar(select(Attempt.id).join(

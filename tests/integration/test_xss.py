@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from app.bank.models import Item
-from app.delivery.models import RosterEntry, TestSession
+from app.sessions.models import RosterEntry, TestSession
 from tests import factories
 from tests.conftest import csrf_from, staff_login
 from tests.factories import bank_doc, bank_zip, make_open_session
@@ -96,7 +96,7 @@ def stage(app, client, database, settings, clock, make_user, monkeypatch):
     CSV upload), a proctor's hostile note, and a hostile-named taker who answered and
     handed in."""
     from app.auth.models import User
-    from app.delivery.models import ProctorAssignment
+    from app.sessions.models import ProctorAssignment
 
     monkeypatch.setattr(factories, "bank_zip", lambda *_a, **_k: evil_bank())
     make_user("pak.budi", "proctor")

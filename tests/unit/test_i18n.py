@@ -46,7 +46,7 @@ def test_translate_formats_and_falls_back():
 
 def test_keys_built_from_enum_values_exist():
     from app.auth.models import Role
-    from app.delivery.models import SessionState
+    from app.sessions.models import SessionState
 
     known = set(messages("id"))
     wanted = {f"role.{r.value}" for r in Role} | {f"state.{s.value}" for s in SessionState}

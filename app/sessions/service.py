@@ -1,5 +1,5 @@
 """Test sessions: scheduling one (which freezes the bank versions it uses), its states and its
-proctors. The roster and its login tokens are in ``app.delivery.roster``.
+proctors. The roster and its login tokens are in ``app.sessions.roster``.
 
 States: scheduled -> open <-> paused -> closed (final). Only an open session lets takers in;
 closing hands in every attempt still running, so no result is left half-way.
@@ -25,8 +25,8 @@ from app.assembly.models import Blueprint
 from app.assembly.service import blueprint_version_ids
 from app.auth.models import Role, User
 from app.bank.service import freeze_versions
-from app.delivery.models import ProctorAssignment, RosterEntry, SessionState, TestSession
 from app.i18n import translate
+from app.sessions.models import ProctorAssignment, RosterEntry, SessionState, TestSession
 
 # Starts with a letter or digit so a code is never mistaken for a command-line option.
 CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{1,31}$")

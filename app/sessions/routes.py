@@ -23,12 +23,14 @@ from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
-from app.delivery import roster as roster_service
 from app.delivery import seb
-from app.delivery import sessions as service
-from app.delivery.cards import card_labels, cards_pdf, group_token
-from app.delivery.deps import session_or_404 as _session_or_404
-from app.delivery.models import Attempt, AttemptState, TestSession
+from app.delivery.models import Attempt, AttemptState
+from app.sessions import roster as roster_service
+from app.sessions import seb as seb_settings
+from app.sessions import service as service
+from app.sessions.cards import card_labels, cards_pdf, group_token
+from app.sessions.deps import session_or_404 as _session_or_404
+from app.sessions.models import TestSession
 from app.web import LANGUAGES, redirect, render, request_language
 
 router = APIRouter(prefix="/admin/sessions")
@@ -48,7 +50,7 @@ def _staff_choices(db: Session) -> list[User]:
 def _list_page(request: Request, db: Session, *, status_code: int = 200, error: str = "",
                form: dict | None = None) -> Response:
     blueprints = list(db.scalars(select(Blueprint).order_by(Blueprint.code)))
-    return render(request, "delivery/sessions.html", status_code=status_code,
+    return render(request, "sessions/sessions.html", status_code=status_code,
                   sessions=service.session_rows(db), blueprints=blueprints,
                   staff=_staff_choices(db),
                   error=error, form=form or {"proctors": []},
@@ -105,7 +107,7 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
         "problems": [], "reissued": None, "removed": None, "seb_error": "",
         "seb": seb.config_of(session.settings)}
     return render(
-        request, "delivery/session.html", fragment=fragment, status_code=status_code,
+        request, "sessions/session.html", fragment=fragment, status_code=status_code,
         headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
         actions=service.allowed_actions(session), proctors=assigned,
         other_staff=[u for u in _staff_choices(db) if u.id not in taken],
@@ -133,7 +135,7 @@ async def session_state(
                              now=clock.now(), reason=reason)
     except service.SessionError as exc:
         return _session_page(request, db, session, status_code=422,
-                             fragment="delivery/_session_state.html",
+                             fragment="sessions/_session_state.html",
                              state_error=exc.text(request_language(request)))
     return redirect(request, f"/admin/sessions/{session.code}")
 
@@ -166,12 +168,12 @@ async def session_seb(
     op: Annotated[str, Form(max_length=8)] = "set",
 ) -> Response:
     """Require Safe Exam Browser for this session's takers, or stop requiring it (audited;
-    see app.delivery.seb)."""
+    see app.sessions.seb and app.delivery.seb)."""
     session = _session_or_404(db, code)
     try:
-        seb.set_config(db, session=session, config_key="" if op == "clear" else config_key,
-                       browser_exam_keys="" if op == "clear" else browser_exam_keys,
-                       actor=_actor(user), now=clock.now())
+        seb_settings.set_config(db, session=session, config_key="" if op == "clear" else config_key,
+                                browser_exam_keys="" if op == "clear" else browser_exam_keys,
+                                actor=_actor(user), now=clock.now())
     except service.SessionError as exc:
         return _session_page(request, db, session, status_code=422,
                              seb_error=exc.text(request_language(request)))
@@ -190,7 +192,7 @@ def roster_upload(
     session = _session_or_404(db, code)
     name = (file.filename or "roster.csv").rsplit("/", 1)[-1][:200]
     data = file.file.read(MAX_ROSTER_BYTES + 1)
-    page: dict[str, Any] = {"fragment": "delivery/_roster.html"}
+    page: dict[str, Any] = {"fragment": "sessions/_roster.html"}
     if len(data) > MAX_ROSTER_BYTES:
         problems = [Problem(name, "", "", "the file is larger than 2 MB; is it really a roster "
                             "CSV?", "roster_file_too_large", {"limit_mb": 2})]
@@ -213,7 +215,7 @@ def _roster_action(request: Request, db: Session, session: TestSession, work,
                    **shown) -> Response:
     """Run one change of the roster; the roster part of the page shows the result, or the
     refusal in the admin's language (nothing changed then)."""
-    page: dict[str, Any] = {"fragment": "delivery/_roster.html"}
+    page: dict[str, Any] = {"fragment": "sessions/_roster.html"}
     try:
         done = work()
     except service.SessionError as exc:
@@ -266,7 +268,7 @@ def cards_page(request: Request, code: str, db: WriteDb, clock: ClockDep, user: 
     rows = roster_service.export_tokens(db, session=session, secret=request.app.state.secret,
                                         fmt="html", actor=_actor(user), now=clock.now(),
                                         nip=nip)
-    return render(request, "delivery/cards.html", session=session,
+    return render(request, "sessions/cards.html", session=session,
                   cards=[{**row._asdict(), "grouped": group_token(row.token)} for row in rows],
                   labels=card_labels(_card_language(lang)), nip=nip)
 

@@ -28,19 +28,18 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.auth.security import decrypt_token, encrypt_token, keyed_digest, new_participant_token
 from app.bank.parsed import ImportFailed, Problem, problem
-from app.delivery.models import (
-    Answer,
-    AnswerEvent,
-    Attempt,
-    AttemptState,
+from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptState
+from app.exports import csv_text
+from app.sessions.models import (
+    GRADES,
     JobGroup,
     Participant,
     RosterEntry,
     SessionState,
     TestSession,
+    clean_nip,
 )
-from app.delivery.sessions import SessionError
-from app.exports import csv_text
+from app.sessions.service import SessionError
 
 TOKEN_PURPOSE = "participant-token"  # noqa: S105 - the HMAC purpose the taker login checks
 MAX_ROWS = 5000
@@ -57,10 +56,6 @@ HEADERS = {
 }
 REQUIRED = ("nip", "name", "job_group")
 LIMITS = {"name": 200, "grade": 64, "position": 200, "unit": 200, "seat": 32}
-# Functional grades of the national job-grade rules; the required competency levels are
-# looked up by these exact names, so a typo must be caught here, not when scoring.
-GRADES = ("Ahli Utama", "Ahli Madya", "Ahli Muda", "Ahli Pertama",
-          "Penyelia", "Mahir", "Terampil", "Pemula")
 _SCIENTIFIC = re.compile(r"^\d+([.,]\d+)?[eE][+-]?\d+$")
 
 
@@ -102,11 +97,6 @@ def _delimiter(header_line: str) -> str:
     counts = {d: header_line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
-
-
-def clean_nip(raw: str) -> str:
-    """What people type around a NIP: spaces (also non-breaking) and Excel's text apostrophe."""
-    return re.sub(r"\s+", "", raw.replace("\u00a0", " ")).lstrip("'").replace(" ", "")
 
 
 def parse_roster(data: bytes, *, source: str) -> list[RosterRow]:

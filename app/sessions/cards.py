@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 from fpdf import FPDF
 
-from app.delivery.models import TestSession
-from app.delivery.roster import TokenRow
 from app.i18n import translate
+from app.sessions.models import TestSession
+from app.sessions.roster import TokenRow
 
 COLUMNS, ROWS = 2, 5
 PER_PAGE = COLUMNS * ROWS

@@ -9,23 +9,19 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app import audit, paths
+from app import paths
 from app.auth.deps import AdminUser, ClockDep, StaffUser
-from app.bank import service
+from app.bank import browse, service
 from app.bank.archive import MAX_UPLOAD_BYTES
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.bank.export import export_version
 from app.bank.media import media_response
 from app.bank.models import (
     BankVersion,
-    Item,
     ItemBank,
     ItemKind,
-    ItemOption,
-    KeyCorrection,
 )
 from app.bank.parsed import ImportFailed, Problem
 from app.bank.reading import ImportOptions
@@ -35,28 +31,12 @@ from app.uploads import read_isolated
 from app.web import render
 
 router = APIRouter()
-PAGE_SIZE = 50
-
-
-def bank_rows(db: Session) -> list[dict]:
-    latest = (select(BankVersion.bank_id, func.max(BankVersion.version).label("v"))
-              .group_by(BankVersion.bank_id).subquery())
-    rows = db.execute(
-        select(ItemBank, BankVersion, func.count(Item.id))
-        .join(latest, latest.c.bank_id == ItemBank.id)
-        .join(BankVersion, (BankVersion.bank_id == ItemBank.id)
-              & (BankVersion.version == latest.c.v))
-        .outerjoin(Item, Item.bank_version_id == BankVersion.id)
-        .group_by(ItemBank.id, BankVersion.id)
-        .order_by(ItemBank.code))
-    return [{"bank": bank, "version": version, "item_count": count}
-            for bank, version, count in rows]
 
 
 def _bank_page(request: Request, db: Session, *, status_code: int = 200, **context) -> Response:
     defaults: dict[str, Any] = {"result": None, "problems": [], "form": {}}
     return render(request, "bank/banks.html", fragment="bank/_upload_result.html",
-                  status_code=status_code, banks=bank_rows(db),
+                  status_code=status_code, banks=browse.bank_rows(db),
                   constructs=sorted(KNOWN_CONSTRUCTS), **{**defaults, **context})
 
 
@@ -101,15 +81,14 @@ def banks_upload(
 
 
 def _bank_or_404(db: Session, code: str) -> ItemBank:
-    bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
+    bank = browse.bank_by_code(db, code)
     if bank is None:
         raise HTTPException(status_code=404)
     return bank
 
 
 def _version_or_404(db: Session, bank: ItemBank, number: int) -> BankVersion:
-    version = db.scalar(select(BankVersion).where(BankVersion.bank_id == bank.id,
-                                                  BankVersion.version == number))
+    version = browse.version_of(db, bank, number)
     if version is None:
         raise HTTPException(status_code=404)
     return version
@@ -118,13 +97,8 @@ def _version_or_404(db: Session, bank: ItemBank, number: int) -> BankVersion:
 @router.get("/admin/banks/{code}", include_in_schema=False)
 def bank_versions(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
     bank = _bank_or_404(db, code)
-    rows = db.execute(
-        select(BankVersion, func.count(Item.id))
-        .outerjoin(Item, Item.bank_version_id == BankVersion.id)
-        .where(BankVersion.bank_id == bank.id)
-        .group_by(BankVersion.id).order_by(BankVersion.version.desc()))
     return render(request, "bank/versions.html", bank=bank,
-                  versions=[{"version": v, "item_count": n} for v, n in rows])
+                  versions=browse.version_rows(db, bank))
 
 
 @router.get("/admin/banks/{code}/v/{number}", include_in_schema=False)
@@ -134,22 +108,11 @@ def bank_items(
 ) -> Response:
     bank = _bank_or_404(db, code)
     version = _version_or_404(db, bank, number)
-    query = select(Item).where(Item.bank_version_id == version.id)
-    if construct:
-        query = query.where(Item.construct == construct)
-    if kind in {k.value for k in ItemKind}:
-        query = query.where(Item.kind == ItemKind(kind))
-    if level.isdigit():
-        query = query.where(Item.level == int(level))
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = max(1, page)
-    items = list(db.scalars(query.order_by(Item.id).offset((page - 1) * PAGE_SIZE)
-                            .limit(PAGE_SIZE)))
-    constructs = db.execute(select(Item.construct, func.count()).where(
-        Item.bank_version_id == version.id).group_by(Item.construct).order_by(Item.construct))
+    found = browse.item_page(db, version, construct=construct, kind=kind, level=level,
+                             page=page)
     return render(request, "bank/items.html", fragment="bank/_item_rows.html", bank=bank,
-                  version=version, items=items, total=total, page=page,
-                  pages=max(1, -(-total // PAGE_SIZE)), constructs=list(constructs),
+                  version=version, items=found.items, total=found.total, page=found.page,
+                  pages=found.pages, constructs=found.constructs,
                   filters={"construct": construct, "kind": kind, "level": level})
 
 
@@ -164,17 +127,11 @@ def bank_export(code: str, number: RowId, db: WriteDb, clock: ClockDep,
         "Content-Disposition": f'attachment; filename="{bank.code}-v{version.version}.zip"'})
 
 
-def _item_context(db: Session, item_id: int) -> dict:
-    item = db.get(Item, item_id)
-    if item is None:
+def _item_context(db: Session, item_id: int) -> dict[str, Any]:
+    detail = browse.item_detail(db, item_id)
+    if detail is None:
         raise HTTPException(status_code=404)
-    version = db.get_one(BankVersion, item.bank_version_id)
-    options = list(db.scalars(select(ItemOption).where(ItemOption.item_id == item.id)
-                              .order_by(ItemOption.position)))
-    corrections = list(db.scalars(select(KeyCorrection).where(KeyCorrection.item_id == item.id)
-                                  .order_by(KeyCorrection.revision)))
-    return {"item": item, "version": version, "bank": db.get_one(ItemBank, version.bank_id),
-            "options": options, "corrections": corrections}
+    return detail
 
 
 @router.get("/admin/items/{item_id}", include_in_schema=False)
@@ -182,11 +139,8 @@ def item_page(request: Request, item_id: RowId, db: DbSession, user: AdminUser,
               clock: ClockDep, key: bool = False) -> Response:
     context = _item_context(db, item_id)
     if key:  # the key on screen is as consequential as the audited export of the same keys
-        with request.app.state.db.transaction() as audit_db:
-            audit.record(audit_db, actor=f"user:{user.username}", action="item.key_view",
-                         target=f"item:{context['item'].code}", now=clock.now(),
-                         data={"item_id": item_id, "bank": context["bank"].code,
-                               "version": context["version"].version})
+        browse.record_key_view(request.app.state.db, context, actor=f"user:{user.username}",
+                               now=clock.now())
     return render(request, "bank/item.html", show_key=key, error=None, corrected=False, **context)
 
 

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 import yaml
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
@@ -16,16 +15,17 @@ from app.assembly.service import (
     BlueprintSpec,
     Pick,
     Section,
+    blueprint_by_code,
+    blueprint_rows,
     check_blueprint,
+    editor_choices,
     save_blueprint,
     spec_from_model,
 )
 from app.auth.deps import AdminUser, ClockDep
 from app.bank.constructs import KNOWN_CONSTRUCTS
-from app.bank.models import BankVersion, Item, ItemBank
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession
-from app.sessions.models import TestSession
 from app.uploads import read_isolated
 from app.web import redirect, render
 
@@ -36,13 +36,7 @@ MAX_BLUEPRINT_BYTES = 1_000_000
 
 
 def _list_page(request: Request, db: Session, *, status_code: int = 200, **context) -> Response:
-    rows = []
-    for bp in db.scalars(select(Blueprint).order_by(Blueprint.code)):
-        sections = bp.spec.get("sections", [])
-        used = db.scalar(select(TestSession.code).where(TestSession.blueprint_id == bp.id)
-                         .limit(1))
-        rows.append({"blueprint": bp, "sections": len(sections), "used_by": used,
-                     "item_count": sum(p["count"] for s in sections for p in s["picks"])})
+    rows = blueprint_rows(db)
     defaults: dict[str, Any] = {"problems": [], "saved": None}
     return render(request, "assembly/blueprints.html", status_code=status_code,
                   blueprints=rows, **{**defaults, **context})
@@ -108,7 +102,7 @@ def spec_to_document(spec: BlueprintSpec) -> dict[str, Any]:
 
 
 def _blueprint_or_404(db: Session, code: str) -> Blueprint:
-    blueprint = db.scalar(select(Blueprint).where(Blueprint.code == code))
+    blueprint = blueprint_by_code(db, code)
     if blueprint is None:
         raise HTTPException(status_code=404)
     return blueprint
@@ -169,25 +163,13 @@ def _apply_action(spec: BlueprintSpec, action: str) -> None:
             del picks[numbers[1]]
 
 
-def _editor_choices(db: Session) -> dict[str, Any]:
-    banks = list(db.scalars(select(ItemBank.code).order_by(ItemBank.code)))
-    in_banks = set(db.scalars(select(Item.construct).distinct()))
-    versions: dict[str, list[int]] = {}
-    for code, number in db.execute(select(ItemBank.code, BankVersion.version)
-                                   .join(BankVersion, BankVersion.bank_id == ItemBank.id)
-                                   .order_by(BankVersion.version.desc())):
-        versions.setdefault(code, []).append(number)
-    return {"bank_codes": banks, "bank_versions": versions,
-            "construct_codes": sorted(set(KNOWN_CONSTRUCTS) | in_banks)}
-
-
 def _editor(request: Request, db: Session, spec: BlueprintSpec, *, existing: bool,
             problems: list[Problem] | None = None, status_code: int = 200) -> Response:
     if problems is None:
         problems = check_blueprint(db, spec, source="editor")
     return render(request, "assembly/editor.html", fragment="assembly/_editor_form.html",
                   status_code=status_code, spec=spec, problems=problems, existing=existing,
-                  **_editor_choices(db))
+                  **editor_choices(db, set(KNOWN_CONSTRUCTS)))
 
 
 @router.get("/new", include_in_schema=False)

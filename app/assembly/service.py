@@ -185,3 +185,37 @@ def import_blueprint(db: Session, text: str, *, source: str, actor: str, now: da
 def blueprint_version_ids(db: Session, blueprint_id: int) -> list[int]:
     return list(db.scalars(select(BlueprintBankVersion.bank_version_id)
                            .where(BlueprintBankVersion.blueprint_id == blueprint_id)))
+
+
+# -- what the blueprint pages show ------------------------------------------------------------
+
+
+def blueprint_by_code(db: Session, code: str) -> Blueprint | None:
+    return db.scalar(select(Blueprint).where(Blueprint.code == code))
+
+
+def blueprint_rows(db: Session) -> list[dict[str, Any]]:
+    """Every blueprint by code, with its number of sections and items and a session that uses
+    it (such a blueprint can no longer be replaced)."""
+    used_by = dict(db.execute(select(TestSession.blueprint_id, func.min(TestSession.code))
+                              .group_by(TestSession.blueprint_id)).tuples().all())
+    rows = []
+    for bp in db.scalars(select(Blueprint).order_by(Blueprint.code)):
+        sections = bp.spec.get("sections", [])
+        rows.append({"blueprint": bp, "sections": len(sections), "used_by": used_by.get(bp.id),
+                     "item_count": sum(p["count"] for s in sections for p in s["picks"])})
+    return rows
+
+
+def editor_choices(db: Session, known_constructs: set[str]) -> dict[str, Any]:
+    """What the form editor offers: the bank codes, each bank's versions (newest first) and the
+    constructs (the known ones and those in any bank)."""
+    banks = list(db.scalars(select(ItemBank.code).order_by(ItemBank.code)))
+    in_banks = set(db.scalars(select(Item.construct).distinct()))
+    versions: dict[str, list[int]] = {}
+    for code, number in db.execute(select(ItemBank.code, BankVersion.version)
+                                   .join(BankVersion, BankVersion.bank_id == ItemBank.id)
+                                   .order_by(BankVersion.version.desc())):
+        versions.setdefault(code, []).append(number)
+    return {"bank_codes": banks, "bank_versions": versions,
+            "construct_codes": sorted(known_constructs | in_banks)}

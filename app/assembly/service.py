@@ -190,6 +190,10 @@ def blueprint_version_ids(db: Session, blueprint_id: int) -> list[int]:
 # -- what the blueprint pages show ------------------------------------------------------------
 
 
+def all_blueprints(db: Session) -> list[Blueprint]:
+    return list(db.scalars(select(Blueprint).order_by(Blueprint.code)))
+
+
 def blueprint_by_code(db: Session, code: str) -> Blueprint | None:
     return db.scalar(select(Blueprint).where(Blueprint.code == code))
 

@@ -14,17 +14,15 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import Response
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
+from app.assembly.service import all_blueprints
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
-from app.auth.models import Role, User
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
 from app.delivery import seb
-from app.delivery.models import Attempt, AttemptState
 from app.sessions import roster as roster_service
 from app.sessions import seb as seb_settings
 from app.sessions import service as service
@@ -35,24 +33,13 @@ from app.web import LANGUAGES, redirect, render, request_language
 
 router = APIRouter(prefix="/admin/sessions")
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
-# Attempts that closing the session hands in (logged in, working, or paused).
-LIVE = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
-
-
-
-
-def _staff_choices(db: Session) -> list[User]:
-    return list(db.scalars(select(User).where(User.is_active.is_(True),
-                                              User.role.in_([Role.proctor, Role.admin]))
-                           .order_by(User.role.desc(), User.username)))
 
 
 def _list_page(request: Request, db: Session, *, status_code: int = 200, error: str = "",
                form: dict | None = None) -> Response:
-    blueprints = list(db.scalars(select(Blueprint).order_by(Blueprint.code)))
     return render(request, "sessions/sessions.html", status_code=status_code,
-                  sessions=service.session_rows(db), blueprints=blueprints,
-                  staff=_staff_choices(db),
+                  sessions=service.session_rows(db), blueprints=all_blueprints(db),
+                  staff=service.staff_choices(db),
                   error=error, form=form or {"proctors": []},
                   zone=request.app.state.settings.timezone)
 
@@ -100,8 +87,6 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
                   headers: dict[str, str] | None = None, **context) -> Response:
     assigned = service.session_proctors(db, session)
     taken = {u.id for u in assigned}
-    attempts = dict(db.execute(select(Attempt.state, func.count()).where(
-        Attempt.session_id == session.id).group_by(Attempt.state)).all())
     defaults: dict[str, Any] = {
         "state_error": "", "proctor_error": "", "roster_error": "", "result": None,
         "problems": [], "reissued": None, "removed": None, "seb_error": "",
@@ -110,9 +95,9 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
         request, "sessions/session.html", fragment=fragment, status_code=status_code,
         headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
         actions=service.allowed_actions(session), proctors=assigned,
-        other_staff=[u for u in _staff_choices(db) if u.id not in taken],
+        other_staff=[u for u in service.staff_choices(db) if u.id not in taken],
         roster=roster_service.roster_rows(db, session),
-        live_attempts=sum(n for s, n in attempts.items() if s in LIVE),
+        live_attempts=service.live_attempt_count(db, session),
         **{**defaults, **context})
 
 

@@ -25,6 +25,7 @@ from app.assembly.models import Blueprint
 from app.assembly.service import blueprint_version_ids
 from app.auth.models import Role, User
 from app.bank.service import freeze_versions
+from app.delivery.models import Attempt, AttemptState
 from app.i18n import translate
 from app.sessions.models import ProctorAssignment, RosterEntry, SessionState, TestSession
 
@@ -190,6 +191,20 @@ def close_session(db: Session, *, session: TestSession, actor: str, now: datetim
 
 
 # -- proctors -----------------------------------------------------------------------------------
+
+
+def staff_choices(db: Session) -> list[User]:
+    """Who can be assigned to a session: active proctors, then admins, by username."""
+    return list(db.scalars(select(User).where(User.is_active.is_(True),
+                                              User.role.in_([Role.proctor, Role.admin]))
+                           .order_by(User.role.desc(), User.username)))
+
+
+def live_attempt_count(db: Session, session: TestSession) -> int:
+    """Attempts that closing the session would hand in: logged in, working or paused."""
+    from_states = (AttemptState.not_started, AttemptState.active, AttemptState.paused)
+    return db.scalar(select(func.count()).select_from(Attempt).where(
+        Attempt.session_id == session.id, Attempt.state.in_(from_states))) or 0
 
 
 def session_proctors(db: Session, session: TestSession) -> list[User]:

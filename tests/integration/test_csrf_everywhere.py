@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from app.audit import AuditEvent
 from app.main import api_routes
 from app.web import BEARER_API_PREFIXES
-from tests.conftest import csrf_from, staff_login
+from tests.conftest import csrf_from
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
@@ -24,8 +24,8 @@ def unsafe_routes():
                 yield method, re.sub(r"\{[^}]+\}", "1", route.path)
 
 
-def test_every_cookie_route_needs_the_csrf_token(client, make_user, database):
-    staff_login(client, "admin", make_user("admin"))
+def test_every_cookie_route_needs_the_csrf_token(admin, database):
+    client = admin
     own = csrf_from(client.get("/admin").text)
     with database.transaction(write=False) as db:
         before = db.scalar(select(func.count()).select_from(AuditEvent))

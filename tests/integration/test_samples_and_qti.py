@@ -18,7 +18,7 @@ from app.bank.models import Item, ItemOption
 from app.bank.parsed import ImportFailed
 from app.bank.reading import ImportOptions, read_path
 from app.bank.service import import_bank
-from tests.conftest import csrf_from, staff_login
+from tests.conftest import csrf_from
 from tests.sample_qti import QTI_DIR, SAMPLES, build_package, chosen_items
 
 SCHEMA = json.loads((SAMPLES.parent / "schema" / "cact-itembank.schema.json").read_text())
@@ -108,8 +108,8 @@ def test_unsupported_qti_items_need_confirmation(db, clock):
     assert outcome.item_count == 6 and [p.item for p in outcome.skipped] == ["TXT-1"]
 
 
-def test_qti_upload_page_shows_skipped_items(client, make_user):
-    staff_login(client, "admin", make_user("admin"))
+def test_qti_upload_page_shows_skipped_items(admin):
+    client = admin
     token = csrf_from(client.get("/admin/banks").text)
     fields = {"csrf_token": token, "code": "SATU-QTI", "title": "Satu", "kind": "potensi",
               "default_construct": "potensi.verbal"}

@@ -113,8 +113,8 @@ def test_every_route_refuses_anonymous_users_unless_public(app, client):
     assert checked >= 5
 
 
-def test_htmx_request_gets_a_fragment_and_a_browser_the_page(client, make_user):
-    staff_login(client, "admin", make_user("admin"))
+def test_htmx_request_gets_a_fragment_and_a_browser_the_page(admin):
+    client = admin
     full = client.get("/admin/audit")
     fragment = client.get("/admin/audit", headers={"HX-Request": "true"})
     assert "<html" in full.text and "<html" not in fragment.text

@@ -118,7 +118,8 @@ def backup_restore(takers: int) -> None:
     from app.db import Database, upgrade
     from app.delivery import attempts
     from app.delivery.models import AttemptItem
-    from app.ops.backup import create_backup, restore
+    from app.ops.backup import create_backup
+    from app.ops.restore import restore
     from app.settings import Settings
     sys.path.insert(0, str(ROOT))  # the test factories build the session and roster
     from tests.factories import make_open_session

@@ -24,6 +24,8 @@ from app.audit import AuditEvent
 from app.db import Database
 from app.delivery.models import Answer
 from app.ops import backup
+from app.ops.archive import BackupError, read_manifest
+from app.ops.restore import restore
 from app.ops.state import get_value, set_value
 from app.sessions.models import SessionState, TestSession
 from app.settings import Settings
@@ -96,7 +98,7 @@ def test_round_trip_keeps_answers_audit_head_and_key(backend, app, database, set
 
     target = target_settings(backend, tmp_path)
     try:
-        report = backup.restore(target, result.path, now=clock.now())
+        report = restore(target, result.path, now=clock.now())
         assert report.ok, report.lines
         assert any(line.startswith("audit head:") and line.endswith(" ok")
                    for line in report.lines)
@@ -123,14 +125,14 @@ def test_round_trip_keeps_answers_audit_head_and_key(backend, app, database, set
             restored.dispose()
 
         # The restored app's worker wrote a heartbeat: "serving" until it is 3 intervals old.
-        with pytest.raises(backup.BackupError, match="is serving"):
-            backup.restore(target, result.path, force=True, now=clock.now())
+        with pytest.raises(BackupError, match="is serving"):
+            restore(target, result.path, force=True, now=clock.now())
         clock.advance(3 * target.heartbeat_interval_s + 1)
         # A second restore onto the now non-empty target is refused and changes nothing.
-        with pytest.raises(backup.BackupError, match="--force"):
-            backup.restore(target, result.path, now=clock.now())
+        with pytest.raises(BackupError, match="--force"):
+            restore(target, result.path, now=clock.now())
         # --force restores over it (SQLite: the old file is moved aside, not deleted).
-        report = backup.restore(target, result.path, force=True, now=clock.now())
+        report = restore(target, result.path, force=True, now=clock.now())
         assert report.ok, report.lines
         if backend == "sqlite":
             assert report.moved_aside and all(p.exists() for p in report.moved_aside)
@@ -144,12 +146,12 @@ def test_round_trip_keeps_answers_audit_head_and_key(backend, app, database, set
         other = Settings(data_dir=tmp_path / "other",
                          database_url="postgresql+psycopg://x@127.0.0.1/none"
                          if backend == "sqlite" else "", **FAST_ARGON2)
-        with pytest.raises(backup.BackupError, match="across backends"):
-            backup.restore(other, result.path, now=clock.now())
+        with pytest.raises(BackupError, match="across backends"):
+            restore(other, result.path, now=clock.now())
         # CACT_SECRET_KEY set to another key: refused before anything changes.
         wrong = target.model_copy(update={"secret_key": "w" * 40})
-        with pytest.raises(backup.BackupError, match="CACT_SECRET_KEY .* is not the key"):
-            backup.restore(wrong, result.path, force=True, now=clock.now())
+        with pytest.raises(BackupError, match="CACT_SECRET_KEY .* is not the key"):
+            restore(wrong, result.path, force=True, now=clock.now())
     finally:
         cleanup(target)
 
@@ -160,7 +162,7 @@ def test_restore_refuses_a_database_being_served(backend, app, database, setting
     archive = backup.create_backup(settings, tmp_path / "out", now=clock.now()).path
     target = target_settings(backend, tmp_path)
     try:
-        assert backup.restore(target, archive, now=clock.now()).ok
+        assert restore(target, archive, now=clock.now()).ok
         live = Database(target.database_url)
         try:
             with live.transaction() as db:  # what a running worker writes every 2 s
@@ -168,11 +170,11 @@ def test_restore_refuses_a_database_being_served(backend, app, database, setting
                                             "host": "lab"}, now=clock.now())
         finally:
             live.dispose()
-        with pytest.raises(backup.BackupError, match="is serving"):
-            backup.restore(target, archive, force=True, now=clock.now())
+        with pytest.raises(BackupError, match="is serving"):
+            restore(target, archive, force=True, now=clock.now())
         # Once the heartbeat is old (the server stopped), --force may go ahead.
         later = clock.now() + timedelta(seconds=3 * target.heartbeat_interval_s + 1)
-        assert backup.restore(target, archive, force=True, now=later).ok
+        assert restore(target, archive, force=True, now=later).ok
     finally:
         cleanup(target)
 
@@ -200,7 +202,7 @@ def test_stale_wal_and_shm_are_removed(backend, app, database, settings, clock, 
     writer.close()
     assert Path(f"{db_path}-wal").stat().st_size > 0
 
-    report = backup.restore(target, archive, now=clock.now())
+    report = restore(target, archive, now=clock.now())
     assert report.ok, report.lines
     assert "removed stale cact.sqlite3-wal" in report.lines
     assert "removed stale cact.sqlite3-shm" in report.lines
@@ -242,21 +244,21 @@ def test_a_tampered_archive_is_detected(backend, app, database, settings, clock,
 
     lying = _rewrite(archive, tmp_path / "lying.tar.gz", manifest_change=one_answer_more)
     target = target_settings("sqlite", tmp_path / "a")
-    report = backup.restore(target, lying, now=clock.now())
+    report = restore(target, lying, now=clock.now())
     assert not report.ok
     assert any(line.startswith("answers:") and "DIFFERS" in line for line in report.lines)
 
     damaged = _rewrite(archive, tmp_path / "damaged.tar.gz",
                        member_change=lambda data: data[:-4096] + b"\0" * 4096)
     target = target_settings("sqlite", tmp_path / "b")
-    with pytest.raises(backup.BackupError, match="SHA-256"):
-        backup.restore(target, damaged, now=clock.now())
+    with pytest.raises(BackupError, match="SHA-256"):
+        restore(target, damaged, now=clock.now())
     assert not (target.data_dir / "cact.sqlite3").exists()
 
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not an archive")
-    with pytest.raises(backup.BackupError, match="not a CACT backup archive"):
-        backup.restore(target, junk, now=clock.now())
+    with pytest.raises(BackupError, match="not a CACT backup archive"):
+        restore(target, junk, now=clock.now())
 
 
 def cact(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -279,7 +281,7 @@ def test_cli_backup_and_restore(backend, app, database, settings, clock, tmp_pat
     assert made.returncode == 0, made.stderr
     assert "backup written" in made.stdout and "keep this archive like a key" in made.stdout
     archive = next((tmp_path / "out").glob("cact-backup-*.tar.gz"))
-    manifest = backup.read_manifest(archive)
+    manifest = read_manifest(archive)
     assert manifest["counts"]["audit_events"] == audit_rows
     with database.transaction(write=False) as db:
         event = db.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).one()

@@ -6,8 +6,8 @@ potensi aspects and band, gaps, JPM, category, combined JPM, strengths, nine-box
 
 Data are generated in memory with a fixed seed (the same numbers every run): a form of 60 keyed
 cognitive items, non-cognitive potensi items (weighted, multiple-response, Likert) and
-situational kompetensi items over the nine competencies. The service's item cache is filled
-directly, so nothing touches a database: the figure is the scoring arithmetic alone.
+situational kompetensi items over the nine competencies. The scoring data (app.scoring.outcomes)
+are filled directly, so nothing touches a database: the figure is the scoring arithmetic alone.
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ import time
 from decimal import Decimal
 
 from app.scoring.engine import ScoredItem, ScoredOption
-from app.scoring.service import (
-    ScoringCache,
+from app.scoring.outcomes import (
+    ItemData,
     ScoringConfig,
-    _construct_outcomes,
-    _eap,
-    _ItemData,
-    _result_values,
-    _VersionData,
+    ScoringData,
+    VersionData,
+    construct_outcomes,
+    result_values,
 )
 from app.scoring.standards import COMPETENCIES, default_standards
-from app.sessions.models import Participant
 
 COGNITIVE = ("potensi.verbal", "potensi.numerik", "potensi.figural")
 NON_COGNITIVE = ("potensi.interpersonal", "potensi.kecerdasan_emosional",
@@ -38,9 +36,9 @@ GROUPS = ("administrator", "pengawas", "pelaksana", "fungsional")
 GRADES = ("Ahli Muda", "Ahli Pertama", "Penyelia", "Terampil")
 
 
-def make_items(count: int, rng: random.Random) -> tuple[list[_ItemData], dict[int, _VersionData]]:
+def make_items(count: int, rng: random.Random) -> tuple[list[ItemData], dict[int, VersionData]]:
     """Bank version 1 (potensi) and 2 (kompetensi) with ``count`` items in the form."""
-    items: list[_ItemData] = []
+    items: list[ItemData] = []
     option_id = 0
     n_cognitive = min(60, count)
     n_kompetensi = (count - n_cognitive) * 7 // 10
@@ -68,7 +66,7 @@ def make_items(count: int, rng: random.Random) -> tuple[list[_ItemData], dict[in
         scoring = {"min": 0, "max": 5} if kind == "multiple" else (
             {"reverse": True} if kind == "likert" and i % 2 else {})
         irt = (rng.uniform(0.5, 2.0), rng.uniform(-2, 2), 0.2) if kind == "single" else None
-        items.append(_ItemData(i + 1, f"IT-{i + 1:03d}", construct, version,
+        items.append(ItemData(i + 1, f"IT-{i + 1:03d}", construct, version,
                                ScoredItem(kind, tuple(options), scoring),
                                {o.id: "ABCDE"[n] for n, o in enumerate(options)}, irt))
     levels: dict[str, dict] = {}
@@ -76,11 +74,11 @@ def make_items(count: int, rng: random.Random) -> tuple[list[_ItemData], dict[in
         maximum = 5 * sum(1 for it in items if it.construct == construct)
         levels[construct] = {"cut_scores": [round(maximum * f) for f in (.3, .5, .7, .85)]}
     rules = {"points": {"single": {"correct": 5, "wrong": 0}}, "levels": levels}
-    versions = {1: _VersionData(1, "potensi", 0, rules), 2: _VersionData(2, "kompetensi", 0, rules)}
+    versions = {1: VersionData(1, "potensi", 0, rules), 2: VersionData(2, "kompetensi", 0, rules)}
     return items, versions
 
 
-def make_answers(items: list[_ItemData], attempts: int, rng: random.Random) -> list[dict]:
+def make_answers(items: list[ItemData], attempts: int, rng: random.Random) -> list[dict]:
     answers = []
     for _ in range(attempts):
         given = {}
@@ -107,30 +105,27 @@ def main() -> None:
     if args.no_irt:
         items = [dataclasses.replace(it, irt=None) for it in items]
     answers = make_answers(items, args.attempts, rng)
-    people = [Participant(nip=f"{n:018d}", name=f"P{n}", job_group=GROUPS[n % 4],
-                          grade=GRADES[n % 4] if GROUPS[n % 4] == "fungsional" else "")
+    people = [(GROUPS[n % 4], GRADES[n % 4] if GROUPS[n % 4] == "fungsional" else "")
               for n in range(args.attempts)]
 
-    cache = ScoringCache(db=None)  # type: ignore[arg-type]  # filled by hand: no queries
-    cache.items = {it.id: it for it in items}
-    cache.versions = versions
-    cache._standards = default_standards()  # noqa: SLF001 - filled by hand, see above
-    cache._table_keys = set()  # noqa: SLF001
+    data = ScoringData(items={it.id: it for it in items}, versions=versions,
+                       standards=default_standards(), table_keys=set())
     config = ScoringConfig()
     form = [it.id for it in items]
 
     started = time.perf_counter()
     categories: dict[str, int] = {}
     checksum = Decimal(0)
-    for person, given in zip(people, answers, strict=True):
-        outcomes = _construct_outcomes(cache, form, given)
-        values = _result_values(cache, config, person, outcomes, None)
+    for (group, grade), given in zip(people, answers, strict=True):
+        outcomes = construct_outcomes(data, form, given)
+        values = result_values(data, config, job_group=group, grade=grade, outcomes=outcomes,
+                               rating=None)
         categories[values.category] = categories.get(values.category, 0) + 1
         checksum += values.total_score
     elapsed = time.perf_counter() - started
 
     responses = args.attempts * args.items
-    theta = "without" if args.no_irt or _eap() is None else "with"
+    theta = "without" if args.no_irt else "with"
     print(f"scored {args.attempts} attempts x {args.items} items = {responses} responses "
           f"in {elapsed:.2f} s ({theta} EAP theta for the keyed potensi constructs)")
     print(f"  {elapsed / args.attempts * 1000:.3f} ms per attempt, "

@@ -26,6 +26,10 @@ class AttemptState(enum.StrEnum):
     expired = "expired"  # time ran out and the server closed it
 
 
+# Handed in, by the taker or a proctor (submitted) or by the clock (expired): what is scored.
+DONE_STATES = (AttemptState.submitted, AttemptState.expired)
+
+
 class Attempt(Base):
     __tablename__ = "attempts"
 

@@ -18,10 +18,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.delivery.models import Answer, Attempt, AttemptItem
+from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, append_row, csv_bytes
 from app.scoring.models import ConstructScore, Result
-from app.scoring.service import DONE_STATES, ScoringCache, item_scores
+from app.scoring.outcomes import item_scores
+from app.scoring.service import ScoringCache
 from app.sessions.models import Participant, RosterEntry, TestSession
 
 
@@ -155,6 +156,7 @@ def response_rows(db: Session, session: TestSession) -> list[tuple[str, str, int
             AttemptItem.attempt_id == attempt_id).order_by(AttemptItem.position)).all())
         answers: dict[int, Any] = dict(db.execute(select(Answer.item_id, Answer.response).where(
             Answer.attempt_id == attempt_id)).all())
+        cache.load_items(i for i, _ in form)
         scores = dict(item_scores(cache, [i for i, _ in form], answers))
         for item_id, position in form:
             item = cache.items[item_id]

@@ -31,7 +31,7 @@ from app.reports.individual import (
 )
 from app.scoring import engine
 from app.scoring.models import ConstructScore, Result
-from app.scoring.service import KOMPETENSI_PREFIX, aspect_of
+from app.scoring.outcomes import KOMPETENSI_PREFIX, aspect_of
 from app.scoring.standards import COMPETENCIES
 from app.sessions.models import Participant, RosterEntry, TestSession
 

@@ -37,8 +37,8 @@ from app.reports.export import response_rows, results_table, to_csv, to_xlsx
 from app.scoring import engine
 from app.scoring.corrections import correct_key
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
+from app.scoring.outcomes import ScoringConfig
 from app.scoring.service import (
-    ScoringConfig,
     pending_attempts,
     rescore_session,
     score_attempt,
@@ -326,7 +326,7 @@ def test_performance_axis_from_jpm_and_combined_category(db, clock, scored):
     assert result_of(db, two).nine_box == 1  # Kurang Optimal x Rendah
     with pytest.raises(ValueError):
         session.settings = {"scoring": {"purpose": "promotion"}}
-        ScoringConfig.for_session(session)
+        ScoringConfig.from_settings(session.settings)
 
 
 def test_closing_the_session_scores_everyone_who_logged_in(db, clock):

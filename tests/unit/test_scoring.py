@@ -105,3 +105,14 @@ def test_kr20_and_alpha_on_a_hand_computed_guttman_scale():
     # Independent items give no consistency: alpha 0 when the items do not co-vary.
     assert cronbach_alpha([[1, 0], [0, 1], [1, 1], [0, 0]]) == pytest.approx(0.0)
     assert kr20([[1, 1], [1, 1]]) is None  # no total variance: undefined
+
+
+def test_the_plain_names_in_the_scoring_outcomes_are_the_models_values():
+    """app.scoring.outcomes reads no model: its bank kinds and job groups are plain text."""
+    from app.bank.models import BankKind
+    from app.scoring import outcomes
+    from app.sessions.models import JobGroup
+
+    assert {outcomes.POTENSI, outcomes.KOMPETENSI} == {k.value for k in BankKind}
+    assert set(outcomes.DEFAULT_COMBINED_WEIGHTS) == {g.value for g in JobGroup}
+    assert JobGroup.fungsional.value == outcomes.FUNGSIONAL

@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from app.cli import _ready_database, _warn_if_root, cli, fail
+from app.cli.common import fail, ready_database, warn_if_root
 from app.settings import get_settings
 
 
-@cli.command("backup")
 def backup_command(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Folder for the archive (default CACT_BACKUP_DIR, else DATA_DIR/backups)",
@@ -24,7 +23,7 @@ def backup_command(
 
     settings = get_settings()
     out_dir = out or settings.backup_dir or settings.data_dir / "backups"
-    database = _ready_database()  # the schema is the code's and the key is the database's
+    database = ready_database()  # the schema is the code's and the key is the database's
     try:
         now = datetime.now(UTC)
         try:
@@ -49,7 +48,6 @@ def backup_command(
                     fg=typer.colors.YELLOW, err=True)
 
 
-@cli.command("restore")
 def restore_command(
     archive: Annotated[Path, typer.Argument(help="A cact-backup-<time>.tar.gz archive")],
     force: Annotated[bool, typer.Option(
@@ -61,7 +59,7 @@ def restore_command(
     from app.ops import backup
 
     settings = get_settings()
-    _warn_if_root(settings)  # restored files owned by root would lock the service out
+    warn_if_root(settings)  # restored files owned by root would lock the service out
     try:
         report = backup.restore(settings, archive, force=force)
     except backup.BackupError as exc:

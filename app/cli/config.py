@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from app.cli import cli, root_warning
+from app.cli.common import root_warning, safe_url
 from app.settings import (
     SettingsError,
     config_file_path,
@@ -19,13 +19,6 @@ from app.settings import (
 
 config_cli = typer.Typer(help="Configuration: which file, which values, from where.",
                          no_args_is_help=True)
-cli.add_typer(config_cli, name="config")
-
-
-def _masked_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def describe(settings, path: Path | None) -> list[tuple[str, str, str]]:
@@ -62,7 +55,7 @@ def describe(settings, path: Path | None) -> list[tuple[str, str, str]]:
                         shown = f"******** (fingerprint {fingerprint(stored)})"
                         source = f"generated file {settings.secret_file}"
         elif name == "database_url":
-            shown = _masked_url(value)
+            shown = safe_url(value)
             if source == "default":
                 source = "default (SQLite in data_dir)"
         else:

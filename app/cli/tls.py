@@ -7,12 +7,11 @@ from typing import Annotated
 
 import typer
 
-from app.cli import _now, cli, fail
+from app.cli.common import fail, now
 from app.ops import tls
 
 tls_cli = typer.Typer(help="TLS on the lab LAN: a local CA and the server certificate for nginx.",
                       no_args_is_help=True)
-cli.add_typer(tls_cli, name="tls")
 
 
 def _audit(result: tls.TlsResult) -> str:
@@ -39,7 +38,7 @@ def _audit(result: tls.TlsResult) -> str:
             if os.stat(path).st_uid != os.geteuid():
                 return ("not recorded in the audit log: the database belongs to another user "
                         "(the record is skipped rather than touch its files as this user)")
-        # Not app.cli._database: this command runs as root by design, so its warning about
+        # Not common.open_database: this command runs as root by design, so its warning about
         # root-owned data files does not apply to a record that only reaches the database.
         database = Database(settings.database_url,
                             busy_timeout_ms=settings.sqlite_busy_timeout_ms)
@@ -47,7 +46,7 @@ def _audit(result: tls.TlsResult) -> str:
             if not schema_is_current(database.engine)[0]:
                 return "not recorded in the audit log: the database schema is not current"
             with database.transaction() as db:
-                audit.record(db, actor="cli", action="tls.init", now=_now(),
+                audit.record(db, actor="cli", action="tls.init", now=now(),
                              target=str(result.directory),
                              data={"hosts": result.hosts, "ips": result.ips,
                                    "ca_created": result.ca_created,

@@ -1,6 +1,6 @@
 """TLS on the lab LAN: a local certificate authority and a server certificate for nginx.
 
-`cact tls init` (app/ops/tls_cli.py) calls :func:`init`. The lab has no public DNS name, so a
+`cact tls init` (app/cli/tls.py) calls :func:`init`. The lab has no public DNS name, so a
 public CA cannot issue a certificate; instead the server makes its own small CA once, the lab
 PCs trust that CA (instructions from :func:`trust_instructions`), and every server certificate
 it signs later (new address, renewal) is trusted without touching the PCs again.

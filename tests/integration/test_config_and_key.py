@@ -229,7 +229,7 @@ def test_an_unreadable_key_file_is_one_clear_line(tmp_path, sqlite_template):
 
 
 def test_root_is_warned_about_another_users_data_directory(tmp_path, sqlite_template):
-    from app.cli import root_warning
+    from app.cli.common import root_warning
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()

@@ -23,9 +23,11 @@ CONTRACTS = {c["id"]: c for c in CONFIG["tool"]["importlinter"]["contracts"]}
 DOMAINS = ("analysis", "assembly", "auth", "bank", "delivery", "ops", "proctoring", "reports",
            "scoring", "sessions")
 # Entry points that are not named like routes: the app factory, the pages that span domains,
-# the web helpers, the FastAPI dependencies and middleware the routes share, the CLI.
+# the web helpers, the FastAPI dependencies and middleware the routes share. Every module of the
+# CLI package (app/cli/) is an entry point too.
 OTHER_ENTRY_POINTS = {"app.main", "app.dashboard", "app.system", "app.web", "app.auth.deps",
-                      "app.delivery.deps", "app.http_limits", "app.cli", "app.ops.commands"}
+                      "app.delivery.deps", "app.http_limits"}
+CLI = ROOT / "app" / "cli"
 
 
 def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
@@ -36,7 +38,8 @@ def lint_imports(where: Path) -> subprocess.CompletedProcess[str]:
 
 
 def module_name(path: Path) -> str:
-    return ".".join(path.relative_to(ROOT).with_suffix("").parts)
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def test_the_tree_keeps_every_contract():
@@ -46,21 +49,24 @@ def test_the_tree_keeps_every_contract():
 
 
 def test_the_entry_points_in_the_contracts_are_the_ones_in_the_tree():
-    named = {module_name(p) for p in (ROOT / "app").rglob("*.py")
-             if p.name == "routes.py" or p.name.endswith(("_routes.py", "_cli.py"))
-             or p.name == "api.py"}
+    routes = {module_name(p) for p in (ROOT / "app").rglob("*.py")
+              if p.name == "routes.py" or p.name.endswith("_routes.py") or p.name == "api.py"}
+    cli = {module_name(p) for p in CLI.rglob("*.py")}
+    assert {"app.cli", "app.cli.__main__", "app.cli.common"} <= cli
+    named = routes | cli
     services = CONTRACTS["services"]
     assert set(services["protected_modules"]) == named | OTHER_ENTRY_POINTS
     assert set(services["allowed_importers"]) == set(services["protected_modules"])
     # Every domain has its contract, and its forbidden list covers every routes module.
     for domain in DOMAINS:
         forbidden = CONTRACTS[f"routes-{domain}"]["forbidden_modules"]
-        for module in named - {m for m in named if m.endswith("_cli")}:
+        for module in routes:
             covered = module in forbidden or (
                 module.endswith(".routes") and "app.*.routes" in forbidden)
             assert covered, (domain, module)
+    # The packages under app/ are the domains and the CLI, which sits on top of them.
     assert {d.name for d in (ROOT / "app").iterdir() if (d / "__init__.py").exists()} \
-        == set(DOMAINS)
+        == {*DOMAINS, "cli"}
 
 
 BREAKAGES = {
@@ -70,6 +76,10 @@ BREAKAGES = {
     "services": ("app/analysis/service.py", "from app.analysis import routes",
                  "Services import no routes, no app.web and no CLI BROKEN",
                  "app.analysis.service -> app.analysis.routes"),
+    # The operations services are called by the CLI, never the other way round.
+    "services-cli": ("app/ops/keycheck.py", "from app.cli import common",
+                     "Services import no routes, no app.web and no CLI BROKEN",
+                     "app.ops.keycheck -> app.cli.common"),
     "routes-reports": ("app/reports/routes.py", "from app.bank import routes as bank_routes",
                        "app.reports imports no other domain's routes BROKEN",
                        "app.reports is not allowed to import app.bank.routes"),

@@ -1,0 +1,112 @@
+"""`cact standards`, `cact results` and `cact performance`: what scoring compares against,
+its results, and the kinerja ratings of the nine-box."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from app.cli.common import fail, now, ready_database, refusals, session_transaction
+
+standards_cli = typer.Typer(help="Job standards: required competency levels per job.",
+                            no_args_is_help=True)
+results_cli = typer.Typer(help="Results of a session: rescore, export.", no_args_is_help=True)
+performance_cli = typer.Typer(help="Kinerja ratings for the nine-box.", no_args_is_help=True)
+
+
+@standards_cli.command("load-defaults")
+def standards_load_defaults() -> None:
+    """Add the default required levels (docs/domain.md) that are missing; never overwrites."""
+    from app.scoring.standards import load_defaults
+
+    database = ready_database()
+    with database.transaction() as db:
+        added = load_defaults(db, actor="cli", now=now())
+    typer.echo(f"Job standards: {added} default row(s) added")
+
+
+@standards_cli.command("import")
+def standards_import(
+    path: Annotated[str, typer.Argument(help="CSV with job_key,competency,required_level")],
+) -> None:
+    """Add or change required levels from a CSV; every bad row is listed by row and column
+    and nothing is imported then. Existing results change only with `cact results rescore`."""
+    from pathlib import Path
+
+    from app.scoring.imports import import_standards, parse_standards
+
+    file = Path(path)
+    if not file.is_file():
+        raise fail(f"{path}: no such file")
+    database = ready_database()
+    with refusals():
+        rows = parse_standards(file.read_bytes(), source=file.name)
+        with database.transaction() as db:
+            counts = import_standards(db, rows=rows, source=file.name, actor="cli", now=now())
+    typer.echo(f"Job standards: {counts.added} added, {counts.updated} changed, "
+               f"{counts.unchanged} unchanged")
+
+
+@results_cli.command("rescore")
+def results_rescore(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept in the audit log)")] = "",
+) -> None:
+    """Score every handed-in attempt of the session again (audited) and print a summary."""
+    from app.scoring.service import rescore_session
+
+    # A ValueError is a bad scoring setting in the session.
+    with session_transaction(code, "Not rescored: ", ValueError) as (db, session):
+        summary = rescore_session(db, session=session, actor="cli", now=now(), reason=reason)
+    typer.echo(f"Session {code.upper()}: {summary.scored} attempt(s) scored, "
+               f"{summary.changed} changed, {summary.without_attempt} never logged in")
+    for label, count in sorted(summary.categories.items()):
+        typer.echo(f"  {label}: {count}")
+    for change in summary.changes:
+        typer.echo(f"  attempt {change['attempt']}: total {change['old_total']} -> "
+                   f"{change['new_total']}, JPM {change['old_jpm']} -> {change['new_jpm']}")
+
+
+@results_cli.command("export")
+def results_export(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    out: Annotated[str, typer.Option("--out", help="File to write")],
+    fmt: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
+) -> None:
+    """One row per participant: NIP, name, job group, construct scores and levels, JPM,
+    category, potensi band, nine-box (xlsx adds a sheet of item responses). Audited."""
+    from pathlib import Path
+
+    from app.reports.export import export_results
+
+    if fmt not in ("csv", "xlsx"):
+        raise fail(f"--format must be csv or xlsx, not {fmt!r}", 2)
+    with session_transaction(code) as (db, session):
+        data, table = export_results(db, session, fmt=fmt, actor="cli", now=now())
+    Path(out).write_bytes(data)  # after the audit row committed
+    scored = sum(1 for row in table.rows if row.scored)
+    typer.echo(f"{len(table.rows)} participant(s), {scored} with a result, written to {out}")
+
+
+@performance_cli.command("import")
+def performance_import(
+    path: Annotated[str, typer.Argument(help="CSV with nip,period,rating")],
+) -> None:
+    """Kinerja ratings (below / as_expected / above, the Indonesian predicates, or a 0-100
+    score); the nine-box of those participants' results follows at once."""
+    from pathlib import Path
+
+    from app.scoring.imports import import_ratings, parse_ratings
+
+    file = Path(path)
+    if not file.is_file():
+        raise fail(f"{path}: no such file")
+    database = ready_database()
+    with refusals():
+        rows = parse_ratings(file.read_bytes(), source=file.name)
+        with database.transaction() as db:
+            counts, rescored = import_ratings(db, rows=rows, source=file.name, actor="cli",
+                                              now=now())
+    typer.echo(f"Kinerja ratings: {counts.added} added, {counts.updated} changed, "
+               f"{counts.unchanged} unchanged; {rescored} result(s) rescored")

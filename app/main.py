@@ -151,7 +151,7 @@ def _json_safe(value: Any) -> Any:
 
 
 def _sweep_once(app: FastAPI) -> int:
-    from app.delivery.attempts import any_due, sweep
+    from app.delivery.timing import any_due, sweep
 
     now = app.state.clock.now()
     with app.state.db.transaction(write=False) as session:

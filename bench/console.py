@@ -56,7 +56,7 @@ def main() -> None:
 
     from app.clock import SystemClock
     from app.db import Database
-    from app.delivery import attempts
+    from app.delivery import attempts, saving, timing
     from app.delivery.models import AttemptItem
     from app.proctoring.console import console_state, fingerprint
     from app.sessions.models import TestSession
@@ -74,13 +74,13 @@ def main() -> None:
         for n, (nip, token) in enumerate(present):
             result = attempts.login(db, nip=nip, token=token, workstation=f"PC-{n:03d}",
                                     client_addr="bench", secret=secret, now=now)
-            attempts.start(db, attempt=result.attempt, now=now)
+            timing.start(db, attempt=result.attempt, now=now)
             entries = db.execute(select(AttemptItem.item_id, AttemptItem.option_order)
                                  .where(AttemptItem.attempt_id == result.attempt.id,
                                         AttemptItem.section == 0)
                                  .order_by(AttemptItem.position).limit(args.answers)).all()
             for seq, (item_id, order) in enumerate(entries, start=1):
-                attempts.save_answer(db, attempt=result.attempt, item_id=item_id,
+                saving.save_answer(db, attempt=result.attempt, item_id=item_id,
                                      response=order[0], seq=seq, flagged=seq % 7 == 0,
                                      workstation=f"PC-{n:03d}", grace_s=15, now=now)
     print(f"setup: {args.takers} participants, {len(present)} started with up to "

@@ -116,7 +116,7 @@ def backup_restore(takers: int) -> None:
     from app.bank.models import Item, ItemKind
     from app.clock import SystemClock
     from app.db import Database, upgrade
-    from app.delivery import attempts
+    from app.delivery import attempts, saving, timing
     from app.delivery.models import AttemptItem
     from app.ops.backup import create_backup
     from app.ops.restore import restore
@@ -142,14 +142,14 @@ def backup_restore(takers: int) -> None:
             now = clock.now()
             login = attempts.login(db, nip=nip, token=token, workstation=f"PC-{nip}",
                                    client_addr="bench", secret=secret, now=now)
-            attempts.start(db, attempt=login.attempt, now=now)
+            timing.start(db, attempt=login.attempt, now=now)
             form = db.execute(select(AttemptItem.item_id, AttemptItem.option_order)
                               .where(AttemptItem.attempt_id == login.attempt.id,
                                      AttemptItem.section == 0)  # the open section
                               .order_by(AttemptItem.position)).all()
             for seq, (item_id, order) in enumerate(form, start=1):
                 response = [order[0]] if kinds[item_id] == ItemKind.multiple else order[0]
-                attempts.save_answer(db, attempt=login.attempt, item_id=item_id,
+                saving.save_answer(db, attempt=login.attempt, item_id=item_id,
                                      response=response, seq=seq, flagged=False,
                                      workstation=f"PC-{nip}", grace_s=15, now=now)
                 answered += 1

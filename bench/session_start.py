@@ -27,7 +27,7 @@ def main() -> None:
 
     from app.clock import SystemClock
     from app.db import Database
-    from app.delivery import attempts, content
+    from app.delivery import attempts, content, timing
     from app.delivery.views import attempt_view
     from app.settings import get_settings
 
@@ -47,7 +47,7 @@ def main() -> None:
             with database.transaction() as db:
                 attempt = attempts.attempt_for_access_token(db, token=result.access_token,
                                                             secret=secret)
-                attempts.start(db, attempt=attempt, now=SystemClock().now())
+                timing.start(db, attempt=attempt, now=SystemClock().now())
                 attempt_view(db, attempt=attempt, now=SystemClock().now())
         return (time.perf_counter() - started) / len(batch) * 1000
 

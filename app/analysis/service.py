@@ -18,12 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.analysis.stats import Analysis, ItemSpec, ItemStat, OptionSpec, analyse
 from app.bank.models import BankVersion, Item, ItemBank, ItemKind, ItemOption
-from app.delivery.models import Answer, Attempt, AttemptItem, AttemptState
+from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, csv_bytes
 from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
 from app.sessions.models import TestSession
-
-FINISHED = (AttemptState.submitted, AttemptState.expired)
 
 
 @dataclass(frozen=True)
@@ -76,7 +74,7 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
                              .order_by(ItemOption.item_id, ItemOption.position)):
         options.setdefault(option.item_id, []).append(option)
 
-    finished: list[ColumnElement[bool]] = [Attempt.state.in_(FINISHED)]
+    finished: list[ColumnElement[bool]] = [Attempt.state.in_(DONE_STATES)]
     if session is not None:
         finished.append(Attempt.session_id == session.id)
     presented: dict[int, set[int]] = {}
@@ -93,7 +91,7 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
     sessions = list(db.scalars(
         select(TestSession.code).join(Attempt, Attempt.session_id == TestSession.id)
         .join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
-        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(FINISHED))
+        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(DONE_STATES))
         .distinct().order_by(TestSession.code)))
 
     specs, scored, labels = [], [], []

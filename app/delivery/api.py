@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep
 from app.db import RowId, in_transaction
-from app.delivery import attempts, login_flow, seb
+from app.delivery import attempts, login_flow, saving, seb, timing
 from app.delivery.deps import bearer_lookup, bearer_token
 from app.delivery.models import Attempt, AttemptSection
 from app.delivery.schemas import (
@@ -50,10 +50,10 @@ client_addr = login_flow.client_addr
 
 
 def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
-    attempts.refresh(db, attempt=attempt, now=now)
+    timing.refresh(db, attempt=attempt, now=now)
     section = db.get(AttemptSection, (attempt.id, attempt.current_section))
     return AttemptStatus(state=attempt.state.value, current_section=attempt.current_section,
-                         remaining_s=attempts.remaining_seconds(attempt, section, now),
+                         remaining_s=timing.remaining_seconds(attempt, section, now),
                          server_time=now)
 
 
@@ -75,7 +75,7 @@ async def status_response(request: Request, lookup: Callable[[Session], Attempt]
     status, touch = await in_transaction(request, work, write=False)
     if touch is not None:
         await request.app.state.save_batcher.submit(
-            lambda db: attempts.touch(db, attempt_id=touch, now=now), key)
+            lambda db: saving.touch(db, attempt_id=touch, now=now), key)
     return json_response(status)
 
 
@@ -86,12 +86,12 @@ def save_work(request: Request, token: str, item_id: int, body: AnswerUpdate, no
               workstation: str | None, failures: int = 0) -> Callable[[Session], AnswerSaved]:
     def work(db: Session) -> AnswerSaved:
         seb.check_saving(request, db, token)
-        result = attempts.save_with_token(
+        result = saving.save_with_token(
             db, token=token, secret=request.app.state.secret, item_id=item_id,
             response=body.response, seq=body.seq, flagged=body.flagged,
             workstation=workstation, grace_s=request.app.state.settings.save_grace_s, now=now)
         if failures >= SAVE_FAILURES_ALERT and result.attempt_id is not None:
-            attempts.record_save_failures(db, attempt_id=result.attempt_id, failures=failures,
+            saving.record_save_failures(db, attempt_id=result.attempt_id, failures=failures,
                                           now=now)
         return AnswerSaved(stored_seq=result.stored_seq, accepted=result.accepted,
                            remaining_s=result.remaining_s, state=result.state)
@@ -115,7 +115,7 @@ async def taker_attempt(request: Request, clock: ClockDep) -> Response:
     clock (there is no separate start call in the API)."""
     def work(db: Session) -> bytes:
         attempt = bearer_lookup(request, db)
-        attempts.start(db, attempt=attempt, now=clock.now())
+        timing.start(db, attempt=attempt, now=clock.now())
         return attempt_json(attempt_view(db, attempt=attempt, now=clock.now()))
     return Response(await in_transaction(request, work), media_type="application/json")
 
@@ -140,7 +140,7 @@ async def taker_save(item_id: RowId, body: AnswerUpdate, request: Request,
 async def taker_next_section(request: Request, clock: ClockDep) -> JSONResponse:
     def work(db: Session) -> AttemptStatus:
         attempt = bearer_lookup(request, db)
-        attempts.next_section(db, attempt=attempt, now=clock.now())
+        timing.next_section(db, attempt=attempt, now=clock.now())
         return status_of(db, attempt, clock.now())
     return json_response(await in_transaction(request, work))
 
@@ -154,7 +154,7 @@ async def taker_submit(request: Request, clock: ClockDep) -> JSONResponse:
         # hand-ins (the save batcher): at the end of a session a whole room hands in within
         # seconds, and scoring plus one commit per hand-in held the write slot ~30 ms per
         # taker (see docs/performance.md).
-        attempts.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
+        timing.submit(db, attempt=attempt, reason="taker", actor=f"attempt:{attempt.id}",
                         score=False, now=clock.now())
         return status_of(db, attempt, clock.now())
     return json_response(await request.app.state.save_batcher.submit(work, bearer_token(request)))

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from app.assembly.forms import PoolItem
 from app.bank.models import BankVersion, Item, ItemOption
 from app.bank.sanitize import media_names
-from app.delivery.models import Attempt, AttemptItem, AttemptState
+from app.delivery.models import DONE_STATES, Attempt, AttemptItem
 
 MAX_CACHED_ITEMS = 50_000  # a few large banks; beyond it the cache starts afresh
 MAX_CACHED_FORMS = 20_000  # attempts whose images are known; beyond it the cache starts afresh
@@ -167,5 +167,5 @@ def form_shows_media(db: Session, *, attempt: Attempt, version_id: int, name: st
     section = _form_media(db, attempt).get((version_id, name))
     if section is None:
         return False
-    return (attempt.state in (AttemptState.submitted, AttemptState.expired)
+    return (attempt.state in DONE_STATES
             or section <= attempt.current_section)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.auth.deps import ClockDep, OptionalStaff
 from app.bank.media import media_response
 from app.db import DbSession, RowId
-from app.delivery import attempts, content, login_flow
+from app.delivery import attempts, content, login_flow, saving, timing
 from app.delivery.api import client_addr, json_response, save_work, status_response
 from app.delivery.deps import (
     SEAT_COOKIE,
@@ -95,7 +95,7 @@ def exam_home(request: Request, attempt: PageAttempt, db: DbSession,
 @router.post("/ujian/mulai", include_in_schema=False)
 def exam_start(request: Request, attempt: PageAttempt, db: DbSession,
                clock: ClockDep) -> Response:
-    attempts.start(db, attempt=attempt, now=clock.now())
+    timing.start(db, attempt=attempt, now=clock.now())
     return redirect(request, "/ujian")
 
 
@@ -133,7 +133,7 @@ async def exam_item_post(request: Request, position: int, attempt: PageAttempt, 
     chosen = [int(v) for v in map(str, form.getlist("response")) if v.isdigit()]
     response = (chosen or None) if item.kind == "multiple" else (chosen[0] if chosen else None)
     try:
-        attempts.save_answer(db, attempt=attempt, item_id=item.item_id, response=response,
+        saving.save_answer(db, attempt=attempt, item_id=item.item_id, response=response,
                              seq=attempt.last_seq + 1, flagged=form.get("flagged") == "on",
                              workstation=_seat(request), shown=True,
                              grace_s=request.app.state.settings.save_grace_s, now=clock.now())
@@ -165,7 +165,7 @@ def exam_next_section(request: Request, attempt: PageAttempt, db: DbSession,
                       clock: ClockDep) -> Response:
     # on a refusal the page reloads and shows where the taker really is
     with contextlib.suppress(attempts.TakerError):
-        attempts.next_section(db, attempt=attempt, now=clock.now())
+        timing.next_section(db, attempt=attempt, now=clock.now())
     return redirect(request, "/ujian")
 
 
@@ -176,7 +176,7 @@ async def exam_submit(request: Request, clock: ClockDep,
     this in the same second, and one commit per hand-in made the last of 2,000 wait 30 s."""
     def work(db: Session) -> None:
         attempt = cookie_attempt(request, db)
-        attempts.submit(db, attempt=attempt, score=False,  # the sweeper scores it
+        timing.submit(db, attempt=attempt, score=False,  # the sweeper scores it
                         reason="time" if reason == "time" else "taker",
                         actor=f"attempt:{attempt.id}", now=clock.now())
     try:

@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
 from app.delivery import content
-from app.delivery.attempts import real_to_shown, refresh, remaining_seconds
 from app.delivery.models import Answer, Attempt, AttemptItem, AttemptSection
+from app.delivery.saving import real_to_shown
+from app.delivery.timing import refresh, remaining_seconds
 from app.sessions.models import Participant, RosterEntry, TestSession
 
 
@@ -130,7 +131,7 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             kind=item.kind, bank_version_id=item.bank_version_id if shown else 0,
             stem=item.stem if shown else None,
             # Real option ids follow the author's order: the taker sees places instead
-            # (attempts.shown_to_real turns them back into ids when an answer is saved).
+            # (saving.shown_to_real turns them back into ids when an answer is saved).
             options=[OptionView(n, options[entry.item_id][o])
                      for n, o in enumerate(entry.option_order, 1)] if shown else [],
             response=real_to_shown(entry.option_order, answer.response) if answer else None,

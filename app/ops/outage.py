@@ -114,7 +114,7 @@ def credit_outage(db: Session, *, now: datetime, threshold_s: int) -> dict[str, 
     credit the downtime to every running attempt of the open and paused sessions, and set the
     heartbeat to ``now``. Returns the ``last_outage`` record written, or None (no heartbeat
     yet, a fresh one, or no session was open)."""
-    from app.delivery import attempts as attempt_rules
+    from app.delivery import timing
     from app.delivery.models import Attempt, AttemptSection, AttemptState
     from app.sessions.models import SessionState, TestSession
 
@@ -146,7 +146,7 @@ def credit_outage(db: Session, *, now: datetime, threshold_s: int) -> dict[str, 
                 Attempt.session_id == session.id, Attempt.state == AttemptState.active)
                 .order_by(Attempt.id))):
             # What was already due before the server stopped happens at its real time...
-            attempt_rules.refresh(db, attempt=attempt, now=previous)
+            timing.refresh(db, attempt=attempt, now=previous)
             if attempt.state != AttemptState.active:
                 continue
             # ...and everything still running gets the downtime back.

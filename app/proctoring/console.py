@@ -20,8 +20,15 @@ from sqlalchemy.orm import Session
 
 from app.auth import throttle
 from app.auth.models import LoginThrottle
-from app.delivery.attempts import effective_deadline, remaining_seconds
-from app.delivery.models import Answer, Attempt, AttemptItem, AttemptSection, AttemptState
+from app.delivery.models import (
+    DONE_STATES,
+    Answer,
+    Attempt,
+    AttemptItem,
+    AttemptSection,
+    AttemptState,
+)
+from app.delivery.timing import effective_deadline, remaining_seconds
 from app.proctoring.models import Incident
 from app.scoring.models import Result
 from app.sessions.models import Participant, RosterEntry, TestSession
@@ -206,7 +213,7 @@ def board_rows(db: Session, *, session: TestSession) -> list[BoardRow]:
         .join(Attempt, Attempt.roster_entry_id == RosterEntry.id)
         .outerjoin(Result, Result.attempt_id == Attempt.id)
         .where(Attempt.session_id == session.id,
-               Attempt.state.in_((AttemptState.submitted, AttemptState.expired)))
+               Attempt.state.in_(DONE_STATES))
         .order_by(Attempt.submitted_at.desc(), Participant.name)).all()
     return [BoardRow(name, at, None if score is None else f"{score:.0f}")
             for name, at, score in rows if at is not None]  # handed in: always stamped

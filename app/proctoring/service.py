@@ -28,13 +28,21 @@ from app import audit
 from app.auth import throttle
 from app.auth.models import User
 from app.delivery import attempts as attempt_rules
-from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptSection, AttemptState
+from app.delivery import timing
+from app.delivery.models import (
+    DONE_STATES,
+    Answer,
+    AnswerEvent,
+    Attempt,
+    AttemptSection,
+    AttemptState,
+)
 from app.proctoring.models import Incident
 from app.scoring.models import ConstructScore, Result
 from app.sessions.models import Participant, RosterEntry, SessionState, TestSession
 
 MAX_EXTRA_MINUTES = 240
-DONE = attempt_rules.DONE_STATES
+DONE = DONE_STATES
 
 
 class ActionRefused(ValueError):
@@ -67,7 +75,7 @@ def pause_attempt(db: Session, *, attempt: Attempt, actor: str, now: datetime,
                   reason: str = "") -> bool:
     """Freeze a running attempt (its page shows the pause and cannot save). False if it was
     not running (already paused, not started, handed in): pausing twice changes nothing."""
-    attempt_rules.refresh(db, attempt=attempt, now=now)  # time that ran out is not paused
+    timing.refresh(db, attempt=attempt, now=now)  # time that ran out is not paused
     if attempt.state != AttemptState.active:
         return False
     attempt.state = AttemptState.paused
@@ -106,7 +114,7 @@ def add_extra_time(db: Session, *, attempt: Attempt, minutes: int, actor: str, n
             1 <= minutes <= MAX_EXTRA_MINUTES):
         raise ActionRefused("minutes_range", "extra time is 1 to {limit} minutes",
                             limit=MAX_EXTRA_MINUTES)
-    attempt_rules.refresh(db, attempt=attempt, now=now)
+    timing.refresh(db, attempt=attempt, now=now)
     if attempt.state in DONE:
         raise ActionRefused("already_done", "the attempt is already handed in")
     seconds = minutes * 60
@@ -140,7 +148,7 @@ def force_submit(db: Session, *, attempt: Attempt, actor: str, now: datetime,
                  reason: str) -> None:
     """Hand the attempt in for the taker (cheating, illness, a taker who left)."""
     reason = _need_reason(reason)
-    attempt_rules.refresh(db, attempt=attempt, now=now)
+    timing.refresh(db, attempt=attempt, now=now)
     if attempt.state in DONE:
         raise ActionRefused("already_done", "the attempt is already handed in")
     attempt.paused_at = None
@@ -149,7 +157,7 @@ def force_submit(db: Session, *, attempt: Attempt, actor: str, now: datetime,
         attempt.submitted_at, attempt.submit_reason = now, "forced"
     else:
         attempt.state = AttemptState.active  # submit() treats every running attempt alike
-        attempt_rules.submit(db, attempt=attempt, reason="forced", actor=actor, now=now)
+        timing.submit(db, attempt=attempt, reason="forced", actor=actor, now=now)
     attempt.access_token_hmac = None
     audit.record(db, actor=actor, action="attempt.force_submit", target=_target(attempt),
                  reason=reason, now=now)

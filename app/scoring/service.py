@@ -8,7 +8,7 @@ standards and settings give the same rows, and a row whose values did not change
 touched at all (not even its ``computed_at``), so scoring twice, or a rescore that reproduces
 the numbers, leaves the tables exactly as they were.
 
-Who calls it: ``attempts.submit`` and the sweeper (an attempt handed in or out of time), a
+Who calls it: ``timing.submit`` and the sweeper (an attempt handed in or out of time), a
 session's close (every attempt again), a key correction (the attempts that saw the item), the
 admin's rescore button and ``cact results rescore``. The first three must never fail the
 action that triggered them: they use :func:`score_attempt_safely` /

@@ -155,7 +155,7 @@ def change_state(db: Session, *, session: TestSession, action: str, actor: str,
         else:
             resume_all(db, session=session, actor=actor, now=now)
     if target == SessionState.closed:
-        from app.delivery.attempts import submit_all_active  # the taker side's own rule
+        from app.delivery.timing import submit_all_active  # the taker side's own rule
 
         handed_in = submit_all_active(db, session_id=session.id, reason="session_closed",
                                       actor=actor, now=now)

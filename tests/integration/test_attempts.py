@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from app import audit
 from app.assembly.forms import PoolItem, build_form
-from app.delivery import attempts
+from app.delivery import attempts, saving, timing
 from app.delivery.attempts import TakerError
 from app.delivery.models import Answer, AnswerEvent, AttemptItem, AttemptState
 from app.sessions.models import SessionState
@@ -104,7 +104,7 @@ def test_second_computer_is_refused_until_unlocked(db, clock, setup):
 def started(db, clock, setup):
     _, logins = setup
     result = do_login(db, clock, *logins[0])
-    attempts.start(db, attempt=result.attempt, now=clock.now())
+    timing.start(db, attempt=result.attempt, now=clock.now())
     return result.attempt, form_of(db, result.attempt)
 
 
@@ -117,7 +117,7 @@ def choice(db, entry, index=0):
 
 
 def save(db, clock, attempt, entry, response, seq, flagged=False):
-    return attempts.save_answer(db, attempt=attempt, item_id=entry.item_id, response=response,
+    return saving.save_answer(db, attempt=attempt, item_id=entry.item_id, response=response,
                                 seq=seq, flagged=flagged, workstation="PC-01", grace_s=15,
                                 now=clock.now())
 
@@ -151,7 +151,7 @@ def test_bad_saves(db, clock, setup):
         save(db, clock, attempt, single, [single.option_order[0]], 1)  # a list for one answer
     assert excinfo.value.status == 422
     with pytest.raises(TakerError) as excinfo:
-        attempts.save_answer(db, attempt=attempt, item_id=10**9, response=None, seq=1,
+        saving.save_answer(db, attempt=attempt, item_id=10**9, response=None, seq=1,
                              flagged=False, workstation=None, grace_s=15, now=clock.now())
     assert excinfo.value.status == 404
     with pytest.raises(TakerError) as excinfo:
@@ -187,7 +187,7 @@ def test_sections_time_out_and_grace(db, clock, setup):
     assert excinfo.value.status == 409
     assert save(db, clock, attempt, form[3], choice(db, form[3]), 4).remaining_s == 300 - 24
     clock.advance(300)
-    attempts.refresh(db, attempt=attempt, now=clock.now())
+    timing.refresh(db, attempt=attempt, now=clock.now())
     assert attempt.state == AttemptState.expired and attempt.submit_reason == "time"
     with pytest.raises(TakerError) as excinfo:
         save(db, clock, attempt, form[4], choice(db, form[4]), 5)
@@ -197,15 +197,15 @@ def test_sections_time_out_and_grace(db, clock, setup):
 def test_next_section_and_submit_is_idempotent(db, clock, setup):
     attempt, form = started(db, clock, setup)
     clock.advance(60)
-    attempts.next_section(db, attempt=attempt, now=clock.now())
+    timing.next_section(db, attempt=attempt, now=clock.now())
     assert attempt.current_section == 1
     with pytest.raises(TakerError) as excinfo:
-        attempts.next_section(db, attempt=attempt, now=clock.now())
+        timing.next_section(db, attempt=attempt, now=clock.now())
     assert excinfo.value.status == 409
-    attempts.submit(db, attempt=attempt, reason="taker", actor="taker:x", now=clock.now())
+    timing.submit(db, attempt=attempt, reason="taker", actor="taker:x", now=clock.now())
     submitted_at = attempt.submitted_at
     clock.advance(10)
-    attempts.submit(db, attempt=attempt, reason="taker", actor="taker:x", now=clock.now())
+    timing.submit(db, attempt=attempt, reason="taker", actor="taker:x", now=clock.now())
     assert attempt.state == AttemptState.submitted and attempt.submitted_at == submitted_at
     with pytest.raises(TakerError) as excinfo:
         save(db, clock, attempt, form[3], None, 9)
@@ -215,15 +215,15 @@ def test_next_section_and_submit_is_idempotent(db, clock, setup):
 def test_sweeper_closes_attempts_of_absent_takers(db, clock, setup):
     attempt, _ = started(db, clock, setup)
     clock.advance(10 * 60 + 5 * 60 + 1)
-    assert attempts.sweep(db, now=clock.now()) == 1
+    assert timing.sweep(db, now=clock.now()) == 1
     assert attempt.state == AttemptState.expired
-    assert attempts.sweep(db, now=clock.now()) == 0
+    assert timing.sweep(db, now=clock.now()) == 0
 
 
 def test_submit_all_active(db, clock, setup):
     session, logins = setup
     attempt, _ = started(db, clock, setup)
     other = do_login(db, clock, *logins[1], seat="PC-02").attempt  # still on instructions
-    assert attempts.submit_all_active(db, session_id=session.id, reason="session_closed",
+    assert timing.submit_all_active(db, session_id=session.id, reason="session_closed",
                                       actor="user:admin", now=clock.now()) == 1
     assert attempt.state == AttemptState.submitted and other.state == AttemptState.submitted

@@ -11,7 +11,7 @@ from sqlalchemy import event, select
 
 from app.analysis.service import item_analysis
 from app.bank.models import BankVersion, Item, ItemBank, ItemOption
-from app.delivery import attempts
+from app.delivery import attempts, saving, timing
 from app.delivery.models import AttemptItem
 from app.sessions.service import session_by_code
 from tests.conftest import staff_login
@@ -48,13 +48,13 @@ def run_session(db, clock, *, code="S1", first=1, answers=ANSWERS, running=1) ->
     for index, ((nip, token), chosen) in enumerate(zip(logins, answers, strict=True)):
         attempt = attempts.login(db, nip=nip, token=token, workstation=f"PC-{nip[-3:]}",
                                  client_addr="10.0.0.1", secret=SECRET, now=clock.now()).attempt
-        attempts.start(db, attempt=attempt, now=clock.now())
+        timing.start(db, attempt=attempt, now=clock.now())
         form = list(db.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id)
                                .order_by(AttemptItem.position)))
         seq = 0
         for section in (0, 1):
             if section == 1:
-                attempts.next_section(db, attempt=attempt, now=clock.now())
+                timing.next_section(db, attempt=attempt, now=clock.now())
             for entry in (e for e in form if e.section == section):
                 item_code = codes[entry.item_id]
                 picked = chosen[item_code]
@@ -63,11 +63,11 @@ def run_session(db, clock, *, code="S1", first=1, answers=ANSWERS, running=1) ->
                 response = ([ids[(item_code, label)] for label in picked]
                             if isinstance(picked, list) else ids[(item_code, picked)])
                 seq += 1
-                attempts.save_answer(db, attempt=attempt, item_id=entry.item_id,
+                saving.save_answer(db, attempt=attempt, item_id=entry.item_id,
                                      response=response, seq=seq, flagged=False,
                                      workstation=f"PC-{nip[-3:]}", grace_s=15, now=clock.now())
         if index < len(answers) - running:
-            attempts.submit(db, attempt=attempt, reason="taker", actor="taker:test",
+            timing.submit(db, attempt=attempt, reason="taker", actor="taker:test",
                             now=clock.now())
     db.flush()
     return db.scalar(select(BankVersion.id).join(ItemBank, ItemBank.id == BankVersion.bank_id)

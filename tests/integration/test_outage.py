@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.audit import AuditEvent
-from app.delivery import attempts
+from app.delivery import attempts, saving, timing
 from app.delivery.models import Attempt, AttemptItem, AttemptSection, AttemptState
 from app.ops import outage
 from app.ops.state import get_state, get_value, set_value
@@ -30,7 +30,7 @@ from tests.integration.test_proctor_routes import rooms  # noqa: F401 - a fixtur
 def begin(db, settings, clock, nip, token, seat):
     result = attempts.login(db, nip=nip, token=token, workstation=seat, client_addr="10.0.0.9",
                             secret=settings.resolved_secret(), now=clock.now())
-    attempts.start(db, attempt=result.attempt, now=clock.now())
+    timing.start(db, attempt=result.attempt, now=clock.now())
     return result.attempt.id
 
 
@@ -40,7 +40,7 @@ def state_of(database, clock, attempt_id):
         attempt = db.get(Attempt, attempt_id)
         section = db.get(AttemptSection, (attempt.id, attempt.current_section))
         return (attempt.state, attempt.current_section,
-                attempts.remaining_seconds(attempt, section, clock.now()), section.deadline_at)
+                timing.remaining_seconds(attempt, section, clock.now()), section.deadline_at)
 
 
 def audit_rows(database, action):
@@ -115,7 +115,7 @@ def test_a_stale_heartbeat_credits_the_downtime_to_every_running_attempt(
     assert state_of(database, clock, running)[2] == 294
     # The sweeper finds nothing due, and the paused attempt's resume keeps its 550 s.
     with database.transaction() as db:
-        assert attempts.sweep(db, now=clock.now()) == 0
+        assert timing.sweep(db, now=clock.now()) == 0
         assert service.resume_attempt(db, attempt=db.get(Attempt, paused), actor="user:p",
                                       now=clock.now())
     assert state_of(database, clock, paused)[:3] == (AttemptState.active, 0, 550)
@@ -212,18 +212,18 @@ def closed_for_time(database, settings, clock, logins, index=0, seat="PC-01"):
     with database.transaction() as db:
         attempt_id = begin(db, settings, clock, *logins[index], seat)
         clock.advance(100)
-        attempts.next_section(db, attempt=db.get(Attempt, attempt_id), now=clock.now())
+        timing.next_section(db, attempt=db.get(Attempt, attempt_id), now=clock.now())
     clock.advance(50)  # its last save; the section is due at +300 from the switch
     with database.transaction() as db:
         attempt = db.get(Attempt, attempt_id)
         item = db.scalar(select(AttemptItem).where(AttemptItem.attempt_id == attempt_id,
                                                    AttemptItem.section == 1))
-        attempts.save_answer(db, attempt=attempt, item_id=item.item_id,
+        saving.save_answer(db, attempt=attempt, item_id=item.item_id,
                              response=item.option_order[0], seq=1, flagged=False,
                              workstation=seat, grace_s=15, now=clock.now())
     clock.advance(350)
     with database.transaction() as db:
-        assert attempts.sweep(db, now=clock.now()) >= 1
+        assert timing.sweep(db, now=clock.now()) >= 1
         assert db.get(Attempt, attempt_id).state == AttemptState.expired
         score_pending(db, now=clock.now())
     return attempt_id
@@ -274,7 +274,7 @@ def test_reopen_gives_back_the_time_left_when_contact_was_lost(database, setting
     assert state_of(database, clock, attempt_id)[2] == 550
     clock.advance(30)
     with database.transaction() as db:
-        attempts.submit(db, attempt=db.get(Attempt, attempt_id), reason="taker",
+        timing.submit(db, attempt=db.get(Attempt, attempt_id), reason="taker",
                         actor="taker:x", now=clock.now())
     with database.transaction(write=False) as db:
         assert db.get(Attempt, attempt_id).state == AttemptState.submitted

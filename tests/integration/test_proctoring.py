@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.audit import AuditEvent
-from app.delivery import attempts
+from app.delivery import attempts, saving, timing
 from app.delivery.models import Attempt, AttemptItem, AttemptSection, AttemptState
 from app.proctoring import service
 from app.proctoring.console import console_state, fingerprint
@@ -35,7 +35,7 @@ def login(db, clock, nip, token, seat="PC-01"):
 
 def begin(db, clock, nip, token, seat="PC-01"):
     result = login(db, clock, nip, token, seat)
-    attempts.start(db, attempt=result.attempt, now=clock.now())
+    timing.start(db, attempt=result.attempt, now=clock.now())
     return result
 
 
@@ -46,7 +46,7 @@ def deadlines(db, attempt):
 
 def remaining(db, clock, attempt):
     section = db.get(AttemptSection, (attempt.id, attempt.current_section))
-    return attempts.remaining_seconds(attempt, section, clock.now())
+    return timing.remaining_seconds(attempt, section, clock.now())
 
 
 def actions(db, name):
@@ -64,7 +64,7 @@ def save(db, clock, result, seq=1):
     entry = first_item(db, result.attempt)
     option = entry.option_order[0]
     multiple = db.get(Item, entry.item_id).kind == ItemKind.multiple
-    return attempts.save_answer(db, attempt=result.attempt, item_id=entry.item_id,
+    return saving.save_answer(db, attempt=result.attempt, item_id=entry.item_id,
                                 response=[option] if multiple else option, seq=seq, flagged=True,
                                 workstation="PC-01", grace_s=15, now=clock.now())
 
@@ -80,14 +80,14 @@ def test_paused_time_does_not_count(db, clock, room):
     assert not service.pause_attempt(db, attempt=attempt, actor="user:p", now=clock.now())
     clock.advance(300)  # five paused minutes: the display stands still, nothing expires
     assert remaining(db, clock, attempt) == 480
-    assert attempts.sweep(db, now=clock.now() + timedelta(hours=1)) == 0
+    assert timing.sweep(db, now=clock.now() + timedelta(hours=1)) == 0
     with pytest.raises(attempts.TakerError, match="paused"):
         save(db, clock, taker)
     assert service.resume_attempt(db, attempt=attempt, actor="user:p", now=clock.now())
     assert remaining(db, clock, attempt) == 480 and attempt.paused_total_s == 300
     assert save(db, clock, taker).accepted
     clock.advance(480)
-    attempts.refresh(db, attempt=attempt, now=clock.now())
+    timing.refresh(db, attempt=attempt, now=clock.now())
     assert attempt.current_section == 1  # the first section ended exactly 8 + 5 minutes late
     [resumed] = actions(db, "attempt.resume")
     assert resumed.data == {"paused_s": 300}
@@ -127,7 +127,7 @@ def test_extra_time_before_arrival_at_start_and_while_running(db, clock, room):
     assert remaining(db, clock, taker.attempt) == 900
     event = actions(db, "attempt.extra_time")[1]
     assert event.reason == "listrik padam" and event.data["minutes"] == 5
-    attempts.submit(db, attempt=taker.attempt, reason="taker", actor="t", now=clock.now())
+    timing.submit(db, attempt=taker.attempt, reason="taker", actor="t", now=clock.now())
     with pytest.raises(service.ActionRefused, match="handed in"):
         service.add_extra_time(db, attempt=taker.attempt, minutes=5, actor="user:p",
                                now=clock.now(), reason="x")
@@ -144,13 +144,13 @@ def test_pause_all_and_resume_all_with_the_session(db, clock, room):
                  reason="gempa")
     assert one.attempt.state == two.attempt.state == AttemptState.paused
     with pytest.raises(attempts.TakerError, match="paused"):
-        attempts.start(db, attempt=reader.attempt, now=clock.now())
+        timing.start(db, attempt=reader.attempt, now=clock.now())
     clock.advance(600)
     change_state(db, session=session, action="resume", actor="user:p", now=clock.now())
     assert one.attempt.state == two.attempt.state == AttemptState.active
     assert remaining(db, clock, one.attempt) == 570  # 30 s used, the 10 paused minutes not
     assert remaining(db, clock, two.attempt) == 600  # paused from the start: nothing used
-    attempts.start(db, attempt=reader.attempt, now=clock.now())
+    timing.start(db, attempt=reader.attempt, now=clock.now())
     assert reader.attempt.state == AttemptState.active
 
 
@@ -168,7 +168,7 @@ def test_unlock_logs_the_old_seat_out_and_keeps_time(db, clock, room):
     assert attempts.attempt_for_access_token(db, token=taker.access_token,
                                              secret=SECRET) is None
     with pytest.raises(attempts.TakerError) as refused:
-        attempts.save_with_token(db, token=taker.access_token, secret=SECRET,
+        saving.save_with_token(db, token=taker.access_token, secret=SECRET,
                                  item_id=first_item(db, taker.attempt).item_id, response=None,
                                  seq=2, flagged=False, workstation="PC-01", grace_s=15,
                                  now=clock.now())
@@ -257,6 +257,6 @@ def test_console_picture_and_fingerprint(db, clock, room):
     assert later[logins[0][0]].state == "disconnected"
     assert ("silent", "") in later[logins[0][0]].attention
     assert later[logins[0][0]].seen_ago_s == 120 and later[logins[0][0]].remaining_s == 480
-    attempts.submit(db, attempt=taker.attempt, reason="taker", actor="t", now=clock.now())
+    timing.submit(db, attempt=taker.attempt, reason="taker", actor="t", now=clock.now())
     done = {s.nip: s for s in console_state(db, session=session, now=clock.now()).seats}
     assert done[logins[0][0]].state == "submitted" and done[logins[0][0]].remaining_s is None

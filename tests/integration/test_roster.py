@@ -17,7 +17,7 @@ from app.assembly.service import import_blueprint
 from app.audit import AuditEvent
 from app.auth.security import TOKEN_ALPHABET, decrypt_token, keyed_digest
 from app.bank.parsed import ImportFailed
-from app.delivery import attempts
+from app.delivery import attempts, timing
 from app.sessions import roster
 from app.sessions.cards import card_labels, cards_pdf, core_font_text, group_token
 from app.sessions.models import Participant, RosterEntry
@@ -217,7 +217,7 @@ def test_reissue_logs_out_whoever_holds_the_old_card_and_frees_the_seat(db, cloc
     old = tokens_by_nip(db, session)[NIP_A]
     intruder = attempts.login(db, nip=NIP_A, token=old, workstation="PC-9",
                               client_addr="10.0.0.99", secret=SECRET, now=clock.now())
-    attempts.start(db, attempt=intruder.attempt, now=clock.now())
+    timing.start(db, attempt=intruder.attempt, now=clock.now())
     deadline = intruder.attempt.deadline_at
     assert attempts.attempt_for_access_token(db, token=intruder.access_token, secret=SECRET)
     new = roster.reissue_token(db, session=session, nip=NIP_A, reason="kartu terlihat orang",
@@ -256,7 +256,7 @@ def test_removing_from_the_roster_only_before_any_work(db, clock):
     # Started: the work is evidence, so removal is refused and nothing changes.
     started = attempts.login(db, nip=NIP_A, token=tokens[NIP_A], workstation="PC-2",
                              client_addr="10.0.0.2", secret=SECRET, now=clock.now())
-    attempts.start(db, attempt=started.attempt, now=clock.now())
+    timing.start(db, attempt=started.attempt, now=clock.now())
     with pytest.raises(SessionError, match="already started"):
         roster.remove_from_roster(db, session=session, nip=NIP_A, reason="x", actor="t",
                                   now=clock.now())

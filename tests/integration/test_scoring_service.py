@@ -31,7 +31,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.bank.models import Item, ItemOption
-from app.delivery import attempts
+from app.delivery import attempts, saving, timing
 from app.delivery.models import Attempt, AttemptItem, AttemptState
 from app.reports.export import response_rows, results_table, to_csv, to_xlsx
 from app.scoring import engine
@@ -124,22 +124,22 @@ def take_test(db, clock, nip, token, answers, *, submit=True):
     login = attempts.login(db, nip=nip, token=token, workstation=f"PC-{nip[-3:]}",
                            client_addr="10.0.0.1", secret=SECRET, now=clock.now())
     attempt = login.attempt
-    attempts.start(db, attempt=attempt, now=clock.now())
+    timing.start(db, attempt=attempt, now=clock.now())
     by_item = option_ids(db, answers)
     form = list(db.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id)
                            .order_by(AttemptItem.position)))
     seq = 0
     for section in sorted({f.section for f in form}):
         if section > attempt.current_section:
-            attempts.next_section(db, attempt=attempt, now=clock.now())
+            timing.next_section(db, attempt=attempt, now=clock.now())
         for entry in (f for f in form if f.section == section):
             if entry.item_id in by_item:
                 seq += 1
-                attempts.save_answer(db, attempt=attempt, item_id=entry.item_id,
+                saving.save_answer(db, attempt=attempt, item_id=entry.item_id,
                                      response=by_item[entry.item_id], seq=seq, flagged=False,
                                      workstation=f"PC-{nip[-3:]}", grace_s=15, now=clock.now())
     if submit:
-        attempts.submit(db, attempt=attempt, reason="taker", actor=f"taker:{nip}",
+        timing.submit(db, attempt=attempt, reason="taker", actor=f"taker:{nip}",
                         now=clock.now())
     return attempt
 
@@ -350,7 +350,7 @@ def test_sweeper_scores_attempts_that_ran_out_of_time(db, clock):
     _, logins = build_session(db, clock)
     attempt = take_test(db, clock, *logins[0], {"NUM-1": "B", "INT-1": "A"}, submit=False)
     clock.advance(601 + 600)
-    assert attempts.sweep(db, now=clock.now()) == 1
+    assert timing.sweep(db, now=clock.now()) == 1
     assert attempt.state == AttemptState.expired
     # The sweeper closes first and scores after, a few attempts per transaction.
     assert result_of(db, attempt) is None

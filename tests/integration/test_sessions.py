@@ -14,7 +14,7 @@ from app.assembly.service import import_blueprint
 from app.audit import AuditEvent
 from app.auth.models import User
 from app.bank.models import BankVersion
-from app.delivery import attempts
+from app.delivery import attempts, timing
 from app.delivery.models import Attempt, AttemptState
 from app.sessions import roster
 from app.sessions.models import ProctorAssignment, RosterEntry, SessionState, TestSession
@@ -135,7 +135,7 @@ def test_closing_hands_in_every_running_attempt(db, clock):
     for seat, row in enumerate(tokens):
         result = attempts.login(db, nip=row.nip, token=row.token, workstation=f"PC-{seat}",
                                 client_addr="10.0.0.1", secret=SECRET, now=clock.now())
-        attempts.start(db, attempt=result.attempt, now=clock.now())
+        timing.start(db, attempt=result.attempt, now=clock.now())
     handed_in = change_state(db, session=session, action="close", actor="user:admin",
                              now=clock.advance(120))
     assert handed_in == 2

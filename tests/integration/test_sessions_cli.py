@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from app.assembly.service import import_blueprint
 from app.bank.models import BankVersion
 from app.clock import SystemClock
-from app.delivery import attempts
+from app.delivery import attempts, timing
 from app.delivery.models import Attempt
 from app.sessions.models import Participant, RosterEntry, TestSession
 from tests.factories import BLUEPRINT, bank_zip, run_import
@@ -70,7 +70,7 @@ def test_an_event_from_the_command_line(database, clock, tmp_path):
     with database.transaction() as db:
         result = attempts.login(db, nip=siti["nip"], token=siti["token"], workstation="PC-1",
                                 client_addr="x", secret=SECRET, now=now)
-        attempts.start(db, attempt=result.attempt, now=now)
+        timing.start(db, attempt=result.attempt, now=now)
     # A switch failure: the IT officer pauses the room from the server's own console.
     paused = cact(database.url, "session", "pause", "UJI-1", "--reason", "switch mati")
     assert paused.returncode == 0 and "is paused" in paused.stdout, paused.stderr

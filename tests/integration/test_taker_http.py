@@ -338,7 +338,7 @@ def test_the_form_is_exactly_the_documented_attempt_shape(app, logins, database,
 
 
 def test_an_attempt_cannot_be_handed_in_before_it_starts(app, client, logins, database):
-    """The rule is in attempts.submit, so the API and the page refuse alike (#14: the API
+    """The rule is in timing.submit, so the API and the page refuse alike (#14: the API
     answered 200 "submitted" right after login)."""
     from app.delivery.models import Attempt, AttemptState
 

@@ -1,4 +1,4 @@
-"""`cact backup` and `cact restore` (the logic is in app/ops/backup.py)."""
+"""`cact backup` and `cact restore` (the logic is in app/ops/backup.py and app/ops/restore.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ def backup_command(
     """Write one backup archive: a consistent snapshot of the database, the secret key and a
     manifest. Safe while an exam runs. Keep the archive like the key: it opens every token."""
     from app.ops import backup
+    from app.ops.archive import BackupError
 
     settings = get_settings()
     out_dir = out or settings.backup_dir or settings.data_dir / "backups"
@@ -28,7 +29,7 @@ def backup_command(
         now = datetime.now(UTC)
         try:
             result = backup.create_backup(settings, Path(out_dir), now=now)
-        except backup.BackupError as exc:
+        except BackupError as exc:
             raise fail(f"Cadangan gagal / backup failed: {exc}") from None
         backup.record_backup(database, result, actor="cli", now=now)
     finally:
@@ -56,13 +57,14 @@ def restore_command(
 ) -> None:
     """Restore an archive into the data directory / database of the current settings (an
     empty one unless --force), then check the counts and audit head against its manifest."""
-    from app.ops import backup
+    from app.ops.archive import BackupError
+    from app.ops.restore import restore
 
     settings = get_settings()
     warn_if_root(settings)  # restored files owned by root would lock the service out
     try:
-        report = backup.restore(settings, archive, force=force)
-    except backup.BackupError as exc:
+        report = restore(settings, archive, force=force)
+    except BackupError as exc:
         raise fail(f"Pemulihan ditolak / restore refused: {exc}") from None
     for path in report.moved_aside:
         typer.echo(f"moved aside: {path}")

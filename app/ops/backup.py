@@ -53,9 +53,6 @@ from app.ops.archive import (
     stamp,
 )
 from app.ops.keycheck import fingerprint
-
-# Restoring is app/ops/restore.py; `cact restore` (app/cli/backup.py) calls it from here.
-from app.ops.restore import restore as restore
 from app.ops.state import Alert, get_value, set_value
 from app.sessions.models import SessionState, TestSession
 from app.settings import Settings, read_secret

@@ -76,10 +76,13 @@ BREAKAGES = {
     "services": ("app/analysis/service.py", "from app.analysis import routes",
                  "Services import no routes, no app.web and no CLI BROKEN",
                  "app.analysis.service -> app.analysis.routes"),
-    # The operations services are called by the CLI, never the other way round.
+    # The operations services are called by the CLI, never the other way round: an ops module
+    # that imports the CLI is a service importing an entry point and, as the CLI imports ops,
+    # also the app.cli <-> app.ops cycle the CLI once had; both contracts say so.
     "services-cli": ("app/ops/keycheck.py", "from app.cli import common",
                      "Services import no routes, no app.web and no CLI BROKEN",
-                     "app.ops.keycheck -> app.cli.common"),
+                     "app.ops.keycheck -> app.cli.common",
+                     "No import cycles between the domains' services BROKEN"),
     "routes-reports": ("app/reports/routes.py", "from app.bank import routes as bank_routes",
                        "app.reports imports no other domain's routes BROKEN",
                        "app.reports is not allowed to import app.bank.routes"),
@@ -95,7 +98,7 @@ BREAKAGES = {
 
 @pytest.mark.parametrize("contract", sorted(BREAKAGES))
 def test_a_new_violation_breaks_its_contract(tmp_path, contract):
-    path, line, verdict, detail = BREAKAGES[contract]
+    path, line, verdict, detail, *also_broken = BREAKAGES[contract]
     shutil.copytree(ROOT / "app", tmp_path / "app",
                     ignore=shutil.ignore_patterns("__pycache__", "_data"))
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
@@ -106,4 +109,7 @@ def test_a_new_violation_breaks_its_contract(tmp_path, contract):
     assert done.returncode != 0, done.stdout
     assert verdict in done.stdout, done.stdout
     assert detail in done.stdout, done.stdout
-    assert "1 broken" in done.stdout, done.stdout  # the others still hold
+    for other in also_broken:
+        assert other in done.stdout, done.stdout
+    # The others still hold.
+    assert f"{1 + len(also_broken)} broken" in done.stdout, done.stdout

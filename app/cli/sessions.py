@@ -139,6 +139,7 @@ def session_tokens(
 
     from app.sessions import roster
     from app.sessions.cards import card_labels, cards_pdf
+    from app.sessions.models import clean_nip
     from app.sessions.service import SessionError
 
     if fmt not in ("csv", "pdf"):
@@ -158,7 +159,7 @@ def session_tokens(
             data = (cards_pdf(session=session, rows=rows, labels=card_labels(lang))
                     if fmt == "pdf" else roster.tokens_to_csv(rows).encode("utf-8"))
     if reissue:  # shown only once committed, so a printed token always works
-        typer.echo(f"New token for NIP {roster.clean_nip(reissue)}: {token} "
+        typer.echo(f"New token for NIP {clean_nip(reissue)}: {token} "
                    "(the old one no longer works)")
         return
     if out:

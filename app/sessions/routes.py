@@ -28,7 +28,7 @@ from app.sessions import seb as seb_settings
 from app.sessions import service as service
 from app.sessions.cards import card_labels, cards_pdf, group_token
 from app.sessions.deps import session_or_404 as _session_or_404
-from app.sessions.models import TestSession
+from app.sessions.models import TestSession, clean_nip
 from app.web import LANGUAGES, redirect, render, request_language
 
 router = APIRouter(prefix="/admin/sessions")
@@ -223,7 +223,7 @@ async def token_reissue(
         lambda: roster_service.reissue_token(
             db, session=session, nip=nip, reason=reason, secret=request.app.state.secret,
             actor=_actor(user), now=clock.now()),
-        reissued=lambda token: {"nip": roster_service.clean_nip(nip),
+        reissued=lambda token: {"nip": clean_nip(nip),
                                 "token": group_token(token)})
 
 
@@ -238,7 +238,7 @@ async def roster_remove(
         request, db, session,
         lambda: roster_service.remove_from_roster(db, session=session, nip=nip, reason=reason,
                                                   actor=_actor(user), now=clock.now()),
-        removed=roster_service.clean_nip(nip))
+        removed=clean_nip(nip))
 
 
 def _card_language(lang: str) -> str:

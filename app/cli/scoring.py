@@ -48,6 +48,27 @@ def standards_import(
                f"{counts.unchanged} unchanged")
 
 
+@standards_cli.command("export")
+def standards_export(
+    out: Annotated[str, typer.Option("--out", help="File to write (default: standard output)")]
+    = "",
+) -> None:
+    """The job standards table as CSV (job_key,competency,required_level), the format `cact
+    standards import` reads; defaults never stored are not in it. Audited."""
+    from pathlib import Path
+
+    from app.scoring.imports import export_standards
+
+    database = ready_database()
+    with database.transaction() as db:
+        data, count = export_standards(db, actor="cli", now=now())
+    if out:  # after the audit row committed
+        Path(out).write_bytes(data)
+        typer.echo(f"{count} job standard row(s) written to {out}")
+    else:
+        typer.echo(data.decode("utf-8-sig"), nl=False)
+
+
 @results_cli.command("rescore")
 def results_rescore(
     code: Annotated[str, typer.Argument(help="Session code")],

@@ -1,5 +1,6 @@
 """CSV imports that feed scoring: job standards (required level per job and competency) and
-kinerja ratings (the nine-box's performance axis).
+kinerja ratings (the nine-box's performance axis); and the job standards exported in the very
+format their import reads.
 
 Like the roster import, every bad row is reported with its row and column, and nothing is
 written when any row is bad.
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank.parsed import ImportFailed, Problem
+from app.exports import csv_bytes
 from app.scoring import engine
 from app.scoring.models import JobStandard, PerformanceRating
 from app.scoring.service import rescore_participants
@@ -25,6 +27,7 @@ from app.scoring.standards import COMPETENCIES
 from app.sessions.models import GRADES, Participant, clean_nip
 
 JOB_GROUPS = ("administrator", "pengawas", "pelaksana")
+STANDARDS_COLUMNS = ("job_key", "competency", "required_level")
 MAX_ROWS = 20000
 
 # Kinerja predicates as agencies write them (PermenPANRB 6/2022 uses "di atas / sesuai /
@@ -120,7 +123,7 @@ def _job_key(value: str) -> str | None:
 
 def parse_standards(data: bytes, *, source: str) -> list[StandardRow]:
     """Read ``job_key,competency,required_level`` rows; ImportFailed lists every problem."""
-    table = _Table(data, source, ("job_key", "competency", "required_level"))
+    table = _Table(data, source, STANDARDS_COLUMNS)
     rows: list[StandardRow] = []
     seen: dict[tuple[str, str], int] = {}
     for number, record in table.rows():
@@ -181,6 +184,19 @@ def import_standards(db: Session, *, rows: list[StandardRow], source: str, actor
     audit.record(db, actor=actor, action="standards.import", target="job_standards", now=now,
                  data={"source": source, **counts.__dict__})
     return counts
+
+
+def export_standards(db: Session, *, actor: str, now: datetime) -> tuple[bytes, int]:
+    """The job standards table as the CSV :func:`parse_standards` reads (``cact standards
+    export`` and the standards page), one row per stored (job, competency), in job and
+    competency order; defaults that are not in the table are not rows of it. Audited like
+    every export. Returns the file and its number of rows."""
+    # Sorted here, not by the database: PostgreSQL's collation would order them differently.
+    rows = sorted((s.job_key, s.competency, s.required_level)
+                  for s in db.scalars(select(JobStandard)))
+    audit.record(db, actor=actor, action="standards.export", target="job_standards", now=now,
+                 data={"rows": len(rows)})
+    return csv_bytes(STANDARDS_COLUMNS, rows), len(rows)
 
 
 # -- kinerja ratings ----------------------------------------------------------------------------

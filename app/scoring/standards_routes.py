@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
 from app.bank.parsed import ImportFailed, Problem
-from app.db import DbSession
+from app.db import DbSession, WriteDb
 from app.reports.service import competency_name
-from app.scoring.imports import import_standards, parse_standards
+from app.scoring.imports import export_standards, import_standards, parse_standards
 from app.scoring.models import JobStandard
 from app.scoring.standards import (
     BASE_LEVELS,
@@ -60,6 +60,14 @@ def _page(request: Request, db: Session, *, status_code: int = 200, notice: str 
 def standards_page(request: Request, db: DbSession, _user: AdminUser, job: str = "",
                    competency: str = "") -> Response:
     return _page(request, db, job=job[:64], competency=competency[:100])
+
+
+@router.get("/standar.csv", include_in_schema=False)
+def standards_csv(db: WriteDb, clock: ClockDep, user: AdminUser) -> Response:
+    """The table as the CSV the import reads (audited, like every export)."""
+    data, _ = export_standards(db, actor=_actor(user), now=clock.now())
+    return Response(data, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="standar.csv"'})
 
 
 @router.post("/level", include_in_schema=False)

@@ -95,8 +95,10 @@ def results_export(
     out: Annotated[str, typer.Option("--out", help="File to write")],
     fmt: Annotated[str, typer.Option("--format", help="csv or xlsx")] = "csv",
 ) -> None:
-    """One row per participant: NIP, name, job group, construct scores and levels, JPM,
-    category, potensi band, nine-box (xlsx adds a sheet of item responses). Audited."""
+    """One row per participant: NIP, name, job group, construct scores and levels, required
+    levels and gaps, theta and SE, JPM, category, potensi band, nine-box, items answered
+    overall and per section (xlsx adds a sheet of item responses; the columns are in
+    docs/psychometrics.md). Audited."""
     from pathlib import Path
 
     from app.reports.export import export_results

@@ -1,6 +1,9 @@
 """A session's results as a table (the admin page, CSV and XLSX exports): one row per
-participant on the roster, with per-construct scores and levels, JPM, category, potensi band
-and nine-box; the XLSX adds a sheet of item-level responses.
+participant on the roster, with per-construct scores and levels, each competency's required
+level and gap, each potensi construct's EAP theta and its standard error, JPM, category,
+potensi band, nine-box and how many items were administered and answered (overall and per
+section); the XLSX adds a sheet of item-level responses. The columns are listed in
+docs/psychometrics.md ("The results export").
 
 Numbers are written without trailing zeros ("12.5", "40") so the same results give the same
 file on SQLite and PostgreSQL; XLSX cells hold real numbers so spreadsheets can compute.
@@ -12,6 +15,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +25,7 @@ from app import audit
 from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, append_row, csv_bytes
 from app.scoring.models import ConstructScore, Result
-from app.scoring.outcomes import item_scores
+from app.scoring.outcomes import KOMPETENSI_PREFIX, POTENSI, competency_of, item_scores
 from app.scoring.service import ScoringCache
 from app.sessions.models import Participant, RosterEntry, TestSession
 
@@ -33,6 +37,7 @@ class ConstructCell:
     percent: Decimal
     level: int | None
     theta: float | None
+    theta_se: float | None = None
 
 
 @dataclass
@@ -53,6 +58,18 @@ class ResultRow:
     category: str = ""
     nine_box: int | None = None
     development_areas: list[str] = field(default_factory=list)
+    required: dict[str, int] = field(default_factory=dict)  # competency -> required level
+    gaps: dict[str, int] = field(default_factory=dict)  # competency -> achieved - required
+    # section (0-based, blueprint order) -> (items administered, items answered)
+    sections: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def items_administered(self) -> int | None:
+        return sum(n for n, _ in self.sections.values()) if self.sections else None
+
+    @property
+    def items_answered(self) -> int | None:
+        return sum(a for _, a in self.sections.values()) if self.sections else None
 
     @property
     def scored(self) -> bool:
@@ -63,6 +80,21 @@ class ResultRow:
 class ResultsTable:
     constructs: list[str]
     rows: list[ResultRow]
+    sections: int = 0  # how many sections the forms have (columns section_1 ...)
+
+    def competency(self, construct: str) -> bool:
+        """A construct with a required level and a gap (kompetensi.*)."""
+        return construct.startswith(KOMPETENSI_PREFIX)
+
+    def has_theta(self, construct: str) -> bool:
+        """A construct with theta and SE columns: every potensi construct (empty where its
+        items carry no IRT parameters), and any other that has a theta."""
+        return construct.startswith(POTENSI + ".") or construct in self._with_theta
+
+    @cached_property
+    def _with_theta(self) -> set[str]:
+        return {c for row in self.rows for c, cell in row.constructs.items()
+                if cell.theta is not None}
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -107,20 +139,43 @@ def results_table(db: Session, session: TestSession) -> ResultsTable:
             row.potensi_score = _dec(detail.get("potensi_score"))
             row.combined_jpm = _dec(detail.get("combined_jpm"))
             row.development_areas = list(detail.get("development_areas") or [])
+            row.required = {str(c): int(v) for c, v in (detail.get("required") or {}).items()}
+            row.gaps = {str(c): int(v) for c, v in (detail.get("gaps") or {}).items()}
         for score in db.scalars(select(ConstructScore).where(
                 ConstructScore.attempt_id.in_(chunk))):
             rows_by_attempt[score.attempt_id].constructs[score.construct] = ConstructCell(
-                score.raw, score.max_raw, score.percent, score.level, score.theta)
+                score.raw, score.max_raw, score.percent, score.level, score.theta,
+                score.theta_se)
             constructs.add(score.construct)
-    return ResultsTable(sorted(constructs), rows)
+        # Answered as scoring counts it: a response that is not blank (None or []).
+        counts: dict[tuple[int, int], list[int]] = {}
+        for attempt_id, section, response in db.execute(
+                select(AttemptItem.attempt_id, AttemptItem.section, Answer.response)
+                .outerjoin(Answer, (Answer.attempt_id == AttemptItem.attempt_id)
+                           & (Answer.item_id == AttemptItem.item_id))
+                .where(AttemptItem.attempt_id.in_(chunk))):
+            pair = counts.setdefault((attempt_id, section), [0, 0])
+            pair[0] += 1
+            pair[1] += response not in (None, [])
+        for (attempt_id, section), (administered, answered) in counts.items():
+            rows_by_attempt[attempt_id].sections[section] = (administered, answered)
+    sections = max((s + 1 for r in rows for s in r.sections), default=0)
+    return ResultsTable(sorted(constructs), rows, sections)
 
 
 def _header(table: ResultsTable) -> list[str]:
     head = ["nip", "name", "job_group", "grade", "unit", "status", "total_score"]
     for construct in table.constructs:
         head += [f"{construct}.raw", f"{construct}.percent", f"{construct}.level"]
-    return head + ["potensi_score", "potensi_band", "jpm", "combined_jpm", "category",
-                   "nine_box"]
+        if table.competency(construct):
+            head += [f"{construct}.required", f"{construct}.gap"]
+        if table.has_theta(construct):
+            head += [f"{construct}.theta", f"{construct}.theta_se"]
+    head += ["potensi_score", "potensi_band", "jpm", "combined_jpm", "category", "nine_box",
+             "items_administered", "items_answered"]
+    for number in range(1, table.sections + 1):
+        head += [f"section_{number}.items_administered", f"section_{number}.items_answered"]
+    return head
 
 
 def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
@@ -129,8 +184,16 @@ def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
     for construct in table.constructs:
         cell = row.constructs.get(construct)
         values += [cell.raw, cell.percent, cell.level] if cell else [None, None, None]
-    return values + [row.potensi_score, row.potensi_band, row.jpm, row.combined_jpm,
-                     row.category, row.nine_box]
+        if table.competency(construct):
+            competency = competency_of(construct)
+            values += [row.required.get(competency), row.gaps.get(competency)]
+        if table.has_theta(construct):
+            values += [cell.theta, cell.theta_se] if cell else [None, None]
+    values += [row.potensi_score, row.potensi_band, row.jpm, row.combined_jpm, row.category,
+               row.nine_box, row.items_administered, row.items_answered]
+    for section in range(table.sections):
+        values += list(row.sections.get(section, (None, None)))
+    return values
 
 
 def to_csv(table: ResultsTable) -> bytes:

@@ -4,6 +4,11 @@ bands, job-person match and categories, the nine-box, and scale reliability.
 Every convention is the default of the assessment domain and can be overridden by the caller
 (bank scoring rules, agency settings). Decimal arithmetic keeps scores exact: a participant's
 total must not differ by a rounding artefact between two runs or two machines.
+
+Rounding: a value that is not a sum of item scores (a percent, the potensi score, the JPM, the
+combined JPM) is computed exactly (as a ``Fraction``) and rounded once, at the end, to two
+decimals, half to even (:func:`round2`). A value computed from other values uses them
+unrounded (the ``*_exact`` functions), never their two-decimal copies.
 """
 
 from __future__ import annotations
@@ -11,9 +16,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 ZERO = Decimal(0)
+HUNDRED = Fraction(100)
+
+
+def round2(value: Fraction | Decimal | int) -> Decimal:
+    """The value rounded to two decimals, exactly, half to even (12.345 -> 12.34, 12.355 ->
+    12.36, 12.3451 -> 12.35): the rounding Python's Decimal applies by default, which every
+    stored percent and JPM has always used, made explicit so no context setting can change it."""
+    return Decimal(round(Fraction(value) * 100)).scaleb(-2)
 
 
 @dataclass(frozen=True)
@@ -93,11 +107,16 @@ def item_max(item: ScoredItem, bank_rules: Mapping[str, Any] | None = None) -> D
     raise ValueError(f"unknown item kind {item.kind!r}")
 
 
+def percent_exact(raw: Decimal, maximum: Decimal) -> Fraction:
+    """Raw score as a percentage of the maximum, unrounded (0 when nothing was possible)."""
+    if maximum <= 0:
+        return Fraction(0)
+    return Fraction(raw) * HUNDRED / Fraction(maximum)
+
+
 def percent(raw: Decimal, maximum: Decimal) -> Decimal:
     """Raw score as a percentage of the maximum, two decimals (0 when nothing was possible)."""
-    if maximum <= 0:
-        return ZERO
-    return (raw * 100 / maximum).quantize(Decimal("0.01"))
+    return round2(percent_exact(raw, maximum))
 
 
 def level_for(raw: Decimal, rule: Mapping[str, Any] | None) -> int | None:
@@ -128,16 +147,21 @@ def gaps(achieved: Mapping[str, int], required: Mapping[str, int]) -> dict[str, 
     return {c: achieved.get(c, 0) - level for c, level in required.items()}
 
 
-def jpm(achieved: Mapping[str, int], required: Mapping[str, int], *, cap: bool = True
-        ) -> Decimal:
-    """Job-person match: sum of achieved levels / sum of required levels x 100 %, over the
-    competencies the job requires; capped at 100 when ``cap``."""
+def jpm_exact(achieved: Mapping[str, int], required: Mapping[str, int], *, cap: bool = True
+              ) -> Fraction:
+    """Job-person match, unrounded: sum of achieved levels / sum of required levels x 100 %,
+    over the competencies the job requires; capped at 100 when ``cap``."""
     needed = sum(required.values())
     if needed == 0:
-        return ZERO
-    value = (Decimal(sum(min(achieved.get(c, 0), 5) for c in required)) * 100 / needed)
-    value = value.quantize(Decimal("0.01"))
-    return min(value, Decimal(100)) if cap else value
+        return Fraction(0)
+    value = Fraction(sum(min(achieved.get(c, 0), 5) for c in required)) * HUNDRED / needed
+    return min(value, HUNDRED) if cap else value
+
+
+def jpm(achieved: Mapping[str, int], required: Mapping[str, int], *, cap: bool = True
+        ) -> Decimal:
+    """:func:`jpm_exact` rounded to two decimals: the JPM that is stored and shown."""
+    return round2(jpm_exact(achieved, required, cap=cap))
 
 
 CATEGORIES = {
@@ -192,25 +216,34 @@ def performance_from_score(score: Decimal, bands: tuple[Decimal, Decimal] = (Dec
     return "as_expected" if score >= low else "below"
 
 
-def mean_percent(parts: Sequence[tuple[Decimal, Decimal]]) -> Decimal | None:
-    """The unweighted mean of raw/max percentages, rounded once to two decimals: every part
-    counts the same, however many items measured it. None without parts."""
+def mean_percent_exact(parts: Sequence[tuple[Decimal, Decimal]]) -> Fraction | None:
+    """The unweighted mean of raw/max percentages, unrounded: every part counts the same,
+    however many items measured it. None without parts."""
     if not parts:
         return None
-    total = sum((raw * 100 / maximum if maximum > 0 else ZERO for raw, maximum in parts), ZERO)
-    return (total / len(parts)).quantize(Decimal("0.01"))
+    total = sum((percent_exact(raw, maximum) for raw, maximum in parts), Fraction(0))
+    return total / len(parts)
 
 
-def combined_jpm(potensi_score: Decimal, kompetensi_jpm: Decimal,
+def mean_percent(parts: Sequence[tuple[Decimal, Decimal]]) -> Decimal | None:
+    """:func:`mean_percent_exact` rounded once to two decimals. None without parts."""
+    value = mean_percent_exact(parts)
+    return round2(value) if value is not None else None
+
+
+def combined_jpm(potensi_score: Fraction | Decimal, kompetensi_jpm: Fraction | Decimal,
                  weights: tuple[Decimal | int, Decimal | int]) -> Decimal:
     """Weighted mean of the potensi score and the kompetensi JPM, both on 0-100, with the
-    (potensi, kompetensi) weights of the job group; two decimals."""
-    w_potensi, w_kompetensi = (_dec(w) for w in weights)
+    (potensi, kompetensi) weights of the job group; rounded once, to two decimals. Give it the
+    unrounded values (:func:`mean_percent_exact`, :func:`jpm_exact`): rounding them first can
+    move the second decimal (74.44 and 83.33 at 40/60 give 79.77; 74.444... and 83.333...
+    give 79.78)."""
+    w_potensi, w_kompetensi = (Fraction(_dec(w)) for w in weights)
     if w_potensi + w_kompetensi <= 0:
         raise ValueError("combined JPM weights must not both be zero")
-    value = (potensi_score * w_potensi + kompetensi_jpm * w_kompetensi) / (w_potensi
-                                                                          + w_kompetensi)
-    return value.quantize(Decimal("0.01"))
+    value = ((Fraction(potensi_score) * w_potensi + Fraction(kompetensi_jpm) * w_kompetensi)
+             / (w_potensi + w_kompetensi))
+    return round2(value)
 
 
 def strengths_and_development(gap_by_competency: Mapping[str, int]

@@ -258,19 +258,24 @@ def result_values(data: ScoringData, config: ScoringConfig, *, job_group: str, g
     required = {c: standards[(key, c)] for c in sorted(achieved) if (key, c) in standards}
     gap = engine.gaps(achieved, required)
     strengths, development = engine.strengths_and_development(gap)
-    jpm_value = engine.jpm(achieved, required, cap=config.jpm_cap) if required else None
+    jpm_exact = engine.jpm_exact(achieved, required, cap=config.jpm_cap) if required else None
+    jpm_value = engine.round2(jpm_exact) if jpm_exact is not None else None
 
     aspects: dict[str, tuple[Decimal, Decimal]] = {}
     for o in potensi:
         raw, maximum = aspects.get(aspect_of(o.construct), (engine.ZERO, engine.ZERO))
         aspects[aspect_of(o.construct)] = (raw + o.raw, maximum + o.max_raw)
-    potensi_score = engine.mean_percent([aspects[a] for a in sorted(aspects)])
+    potensi_exact = engine.mean_percent_exact([aspects[a] for a in sorted(aspects)])
+    potensi_score = engine.round2(potensi_exact) if potensi_exact is not None else None
     band = (engine.potensi_band(potensi_score, config.potensi_bands)
             if potensi_score is not None else "")
 
     weights = config.combined_weights.get(job_group, DEFAULT_COMBINED_WEIGHTS[job_group])
-    combined = (engine.combined_jpm(potensi_score, jpm_value, weights)
-                if potensi_score is not None and jpm_value is not None else None)
+    # The combined JPM from the unrounded potensi score and JPM, rounded once; a category (and
+    # a potensi band) is read from the two-decimal value that is stored and shown, so anyone
+    # can check it against the boundaries on the report (docs/psychometrics.md).
+    combined = (engine.combined_jpm(potensi_exact, jpm_exact, weights)
+                if potensi_exact is not None and jpm_exact is not None else None)
     basis = combined if config.category_basis == "combined" else jpm_value
     label = engine.category(basis, config.purpose) if basis is not None else ""
 

@@ -86,7 +86,7 @@ def test_whole_session_through_the_taker_api_exports_the_expected_values(
     one, two, three = rows
     assert (one["total_score"], one["jpm"], one["category"], one["potensi_band"],
             one["potensi_score"], one["combined_jpm"]) == \
-        ("24.5", "83.33", "Cukup Optimal", "Menengah", "74.44", "79.77")
+        ("24.5", "83.33", "Cukup Optimal", "Menengah", "74.44", "79.78")
     assert (one["kompetensi.integritas.level"], one["kompetensi.kerjasama.level"],
             one["potensi.numerik.level"], one["potensi.verbal.raw"]) == ("4", "1", "2", "1.5")
     assert (two["total_score"], two["jpm"], two["category"], two["potensi_band"]) == \

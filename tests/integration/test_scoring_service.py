@@ -14,7 +14,8 @@ Participant 1, administrator (required level 3): NUM-1 B (5), FIG-1 B (0), MUL-1
 EMO-1 A (5), LIK-1 option "2" (reversed: 4); INT-1 A, INT-2 B (8 -> level 4), KER-1 C,
 KER-2 blank (1 -> level 1). Total 24.5. Potensi aspects: kemampuan intelektual 6.5/15 =
 43.33 %, kecerdasan emosional 100 %, motivasi 80 %: mean 74.44 -> Menengah. JPM
-(4 + 1) / (3 + 3) = 83.33 -> Cukup Optimal. Combined (40/60): 79.77.
+(4 + 1) / (3 + 3) = 83.33 -> Cukup Optimal. Combined (40/60) from the unrounded values:
+0.4 x 670/9 + 0.6 x 250/3 = 718/9 = 79.78 (not 79.77, which the rounded 74.44 and 83.33 give).
 
 Participant 2, pengawas (required 2): submits without answers. Everything 0, levels 1,
 JPM (1 + 1) / (2 + 2) = 50 -> Kurang Optimal; potensi 0 -> Rendah.
@@ -214,7 +215,7 @@ def test_submit_scores_the_attempt_as_computed_by_hand(db, scored):
     assert detail["potensi_score"] == "74.44"
     assert detail["aspects"] == {"kecerdasan_emosional": "100", "kemampuan_intelektual": "43.33",
                                  "motivasi_komitmen": "80"}
-    assert detail["combined_jpm"] == "79.77"
+    assert detail["combined_jpm"] == "79.78"
     assert detail["standard_source"] == {"integritas": "default", "kerjasama": "default"}
     assert (detail["items"], detail["answered"]) == (9, 8)
 
@@ -320,7 +321,8 @@ def test_performance_axis_from_jpm_and_combined_category(db, clock, scored):
     db.flush()
     score_session(db, session=session, now=clock.now())
     result = result_of(db, one)
-    assert result.detail["combined_jpm"] == "80.66"  # 0.3 x 74.44 + 0.7 x 83.33 = 80.663
+    # 0.3 x 670/9 + 0.7 x 250/3 = 242/3 = 80.666... (the rounded parts would give 80.663)
+    assert result.detail["combined_jpm"] == "80.67"
     assert result.category == "Cukup Optimal" and result.jpm == D("83.33")
     assert result.nine_box == 5  # Cukup Optimal -> as expected; Menengah -> medium
     assert result_of(db, two).nine_box == 1  # Kurang Optimal x Rendah
@@ -389,7 +391,7 @@ def test_exports_one_row_per_participant(db, clock, scored):
     assert first["potensi.figural.level"] == ""
     assert (first["jpm"], first["category"], first["potensi_band"], first["nine_box"]) == \
         ("83.33", "Cukup Optimal", "Menengah", "")
-    assert first["potensi_score"] == "74.44" and first["combined_jpm"] == "79.77"
+    assert first["potensi_score"] == "74.44" and first["combined_jpm"] == "79.78"
     assert rows[1]["jpm"] == "50" and rows[1]["category"] == "Kurang Optimal"
 
     from openpyxl import load_workbook

@@ -18,7 +18,7 @@ from app.cli.common import (
 )
 from app.settings import get_settings
 
-session_cli = typer.Typer(help="Test sessions: create, open, pause, close, tokens.",
+session_cli = typer.Typer(help="Test sessions: create, open, pause, close, tokens, settings.",
                           no_args_is_help=True)
 roster_cli = typer.Typer(help="Participants of a session.", no_args_is_help=True)
 attempt_cli = typer.Typer(help="Test takers' attempts: unlock a seat.", no_args_is_help=True)
@@ -120,6 +120,39 @@ def session_list() -> None:
     with database.transaction(write=False) as db:
         for row in session_rows(db):
             typer.echo(f"{row.code}\t{row.state}\t{row.participants} participants\t{row.name}")
+
+
+@session_cli.command("settings")
+def session_settings(
+    code: str,
+    purpose: Annotated[str, typer.Option(
+        "--purpose", metavar="mapping|position",
+        help="mapping: competency mapping (Optimal ...); position: filling a position "
+             "(Memenuhi Syarat ...; 'placement' is accepted too)")] = "",
+    jpm_cap: Annotated[str, typer.Option(
+        "--jpm-cap", metavar="on|off", help="on: the JPM is at most 100")] = "",
+) -> None:
+    """Show the session's scoring settings, or change them (audited). Stored results are not
+    rescored: the command says when `cact results rescore CODE` is needed."""
+    from app.scoring.engine import CATEGORIES
+    from app.sessions.scoring_settings import set_scoring_settings
+    from app.sessions.service import SessionError
+
+    with session_transaction(code, "Not changed: ", SessionError) as (db, session):
+        change = set_scoring_settings(db, session=session, purpose=purpose or None,
+                                      jpm_cap=jpm_cap or None, actor="cli", now=now())
+        code = session.code
+    new = change.new
+    word = {"mapping": "mapping", "placement": "position"}.get(new.purpose, new.purpose)
+    if change.changed:
+        typer.echo(f"Session {code}: scoring settings changed (audited)")
+    typer.echo(f"Session {code} scoring settings:")
+    labels = " / ".join(label for _, label in CATEGORIES.get(new.purpose, []))
+    typer.echo(f"  purpose: {word} ({labels})")
+    typer.echo(f"  jpm cap: {'on (JPM at most 100)' if new.jpm_cap else 'off'}")
+    if change.stale_results:
+        typer.echo(f"{change.stale_results} result(s) were scored with other settings: run "
+                   f"`cact results rescore {code}` for them to follow these settings")
 
 
 @session_cli.command("tokens")

@@ -1,6 +1,6 @@
 """Admin pages for test sessions: schedule one, open/pause/resume/close it, assign proctors,
-upload the roster (with the full located error report), reissue a token, and print login
-cards (HTML, PDF) or export tokens (CSV).
+set how its results are read (purpose, JPM cap), upload the roster (with the full located
+error report), reissue a token, and print login cards (HTML, PDF) or export tokens (CSV).
 
 Every page that shows tokens is audited as ``session.tokens_export`` and is not cached: whoever
 holds a card or the CSV can log in as that participant.
@@ -24,12 +24,13 @@ from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
 from app.delivery import seb
 from app.sessions import roster as roster_service
+from app.sessions import scoring_settings
 from app.sessions import seb as seb_settings
 from app.sessions import service as service
 from app.sessions.cards import card_labels, cards_pdf, group_token
 from app.sessions.deps import session_or_404 as _session_or_404
 from app.sessions.models import TestSession, clean_nip
-from app.web import LANGUAGES, redirect, render, request_language
+from app.web import LANGUAGES, redirect, render, request_language, translate
 
 router = APIRouter(prefix="/admin/sessions")
 MAX_ROSTER_BYTES = 2 * 1024 * 1024
@@ -90,7 +91,9 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
     defaults: dict[str, Any] = {
         "state_error": "", "proctor_error": "", "roster_error": "", "result": None,
         "problems": [], "reissued": None, "removed": None, "seb_error": "",
-        "seb": seb.config_of(session.settings)}
+        "seb": seb.config_of(session.settings), "scoring_error": "", "scoring_notice": "",
+        "scoring": scoring_settings.current(session),
+        "scoring_stale": scoring_settings.stale_results(db, session)}
     return render(
         request, "sessions/session.html", fragment=fragment, status_code=status_code,
         headers=headers, session=session, blueprint=db.get(Blueprint, session.blueprint_id),
@@ -102,8 +105,11 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
 
 
 @router.get("/{code}", include_in_schema=False)
-def session_page(request: Request, code: str, db: DbSession, _user: AdminUser) -> Response:
-    return _session_page(request, db, _session_or_404(db, code))
+def session_page(request: Request, code: str, db: DbSession, _user: AdminUser,
+                 scoring: str = "") -> Response:
+    notice = (translate(request_language(request), "sessions.scoring_saved")
+              if scoring == "saved" else "")
+    return _session_page(request, db, _session_or_404(db, code), scoring_notice=notice)
 
 
 @router.post("/{code}/state", include_in_schema=False)
@@ -165,6 +171,25 @@ async def session_seb(
     db.flush()
     seb.forget(request.app)
     return redirect(request, f"/admin/sessions/{session.code}")
+
+
+@router.post("/{code}/scoring", include_in_schema=False)
+async def session_scoring(
+    request: Request, code: str, db: DbSession, clock: ClockDep, user: AdminUser,
+    purpose: Annotated[str, Form(max_length=32)] = "",
+    jpm_cap: Annotated[str, Form(max_length=32)] = "",
+) -> Response:
+    """The purpose of the assessment and the JPM cap (audited; stored results are rescored
+    only by the results page's button, which the page then points to)."""
+    session = _session_or_404(db, code)
+    try:
+        scoring_settings.set_scoring_settings(db, session=session, purpose=purpose,
+                                              jpm_cap=jpm_cap, actor=_actor(user),
+                                              now=clock.now())
+    except service.SessionError as exc:
+        return _session_page(request, db, session, status_code=422,
+                             scoring_error=exc.text(request_language(request)))
+    return redirect(request, f"/admin/sessions/{session.code}?scoring=saved#scoring")
 
 
 @router.post("/{code}/roster", include_in_schema=False)

@@ -14,6 +14,7 @@ from typing import Any
 
 from defusedxml import ElementTree as SafeET
 
+from app.bank import levels
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.bank.parsed import BANK_KINDS, ITEM_KINDS, ParsedBank, ParsedItem, Phrase, Problem, problem
 from app.bank.sanitize import MEDIA_SRC, MEDIA_TYPES, clean_html, image_sources, visible_text
@@ -90,20 +91,34 @@ def _check_levels(check: _Checker, construct: str, spec: Any) -> None:
     if not isinstance(spec, dict) or len(set(spec) & {"cut_scores", "norm_table"}) != 1:
         check.add(None, key="levels_spec", where=where)
         return
+    scale = spec.get("scale", levels.RAW)
+    if scale not in levels.SCALES:
+        check.add(None, key="levels_scale", where=where, scale=scale)
+        return
+    percent = scale == levels.PERCENT
     if "cut_scores" in spec:
         cuts = spec["cut_scores"]
         if (not isinstance(cuts, list) or len(cuts) != 4
                 or not all(isinstance(c, int | float) and not isinstance(c, bool) for c in cuts)
                 or any(a >= b for a, b in zip(cuts, cuts[1:], strict=False))):
             check.add(None, key="cut_scores", where=where)
+        elif percent and not (cuts[0] > 0 and cuts[-1] <= 100):
+            check.add(None, key="cut_scores_percent", where=where)
         return
     rows = spec["norm_table"]
+    field = "min_percent" if percent else "min_raw"
     ok = isinstance(rows, list) and rows and all(
-        isinstance(r, dict) and isinstance(r.get("min_raw"), int | float)
+        isinstance(r, dict) and isinstance(r.get(field), int | float)
+        and not isinstance(r.get(field), bool)
         and r.get("level") in (1, 2, 3, 4, 5) for r in rows)
-    if not ok or any(a["min_raw"] >= b["min_raw"] or a["level"] > b["level"]
+    if not ok or any(a[field] >= b[field] or a["level"] > b["level"]
                      for a, b in zip(rows, rows[1:], strict=False)):
-        check.add(None, key="norm_table", where=where)
+        if percent:
+            check.add(None, key="norm_table_percent", where=where)
+        else:
+            check.add(None, key="norm_table", where=where)
+    elif percent and not (rows[0][field] >= 0 and rows[-1][field] <= 100):
+        check.add(None, key="norm_table_percent", where=where)
 
 
 def _construct_hint(check: _Checker, construct: str) -> Phrase:

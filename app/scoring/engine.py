@@ -19,6 +19,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
+from app.bank import levels
+
 ZERO = Decimal(0)
 HUNDRED = Fraction(100)
 
@@ -119,18 +121,15 @@ def percent(raw: Decimal, maximum: Decimal) -> Decimal:
     return round2(percent_exact(raw, maximum))
 
 
-def level_for(raw: Decimal, rule: Mapping[str, Any] | None) -> int | None:
-    """Level 1-5 from the bank's rule for the construct: ``cut_scores`` (the lowest raw score
-    of levels 2-5) or a ``norm_table`` of {min_raw, level} rows. None without a rule."""
-    if not rule:
-        return None
-    if "cut_scores" in rule:
-        return 1 + sum(1 for cut in rule["cut_scores"] if raw >= _dec(cut))
-    level = None
-    for row in rule["norm_table"]:
-        if raw >= _dec(row["min_raw"]):
-            level = int(row["level"])
-    return level if level is not None else 1
+def level_for(raw: Decimal, rule: Mapping[str, Any] | None,
+              maximum: Decimal | None = None) -> int | None:
+    """Level 1-5 from the bank's rule for the construct: ``cut_scores`` (the lowest score of
+    levels 2-5) or a ``norm_table`` of {min_raw, level} rows ({min_percent, level} on the
+    percent scale). With ``scale: percent`` the thresholds are percents of ``maximum``, the
+    highest raw score of the items this person was given (exact: raw x 100 >= cut x maximum).
+    None without a rule. The rule's arithmetic is in ``app/bank/levels.py``, which the
+    blueprint check shares."""
+    return levels.level_for(raw, rule, maximum)
 
 
 def potensi_band(score_0_100: Decimal, bands: tuple[Decimal, Decimal] = (Decimal(60),

@@ -221,7 +221,7 @@ def construct_outcomes(data: ScoringData, form: list[int], answers: Mapping[int,
     for outcome in by_construct.values():
         rule = data.versions[outcome.bank_version_id].rules.get("levels", {}).get(
             outcome.construct)
-        outcome.level = engine.level_for(outcome.raw, rule)
+        outcome.level = engine.level_for(outcome.raw, rule, outcome.max_raw)
         if (outcome.kind == POTENSI
                 and all(d.irt is not None and d.scored.kind == "single"
                         for d, _ in outcome.items)):

@@ -19,7 +19,10 @@ def bank_doc(**changes) -> dict:
         "format": "cact-itembank/1",
         "bank": {"code": "UJI-POT", "title": "Bank uji", "kind": "potensi"},
         "scoring": {"points": {"single": {"correct": 5, "wrong": 0}},
-                    "levels": {"potensi.numerik": {"cut_scores": [5, 10, 15, 20]}}},
+                    # One numerik item can give two levels, so the table names only those
+                    # two (a blueprint that cannot reach a level of the rule is refused).
+                    "levels": {"potensi.numerik": {"norm_table": [{"min_raw": 0, "level": 1},
+                                                                  {"min_raw": 5, "level": 2}]}}},
         "items": [
             {"code": "NUM-1", "kind": "single", "construct": "potensi.numerik", "level": 2,
              "irt": {"a": 1.2, "b": -0.4, "c": 0.2}, "tags": ["deret"],

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from datetime import datetime
+from decimal import Decimal
+from itertools import product
 from typing import Any
 
 from sqlalchemy import func, select
@@ -17,7 +20,8 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.assembly.models import Blueprint, BlueprintBankVersion
 from app.assembly.parsing import BlueprintSpec, Pick, Section, parse_blueprint
-from app.bank.models import BankVersion, Item, ItemBank
+from app.bank import levels
+from app.bank.models import BankVersion, Item, ItemBank, ItemOption
 from app.bank.parsed import ImportFailed, Phrase, Problem, problem
 from app.bank.sanitize import clean_html
 from app.sessions.models import TestSession
@@ -105,7 +109,138 @@ def check_blueprint(db: Session, spec: BlueprintSpec, *, source: str) -> list[Pr
         pool = sum(n for (c, _), n in counts_cache[version_id].items() if c == construct)
         if wanted > pool:
             add("", key="picks_exceed", wanted=wanted, construct=construct, have=pool)
+    problems.extend(check_levels(db, spec, source=source))
     return problems
+
+
+# -- can every level be reached? --------------------------------------------------------------
+
+MAX_DRAWS = 200  # distinct draws checked per construct; beyond, the two extreme draws
+
+
+def _item_scores(db: Session, version: BankVersion, construct: str, level: int | None
+                 ) -> list[levels.ItemScores]:
+    """What each item of a pick's pool can score."""
+    query = select(Item.id, Item.kind, Item.scoring).where(
+        Item.bank_version_id == version.id, Item.construct == construct)
+    if level is not None:
+        query = query.where(Item.level == level)
+    rows = db.execute(query.order_by(Item.id)).all()
+    options: dict[int, list[tuple[bool, Decimal | None]]] = {}
+    for item_id, is_key, weight in db.execute(
+            select(ItemOption.item_id, ItemOption.is_key, ItemOption.weight)
+            .where(ItemOption.item_id.in_([r.id for r in rows]))
+            .order_by(ItemOption.item_id, ItemOption.position)):
+        options.setdefault(item_id, []).append((bool(is_key), weight))
+    points = ((version.scoring_rules or {}).get("points") or {}).get("single") or {}
+    single = (Decimal(str(points.get("correct", 5))), Decimal(str(points.get("wrong", 0))))
+    return [levels.possible_scores(getattr(r.kind, "value", r.kind), options.get(r.id, []),
+                                   r.scoring, single) for r in rows]
+
+
+def _draws(pool: Counter[levels.ItemScores], count: int
+           ) -> Iterator[list[levels.ItemScores]]:
+    """Every distinct draw of ``count`` items from a pool (items that can score the same
+    values are interchangeable)."""
+    kinds = sorted(pool, key=lambda k: sorted(k.values))
+
+    def rest(index: int, left: int) -> Iterator[list[levels.ItemScores]]:
+        if left == 0:
+            yield []
+            return
+        if index == len(kinds):
+            return
+        for take in range(min(left, pool[kinds[index]]), -1, -1):
+            for tail in rest(index + 1, left - take):
+                yield [kinds[index]] * take + tail
+    return rest(0, count)
+
+
+def _extreme_draws(pools: list[tuple[list[levels.ItemScores], int]]
+                   ) -> list[list[levels.ItemScores]]:
+    low: list[levels.ItemScores] = []
+    high: list[levels.ItemScores] = []
+    for items, count in pools:
+        ordered = sorted(items, key=lambda i: i.maximum)
+        low += ordered[:count]
+        high += ordered[len(ordered) - count:]
+    return [low, high]
+
+
+def _number(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def check_levels(db: Session, spec: BlueprintSpec, *, source: str) -> list[Problem]:
+    """Every level of a construct's level rule must be reachable on every form the blueprint
+    can draw: a raw cut score above what the drawn items can give, or a level whose band holds
+    no score the items can give, is a problem located at the construct's first pick.
+
+    The rule is that of the construct's bank version with the lowest id, as in scoring
+    (app/scoring/outcomes.py). Items that can score the same values are interchangeable, so
+    the distinct draws are few; past MAX_DRAWS the draws with the smallest and the largest
+    maximum are checked."""
+    picks: dict[str, list[tuple[int, int, Pick]]] = {}
+    for s_number, section in enumerate(spec.sections, 1):
+        for p_number, pick in enumerate(section.picks, 1):
+            if pick.bank_version_id and pick.construct and pick.count >= 1:
+                picks.setdefault(pick.construct, []).append((s_number, p_number, pick))
+    problems: list[Problem] = []
+    for construct, located in picks.items():
+        versions: dict[int, BankVersion] = {}
+        for _, _, pick in located:
+            found = db.get(BankVersion, pick.bank_version_id)
+            if found is not None:
+                versions[found.id] = found
+        if not versions:
+            continue
+        rule = (versions[min(versions)].scoring_rules or {}).get("levels", {}).get(construct)
+        if not rule:
+            continue
+        pools = []
+        for _, _, pick in located:
+            version = versions[pick.bank_version_id or 0]
+            items = _item_scores(db, version, construct, pick.level)
+            if len(items) < pick.count:
+                break  # reported as picks_exceed
+            pools.append((items, pick.count))
+        else:
+            per_pick = [list(_take(_draws(Counter(items), count), MAX_DRAWS + 1))
+                        for items, count in pools]
+            total = 1
+            for draws in per_pick:
+                total *= len(draws)
+            forms = ([sum(parts, []) for parts in product(*per_pick)] if total <= MAX_DRAWS
+                     else _extreme_draws(pools))
+            missing: dict[int, levels.Unreachable] = {}
+            for form in forms:
+                for gap in levels.unreachable_levels(rule, form):
+                    missing.setdefault(gap.level, gap)
+            s_number, p_number, first = located[0]
+            count = sum(p.count for _, _, p in located)
+            where = first.location or f"section {s_number}"
+            percent = levels.scale_of(rule) == levels.PERCENT
+            for level in sorted(missing):
+                gap = missing[level]
+                params: dict[str, Any] = {"section": s_number, "pick": p_number,
+                                          "construct": construct, "count": count,
+                                          "level": level, "maximum": _number(gap.maximum)}
+                if gap.high is None or (not percent and gap.low > gap.maximum):
+                    problems.append(problem(source, where, "", key="level_above_maximum",
+                                            need=_number(gap.low), **params))
+                else:
+                    problems.append(problem(
+                        source, where, "", key="level_no_score", low=_number(gap.low),
+                        high=_number(gap.high), unit="%" if percent else "", **params))
+    return problems
+
+
+def _take(draws: Iterator[list[levels.ItemScores]], limit: int
+          ) -> Iterator[list[levels.ItemScores]]:
+    for index, draw in enumerate(draws):
+        if index >= limit:
+            return
+        yield draw
 
 
 def spec_to_json(spec: BlueprintSpec) -> dict[str, Any]:

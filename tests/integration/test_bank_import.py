@@ -43,7 +43,8 @@ def test_yaml_zip_with_media_imports_every_kind(db, clock):
     media = db.scalar(select(BankMedia))
     assert media.name == "fig1.svg" and media.mime_type == "image/svg+xml" and media.data == SVG
     version = db.scalar(select(BankVersion))
-    assert version.scoring_rules["levels"]["potensi.numerik"]["cut_scores"] == [5, 10, 15, 20]
+    assert version.scoring_rules["levels"]["potensi.numerik"]["norm_table"][1] == \
+        {"min_raw": 5, "level": 2}
     assert len(version.checksum) == 64 and not version.frozen
     assert db.scalar(select(audit.AuditEvent.action)) == "bank.import"
 

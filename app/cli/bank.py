@@ -109,7 +109,8 @@ def bank_correct_key(
     from sqlalchemy import select
 
     from app.bank.models import BankVersion, Item, ItemBank
-    from app.scoring.corrections import correct_key
+    from app.cli.scoring import rescore_lines
+    from app.scoring.corrections import correct_key_and_rescore
 
     parsed = None
     if weights:
@@ -128,7 +129,11 @@ def bank_correct_key(
         found = db.scalar(query)
         if found is None:
             raise fail(f"No item {item} in bank {code}")
-        correction = correct_key(db, item=found, key=key or None, weights=parsed,
-                                 reason=reason, actor="cli", actor_id=None, now=now())
-        revision = correction.revision
+        done = correct_key_and_rescore(db, item=found, key=key or None, weights=parsed,
+                                       reason=reason, actor="cli", actor_id=None, now=now())
+        revision = done.correction.revision
     typer.echo(f"Key of {item} corrected (key revision {revision})")
+    # The rescore already happened: a `cact results rescore` after it finds nothing to change.
+    for line in rescore_lines(done.rescore, "Hasil yang memuat butir ini / results holding "
+                                            "this item"):
+        typer.echo(line)

@@ -3,11 +3,14 @@ its results, and the kinerja ratings of the nine-box."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from app.cli.common import fail, now, ready_database, refusals, session_transaction
+
+if TYPE_CHECKING:
+    from app.scoring.service import SessionScoring
 
 standards_cli = typer.Typer(help="Job standards: required competency levels per job.",
                             no_args_is_help=True)
@@ -69,6 +72,27 @@ def standards_export(
         typer.echo(data.decode("utf-8-sig"), nl=False)
 
 
+def rescore_lines(summary: SessionScoring, subject: str) -> list[str]:
+    """What a rescore changed, as `cact results rescore` and `cact bank correct-key` print it:
+    results checked, how many changed and in which fields, and each changed result."""
+    if not summary.changed and not summary.new:
+        return [f"{subject}: sudah mutakhir / already up to date: {summary.scored} result(s) "
+                "checked, none changed"]
+    counts = f"{summary.changed} changed, {summary.unchanged} unchanged"
+    if summary.new:
+        counts += f", {summary.new} new"
+    lines = [f"{subject}: dihitung ulang / rescored: {summary.scored} result(s), {counts}"]
+    fields = summary.as_json()["fields"]
+    if fields:
+        lines.append("  berubah / changed: "
+                     + ", ".join(f"{name} {count}" for name, count in fields.items()))
+    for change in summary.changes:
+        lines.append(f"  attempt {change['attempt']}: {', '.join(change['fields'])}; total "
+                     f"{change['old_total']} -> {change['new_total']}, JPM "
+                     f"{change['old_jpm']} -> {change['new_jpm']}")
+    return lines
+
+
 @results_cli.command("rescore")
 def results_rescore(
     code: Annotated[str, typer.Argument(help="Session code")],
@@ -80,13 +104,11 @@ def results_rescore(
     # A ValueError is a bad scoring setting in the session.
     with session_transaction(code, "Not rescored: ", ValueError) as (db, session):
         summary = rescore_session(db, session=session, actor="cli", now=now(), reason=reason)
-    typer.echo(f"Session {code.upper()}: {summary.scored} attempt(s) scored, "
-               f"{summary.changed} changed, {summary.without_attempt} never logged in")
-    for label, count in sorted(summary.categories.items()):
-        typer.echo(f"  {label}: {count}")
-    for change in summary.changes:
-        typer.echo(f"  attempt {change['attempt']}: total {change['old_total']} -> "
-                   f"{change['new_total']}, JPM {change['old_jpm']} -> {change['new_jpm']}")
+    for line in rescore_lines(summary, f"Sesi / session {code.upper()}"):
+        typer.echo(line)
+    typer.echo(f"  {summary.without_attempt} never logged in; categories: "
+               + (", ".join(f"{label} {count}" for label, count
+                            in sorted(summary.categories.items())) or "-"))
 
 
 @results_cli.command("export")

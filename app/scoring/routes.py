@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
@@ -18,7 +19,7 @@ from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.db import DbSession, WriteDb
 from app.reports.export import ResultRow, ResultsTable, export_results, results_table
 from app.scoring.schemas import SORT_COLUMNS, ResultsQuery
-from app.scoring.service import rescore_session
+from app.scoring.service import RESULT_FIELDS, SessionScoring, rescore_session
 from app.sessions.deps import session_or_404 as _session_or_404
 from app.sessions.models import TestSession
 from app.web import redirect, render, request_language
@@ -75,18 +76,45 @@ def _number(value: Decimal | None) -> str:
     return format(value.normalize(), "f")
 
 
+def _rescore_query(summary: SessionScoring) -> str:
+    """What the rescore changed, for the page it redirects to (``fields=jpm:89,category:12``)."""
+    fields = summary.as_json()["fields"]
+    return urlencode({"rescored": summary.scored, "changed": summary.changed,
+                      "unchanged": summary.unchanged, "new": summary.new,
+                      "fields": ",".join(f"{name}:{count}" for name, count in fields.items())})
+
+
+def _rescore_notice(lang: str, rescored: int, changed: int, unchanged: int, new: int,
+                    fields: str) -> str:
+    """The same counts as the audit row and the CLI: results checked, changed (and in what),
+    unchanged. Field names not known are left out."""
+    from app.web import translate
+
+    if not changed and not new:
+        return translate(lang, "results.up_to_date", scored=rescored)
+    text = translate(lang, "results.rescored", scored=rescored, changed=changed,
+                     unchanged=unchanged)
+    if new:
+        text += " " + translate(lang, "results.rescored_new", new=new)
+    counts = dict(part.split(":", 1) for part in fields.split(",") if ":" in part)
+    named = [f"{translate(lang, 'results.field_' + name)} {counts[name]}"
+             for name in RESULT_FIELDS if counts.get(name, "").isdigit()]
+    if named:
+        text += " " + translate(lang, "results.rescored_fields", fields=", ".join(named))
+    return text
+
+
 @router.get("/{code}/results", include_in_schema=False)
 def results_page(request: Request, code: str, db: DbSession, _user: AdminUser,
-                 sort: str = "nip", dir: str = "asc", scored: int | None = None,
-                 changed: int | None = None) -> Response:
+                 sort: str = "nip", dir: str = "asc", rescored: int | None = None,
+                 changed: int | None = None, unchanged: int = 0, new: int = 0,
+                 fields: str = "") -> Response:
     session = _session_or_404(db, code)
     query = ResultsQuery.parse(sort, dir)
     notice = ""
-    if scored is not None and changed is not None:
-        from app.web import translate
-
-        notice = translate(request_language(request), "results.rescored", scored=scored,
-                           changed=changed)
+    if rescored is not None and changed is not None:
+        notice = _rescore_notice(request_language(request), rescored, changed, unchanged, new,
+                                 fields[:500])
     return _page(request, db, session, query, notice=notice)
 
 
@@ -105,8 +133,8 @@ async def results_rescore(
         return _page(request, db, session, ResultsQuery(), status_code=422,
                      error=translate(request_language(request), "results.error_settings",
                                      detail=str(exc)))
-    return redirect(request, f"/admin/sessions/{session.code}/results"
-                             f"?scored={summary.scored}&changed={summary.changed}")
+    return redirect(request, f"/admin/sessions/{session.code}/results?"
+                             + _rescore_query(summary))
 
 
 def _download(db: Session, session: TestSession, user: User, fmt: str, now) -> Response:

@@ -145,11 +145,21 @@ def _rating_for(db: Session, participant_id: int, config: ScoringConfig) -> Rati
 # -- writing ------------------------------------------------------------------------------------
 
 
+# What a rescore reports as changed, in this order: the values a result is read by (the
+# construct levels, the total, the potensi score and band, the JPM, the combined JPM, the
+# category, the nine-box box). A row rewritten only to carry a new key revision or a new
+# detail did not change the result.
+RESULT_FIELDS = ("levels", "total", "potensi_score", "potensi_band", "jpm", "combined_jpm",
+                 "category", "nine_box")
+
+
 def _upsert_constructs(db: Session, attempt_id: int, outcomes: list[ConstructOutcome],
-                       now: datetime) -> bool:
+                       now: datetime) -> set[str]:
+    """Write the construct scores that differ; returns ``{"levels"}`` when a level stored
+    before differs now (or a construct came or went), else an empty set."""
     existing = {row.construct: row for row in db.scalars(
         select(ConstructScore).where(ConstructScore.attempt_id == attempt_id))}
-    changed = False
+    levels_moved = bool(existing) and set(existing) != {o.construct for o in outcomes}
     for o in outcomes:
         values = {"raw": o.raw, "max_raw": o.max_raw, "percent": o.percent, "level": o.level,
                   "theta": o.theta, "theta_se": o.theta_se, "bank_version_id": o.bank_version_id,
@@ -158,20 +168,30 @@ def _upsert_constructs(db: Session, attempt_id: int, outcomes: list[ConstructOut
         if row is None:
             db.add(ConstructScore(attempt_id=attempt_id, construct=o.construct,
                                   computed_at=now, **values))
-            changed = True
         elif not all(getattr(row, k) == v for k, v in values.items()):
+            levels_moved = levels_moved or row.level != o.level
             for k, v in values.items():
                 setattr(row, k, v)
             row.computed_at = now
-            changed = True
     for stale in existing.values():  # a construct no longer in the form (cannot normally happen)
         db.delete(stale)
-        changed = True
-    return changed
+    return {"levels"} if levels_moved else set()
+
+
+def _read_values(total: Decimal | None, jpm: Decimal | None, category: str, band: str,
+                 box: int | None, detail: dict[str, Any] | None) -> dict[str, Any]:
+    """A result's values as :data:`RESULT_FIELDS` names them (levels aside), comparable
+    whichever backend returned them (Numeric scale, JSON text)."""
+    detail = detail or {}
+    return {"total": total, "potensi_score": detail.get("potensi_score"), "potensi_band": band,
+            "jpm": jpm, "combined_jpm": detail.get("combined_jpm"), "category": category,
+            "nine_box": box}
 
 
 def _upsert_result(db: Session, attempt_id: int, values: ResultValues, now: datetime
-                   ) -> tuple[Result, bool]:
+                   ) -> tuple[Result, set[str] | None]:
+    """Write the result if it differs; returns it and the names of the fields whose value
+    changed (None for a result that did not exist before)."""
     row = db.scalar(select(Result).where(Result.attempt_id == attempt_id))
     data = {"total_score": values.total_score, "jpm": values.jpm, "category": values.category,
             "potensi_band": values.potensi_band, "nine_box": values.nine_box,
@@ -179,13 +199,17 @@ def _upsert_result(db: Session, attempt_id: int, values: ResultValues, now: date
     if row is None:
         row = Result(attempt_id=attempt_id, computed_at=now, **data)
         db.add(row)
-        return row, True
+        return row, None
     if all(getattr(row, k) == v for k, v in data.items()):
-        return row, False
+        return row, set()
+    old = _read_values(row.total_score, row.jpm, row.category, row.potensi_band, row.nine_box,
+                       row.detail)
+    new = _read_values(values.total_score, values.jpm, values.category, values.potensi_band,
+                       values.nine_box, values.detail)
     for k, v in data.items():
         setattr(row, k, v)
     row.computed_at = now
-    return row, True
+    return row, {name for name in old if old[name] != new[name]}
 
 
 # -- public operations --------------------------------------------------------------------------
@@ -194,7 +218,8 @@ def _upsert_result(db: Session, attempt_id: int, values: ResultValues, now: date
 @dataclass
 class AttemptScore:
     result: Result
-    changed: bool
+    new: bool  # the attempt had no result before
+    fields: tuple[str, ...]  # what changed in a result that existed (RESULT_FIELDS order)
     old_total: Decimal | None
     old_jpm: Decimal | None
 
@@ -222,10 +247,11 @@ def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,
                            rating=_rating_for(db, participant.id, config))
     before = db.execute(select(Result.total_score, Result.jpm).where(
         Result.attempt_id == attempt.id)).first()
-    constructs_changed = _upsert_constructs(db, attempt.id, outcomes, now)
-    result, result_changed = _upsert_result(db, attempt.id, values, now)
+    moved = _upsert_constructs(db, attempt.id, outcomes, now)
+    result, fields = _upsert_result(db, attempt.id, values, now)
     db.flush()
-    return AttemptScore(result, constructs_changed or result_changed,
+    moved = moved | fields if fields is not None else set()
+    return AttemptScore(result, fields is None, tuple(f for f in RESULT_FIELDS if f in moved),
                         before.total_score if before else None, before.jpm if before else None)
 
 
@@ -290,16 +316,43 @@ def score_pending(db: Session, *, now: datetime, limit: int = PENDING_BATCH) -> 
 
 @dataclass
 class SessionScoring:
-    """What scoring a session did, for the CLI, the page and the audit log."""
+    """What scoring some attempts did, for the CLI, the page and the audit log: of the
+    ``scored`` results, ``new`` did not exist, ``changed`` existed and differ now in at least
+    one of :data:`RESULT_FIELDS` (``fields``: how many results changed in each), ``unchanged``
+    read the same (a row rewritten only for its key revision is unchanged)."""
 
     scored: int = 0
+    new: int = 0
     changed: int = 0
+    unchanged: int = 0
+    fields: dict[str, int] = field(default_factory=dict)
     without_attempt: int = 0
     categories: dict[str, int] = field(default_factory=dict)
-    changes: list[dict[str, Any]] = field(default_factory=list)  # attempts whose numbers moved
+    changes: list[dict[str, Any]] = field(default_factory=list)  # one per changed result
+
+    def add(self, scored: AttemptScore, attempt_id: int) -> None:
+        self.scored += 1
+        label = scored.result.category or "-"
+        self.categories[label] = self.categories.get(label, 0) + 1
+        if scored.new:
+            self.new += 1
+        elif not scored.fields:
+            self.unchanged += 1
+        else:
+            self.changed += 1
+            for name in scored.fields:
+                self.fields[name] = self.fields.get(name, 0) + 1
+            self.changes.append({
+                "attempt": attempt_id, "fields": list(scored.fields),
+                "old_total": plain(scored.old_total),
+                "new_total": plain(scored.result.total_score),
+                "old_jpm": plain(scored.old_jpm), "new_jpm": plain(scored.result.jpm)})
 
     def as_json(self) -> dict[str, Any]:
-        return {"scored": self.scored, "changed": self.changed,
+        return {"rescored": self.scored, "changed": self.changed, "unchanged": self.unchanged,
+                "new": self.new,
+                "fields": {name: self.fields[name] for name in RESULT_FIELDS
+                           if name in self.fields},
                 "without_attempt": self.without_attempt,
                 "categories": dict(sorted(self.categories.items())),
                 "changes": self.changes}
@@ -313,19 +366,7 @@ def _rescore(db: Session, attempts: Iterable[Attempt], now: datetime, summary: S
         if attempt.session_id not in configs:
             configs[attempt.session_id] = _config(
                 db.get_one(TestSession, attempt.session_id))
-        scored = _score(db, attempt, now, cache, configs[attempt.session_id])
-        summary.scored += 1
-        label = scored.result.category or "-"
-        summary.categories[label] = summary.categories.get(label, 0) + 1
-        if scored.changed:
-            summary.changed += 1
-            if scored.old_total is not None and (scored.old_total != scored.result.total_score
-                                                 or scored.old_jpm != scored.result.jpm):
-                summary.changes.append({
-                    "attempt": attempt.id,
-                    "old_total": plain(scored.old_total),
-                    "new_total": plain(scored.result.total_score),
-                    "old_jpm": plain(scored.old_jpm), "new_jpm": plain(scored.result.jpm)})
+        summary.add(_score(db, attempt, now, cache, configs[attempt.session_id]), attempt.id)
     return summary
 
 
@@ -370,7 +411,8 @@ def rescore_session(db: Session, *, session: TestSession, actor: str, now: datet
 def rescore_item(db: Session, *, item: Item, reason: str, actor: str, now: datetime
                  ) -> SessionScoring:
     """After a key correction: rescore every handed-in attempt whose form holds the item, and
-    audit who, why, and each attempt's old and new total and JPM."""
+    audit who, why, how many results changed and in what, and each changed result's old and
+    new total and JPM."""
     attempts = list(db.scalars(
         select(Attempt).join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
         .where(AttemptItem.item_id == item.id, Attempt.state.in_(DONE_STATES))

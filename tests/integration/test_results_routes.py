@@ -156,15 +156,36 @@ def test_rescore_button_needs_csrf_and_is_audited(client, make_user, taken, data
                        data={"csrf_token": csrf_from(page.text), "reason": "cek ulang"},
                        follow_redirects=False)
     assert done.status_code == 303
-    assert done.headers["location"] == "/admin/sessions/S1/results?scored=2&changed=0"
+    assert done.headers["location"] == ("/admin/sessions/S1/results?rescored=2&changed=0"
+                                         "&unchanged=2&new=0&fields=")
     shown = client.get(done.headers["location"])
-    assert "2 hasil dihitung ulang, 0 berubah" in shown.text
+    assert "Sudah mutakhir: 2 hasil diperiksa, tidak ada yang berubah." in shown.text
     with database.transaction(write=False) as db:
         event = db.scalars(select(audit.AuditEvent).where(
             audit.AuditEvent.action == "results.rescore")).one()
         assert (event.actor, event.reason, event.target) == ("user:admin", "cek ulang",
                                                              "session:S1")
-        assert event.data["scored"] == 2 and event.data["changed"] == 0
+        assert (event.data["rescored"], event.data["changed"], event.data["unchanged"]) == \
+            (2, 0, 2)
+    # A result stored with the combined JPM of the rounded parts (79.77, as before it was
+    # computed from the unrounded ones): the rescore says which result changed and in what.
+    with database.transaction() as db:
+        stored = db.scalars(select(Result).order_by(Result.id)).first()
+        stored.detail = {**stored.detail, "combined_jpm": "79.77"}
+    fixed = client.post("/admin/sessions/S1/results/rescore",
+                        data={"csrf_token": csrf_from(page.text)}, follow_redirects=False)
+    assert fixed.headers["location"].endswith(
+        "?rescored=2&changed=1&unchanged=1&new=0&fields=combined_jpm%3A1")
+    shown = client.get(fixed.headers["location"])
+    assert ("2 hasil dihitung ulang: 1 berubah, 1 tetap. Yang berubah: JPM gabungan 1."
+            in shown.text)
+    with database.transaction(write=False) as db:
+        assert db.scalars(select(Result).order_by(Result.id)).first().detail[
+            "combined_jpm"] == "79.78"
+        last = db.scalars(select(audit.AuditEvent).where(
+            audit.AuditEvent.action == "results.rescore").order_by(audit.AuditEvent.id.desc())
+        ).first()
+        assert (last.data["changed"], last.data["fields"]) == (1, {"combined_jpm": 1})
     # a broken setting is shown on the page, nothing is written
     with database.transaction() as db:
         db.scalar(select(TestSession)).settings = {"scoring": {"purpose": "promosi"}}

@@ -251,14 +251,15 @@ def test_scoring_is_idempotent_and_a_rescore_reproduces(db, clock, scored):
     again = score_attempt(db, attempt=one, now=clock.now())
     assert again.id == before[0][1]["id"]
     summary = rescore_session(db, session=session, actor="user:admin", now=clock.now())
-    assert (summary.scored, summary.changed, summary.changes) == (2, 0, [])
+    assert (summary.scored, summary.changed, summary.unchanged, summary.changes) == (2, 0, 2, [])
     assert summary.categories == {"Cukup Optimal": 1, "Kurang Optimal": 1}
     assert [snapshot(db, a) for a in (one, two)] == before  # not even computed_at moved
     assert len(db.scalars(select(Result)).all()) == 2
     assert len(db.scalars(select(ConstructScore)).all()) == 14
     event = db.scalars(select(audit.AuditEvent).where(
         audit.AuditEvent.action == "results.rescore")).one()
-    assert event.actor == "user:admin" and event.data["scored"] == 2
+    assert event.actor == "user:admin"
+    assert (event.data["rescored"], event.data["changed"], event.data["unchanged"]) == (2, 0, 2)
 
 
 def test_a_running_attempt_is_not_scored(db, clock):
@@ -288,10 +289,15 @@ def test_key_correction_rescores_the_attempts_that_saw_the_item(db, clock, score
     event = db.scalars(select(audit.AuditEvent).where(
         audit.AuditEvent.action == "results.rescore_key_correction")).one()
     assert event.actor == "user:admin" and event.reason == "kunci tertukar"
-    assert event.data["scored"] == 2
-    assert event.data["changes"] == [{"attempt": one.id, "old_total": "24.5",
-                                      "new_total": "29.5", "old_jpm": "83.33",
-                                      "new_jpm": "83.33"}]
+    # two rescored; the blank one only carries the new key revision: it did not change
+    assert (event.data["rescored"], event.data["changed"], event.data["unchanged"]) == (2, 1, 1)
+    assert event.data["fields"] == {"total": 1, "potensi_score": 1, "potensi_band": 1,
+                                    "combined_jpm": 1}
+    assert event.data["changes"] == [{"attempt": one.id, "fields": ["total", "potensi_score",
+                                                                    "potensi_band",
+                                                                    "combined_jpm"],
+                                      "old_total": "24.5", "new_total": "29.5",
+                                      "old_jpm": "83.33", "new_jpm": "83.33"}]
 
 
 def test_job_standards_from_the_table_and_jpm_cap_setting(db, clock, scored):
@@ -465,13 +471,16 @@ def test_command_line_standards_rescore_export_and_kinerja(database, clock, tmp_
 
     rescored = cact(url, "results", "rescore", "s1", "--reason", "standar baru")
     assert rescored.returncode == 0, rescored.stderr
-    # both rows changed (the standards now come from the table), one participant's numbers
-    assert "2 attempt(s) scored, 2 changed" in rescored.stdout
+    # both rows are rewritten (the standards now come from the table), but only the
+    # administrator's result reads differently
+    assert "rescored: 2 result(s), 1 changed, 1 unchanged" in rescored.stdout
+    assert "berubah / changed: jpm 1, combined_jpm 1, category 1" in rescored.stdout
     changed = [line for line in rescored.stdout.splitlines() if "-> " in line]
     assert len(changed) == 1
     assert "total 24.5 -> 24.5, JPM 83.33 -> 100" in changed[0]  # 5 / (3 + 1), capped
     again = cact(url, "results", "rescore", "S1")
-    assert "2 attempt(s) scored, 0 changed" in again.stdout  # reproduces the same numbers
+    assert ("Sesi / session S1: sudah mutakhir / already up to date: 2 result(s) checked, "
+            "none changed") in again.stdout  # reproduces the same numbers
 
     out = tmp_path / "hasil.csv"
     exported = cact(url, "results", "export", "S1", "--format", "csv", "--out", str(out))
@@ -510,3 +519,70 @@ def test_command_line_standards_rescore_export_and_kinerja(database, clock, tmp_
     for action in ("standards.load_defaults", "standards.import", "results.rescore",
                    "results.export", "performance.import"):
         assert action in actions, action
+
+
+def _readings(db):
+    """attempt id -> what each result is read by, straight from the tables: construct levels,
+    total, potensi score and band, JPM, combined JPM, category, nine-box box."""
+    db.expire_all()
+    levels: dict[int, dict[str, int | None]] = {}
+    for row in db.scalars(select(ConstructScore)):
+        levels.setdefault(row.attempt_id, {})[row.construct] = row.level
+    return {r.attempt_id: {"levels": levels.get(r.attempt_id), "total": r.total_score,
+                           "potensi_score": r.detail["potensi_score"],
+                           "potensi_band": r.potensi_band, "jpm": r.jpm,
+                           "combined_jpm": r.detail["combined_jpm"], "category": r.category,
+                           "nine_box": r.nine_box}
+            for r in db.scalars(select(Result))}
+
+
+def test_a_key_correction_reports_exactly_the_results_it_changed(database, clock):
+    """NUM-1's key moves from B to A: who answered B loses 5 points (numerik level 2 -> 1), who
+    answered A gains them, who left it blank reads the same. `cact bank correct-key` says
+    what its rescore changed, its audit row has the same numbers, and a `cact results
+    rescore` after it finds the session already up to date."""
+    from tests.integration.test_demo_and_cli import cact
+
+    answers = [ANSWERS_1, {"NUM-1": "A"}, {}, {"FIG-1": "A"}, {"NUM-1": "B", "KER-1": "A"}]
+    with database.transaction() as db:
+        _, logins = build_session(db, clock, participants=len(answers))
+        for (nip, token), given in zip(logins, answers, strict=True):
+            take_test(db, clock, nip, token, given)
+    with database.transaction(write=False) as db:
+        before = _readings(db)
+    fixed = cact(database.url, "bank", "correct-key", "UJI-POT", "NUM-1", "--key", "A",
+                 "--reason", "kunci tertukar")
+    assert fixed.returncode == 0, fixed.stderr
+    with database.transaction(write=False) as db:
+        after = _readings(db)
+        event = db.scalars(select(audit.AuditEvent).where(
+            audit.AuditEvent.action == "results.rescore_key_correction")).one()
+    # counted here, independently of the server's summary
+    assert set(before) == set(after) and len(before) == 5
+    changed = sorted(a for a in before if before[a] != after[a])
+    fields = {}
+    for name in before[changed[0]]:
+        moved = sum(1 for a in before if before[a][name] != after[a][name])
+        if moved:
+            fields[name] = moved
+    assert len(changed) == 3  # the two who answered B and the one who answered A
+    assert fields["levels"] == 3 and fields["total"] == 3
+    assert event.data["rescored"] == 5
+    assert (event.data["changed"], event.data["unchanged"]) == (len(changed), 5 - len(changed))
+    assert event.data["fields"] == fields
+    assert [c["attempt"] for c in event.data["changes"]] == changed
+    assert (f"rescored: 5 result(s), {len(changed)} changed, {5 - len(changed)} unchanged"
+            in fixed.stdout)
+    assert ("berubah / changed: " + ", ".join(f"{k} {v}" for k, v in fields.items())
+            in fixed.stdout)
+
+    again = cact(database.url, "results", "rescore", "S1", "--reason", "cek")
+    assert again.returncode == 0, again.stderr
+    assert ("Sesi / session S1: sudah mutakhir / already up to date: 5 result(s) checked, "
+            "none changed") in again.stdout
+    with database.transaction(write=False) as db:
+        assert _readings(db) == after
+        rescore = db.scalars(select(audit.AuditEvent).where(
+            audit.AuditEvent.action == "results.rescore")).one()
+    assert (rescore.data["rescored"], rescore.data["changed"], rescore.data["unchanged"],
+            rescore.data["fields"], rescore.data["changes"]) == (5, 0, 5, {}, [])

@@ -106,9 +106,9 @@ def results_rescore(
         summary = rescore_session(db, session=session, actor="cli", now=now(), reason=reason)
     for line in rescore_lines(summary, f"Sesi / session {code.upper()}"):
         typer.echo(line)
-    typer.echo(f"  {summary.without_attempt} never logged in; categories: "
-               + (", ".join(f"{label} {count}" for label, count
-                            in sorted(summary.categories.items())) or "-"))
+    typer.echo(f"  {summary.without_attempt} never logged in; categories:")
+    for label, count in sorted(summary.categories.items()):
+        typer.echo(f"    {label}: {count}")
 
 
 @results_cli.command("export")

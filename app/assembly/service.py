@@ -336,8 +336,9 @@ def blueprint_by_code(db: Session, code: str) -> Blueprint | None:
 def blueprint_rows(db: Session) -> list[dict[str, Any]]:
     """Every blueprint by code, with its number of sections and items and a session that uses
     it (such a blueprint can no longer be replaced)."""
-    used_by = dict(db.execute(select(TestSession.blueprint_id, func.min(TestSession.code))
-                              .group_by(TestSession.blueprint_id)).tuples().all())
+    used_by: dict[int, str] = dict(db.execute(  # .all(): a Result itself is not a mapping
+        select(TestSession.blueprint_id, func.min(TestSession.code))
+        .group_by(TestSession.blueprint_id)).all())
     rows = []
     for bp in db.scalars(select(Blueprint).order_by(Blueprint.code)):
         sections = bp.spec.get("sections", [])

@@ -74,10 +74,19 @@ def run_import(db, clock, name: str, data: bytes, **options):
 
 
 
+# Validity rules for tests that are not about them: no rapid-guessing or answered-share rule
+# (both off by their documented settings); straight-lining stays on.
+UNTIMED = {"rapid_threshold_s": 0, "min_answered_share": 0}
+
+
 def make_open_session(db, clock, *, secret: str, blueprint_yaml: str | None = None,
                       participants: int = 2, code: str = "S1", first: int = 1,
-                      section_seconds: int | None = None):
-    """A bank, a blueprint, an open session and a roster; returns (session, [(nip, token)])."""
+                      section_seconds: int | None = None, validity: dict | None = None):
+    """A bank, a blueprint, an open session and a roster; returns (session, [(nip, token)]).
+
+    The session's validity rules (``validity``) default to :data:`UNTIMED`: most tests answer
+    a handful of items in the same instant of a frozen clock, which a real session would take
+    for rapid guessing. Tests of the validity rules pass the real defaults (``{}``)."""
     from datetime import timedelta
 
     from app.assembly.service import blueprint_version_ids, import_blueprint
@@ -95,7 +104,8 @@ def make_open_session(db, clock, *, secret: str, blueprint_yaml: str | None = No
     freeze_versions(db, blueprint_version_ids(db, blueprint.id))
     session = TestSession(code=code, name="Sesi uji", room="Lab 1", blueprint_id=blueprint.id,
                           starts_at=clock.now(), ends_at=clock.now() + timedelta(hours=4),
-                          state=SessionState.open, created_at=clock.now(), settings={})
+                          state=SessionState.open, created_at=clock.now(),
+                          settings={"validity": UNTIMED if validity is None else validity})
     db.add(session)
     db.flush()
     logins = []

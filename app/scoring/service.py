@@ -23,18 +23,26 @@ assessment, whether JPM is capped).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank.models import BankKind, BankVersion, Item, ItemBank, ItemKind, ItemOption
-from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
+from app.delivery.models import (
+    DONE_STATES,
+    Answer,
+    AnswerEvent,
+    Attempt,
+    AttemptItem,
+    AttemptSection,
+)
+from app.scoring import validity
 from app.scoring.engine import ScoredItem, ScoredOption
 from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
 from app.scoring.outcomes import (
@@ -53,6 +61,8 @@ from app.scoring.standards import default_standards
 from app.sessions.models import JobGroup, Participant, RosterEntry, TestSession
 
 logger = logging.getLogger("cact.scoring")
+# Item kinds answered by choosing one option of a list (the straight-lining indicator).
+SINGLE_CHOICE = {ItemKind.single.value, ItemKind.weighted.value}
 
 
 class ScoringCache(ScoringData):
@@ -230,13 +240,45 @@ def _participant_of(db: Session, attempt: Attempt) -> Participant:
                       .where(RosterEntry.id == attempt.roster_entry_id)).scalar_one()
 
 
+def _validity(db: Session, attempt: Attempt, rows: Sequence[Row[int, int, list[int]]],
+              answers: Mapping[int, Any], cache: ScoringCache,
+              rules: validity.ValidityRules) -> dict[str, Any]:
+    """The attempt's validity indicators (``app.scoring.validity``) from its form, answers,
+    answer event log and section clocks."""
+    form = []
+    for row in rows:
+        response = answers.get(row.item_id)
+        answered = response not in (None, [])
+        place = None
+        if (answered and not isinstance(response, list)
+                and cache.items[row.item_id].scored.kind in SINGLE_CHOICE
+                and response in row.option_order):
+            place = row.option_order.index(response) + 1
+        form.append(validity.FormItem(row.item_id, row.section, answered, place))
+    saves = [validity.Save(item_id, at) for item_id, at in db.execute(
+        select(AnswerEvent.item_id, AnswerEvent.server_time)
+        .where(AnswerEvent.attempt_id == attempt.id)
+        .order_by(AnswerEvent.server_time, AnswerEvent.seq))]
+    starts = {number: started for number, started in db.execute(
+        select(AttemptSection.section, AttemptSection.started_at)
+        .where(AttemptSection.attempt_id == attempt.id)) if started is not None}
+    times = validity.response_times(saves, {row.item_id: row.section for row in rows}, starts)
+    used = None
+    if attempt.started_at is not None and attempt.submitted_at is not None:
+        used = max(0, int((attempt.submitted_at - attempt.started_at).total_seconds())
+                   - attempt.paused_total_s)
+    return validity.indicators(form, times, rules, time_used_s=used)
+
+
 def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,
            config: ScoringConfig) -> AttemptScore:
     if attempt.state not in DONE_STATES:
         raise ValueError(f"attempt {attempt.id} is {attempt.state.value}; only handed-in "
                          "attempts are scored")
-    form = list(db.scalars(select(AttemptItem.item_id).where(
-        AttemptItem.attempt_id == attempt.id).order_by(AttemptItem.position)))
+    rows = db.execute(select(AttemptItem.item_id, AttemptItem.section, AttemptItem.option_order)
+                      .where(AttemptItem.attempt_id == attempt.id)
+                      .order_by(AttemptItem.position)).all()
+    form = [row.item_id for row in rows]
     answers: dict[int, Any] = dict(db.execute(select(Answer.item_id, Answer.response).where(
         Answer.attempt_id == attempt.id)).all())
     participant = _participant_of(db, attempt)
@@ -245,6 +287,9 @@ def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,
     values = result_values(cache, config, job_group=JobGroup(participant.job_group).value,
                            grade=participant.grade, outcomes=outcomes,
                            rating=_rating_for(db, participant.id, config))
+    rules = validity.ValidityRules.from_settings(
+        db.get_one(TestSession, attempt.session_id).settings)  # in the identity map already
+    values = validity.withhold(values, _validity(db, attempt, rows, answers, cache, rules))
     before = db.execute(select(Result.total_score, Result.jpm).where(
         Result.attempt_id == attempt.id)).first()
     moved = _upsert_constructs(db, attempt.id, outcomes, now)

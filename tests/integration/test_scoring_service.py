@@ -312,7 +312,7 @@ def test_job_standards_from_the_table_and_jpm_cap_setting(db, clock, scored):
     assert result.detail["required"] == {"integritas": 3, "kerjasama": 1}
     assert result.detail["standard_source"] == {"integritas": "table", "kerjasama": "table"}
     assert result.jpm == D(100) and result.category == "Optimal"  # 5/4 = 125 %, capped
-    session.settings = {"scoring": {"jpm_cap": False, "purpose": "placement"}}
+    session.settings = {**session.settings, "scoring": {"jpm_cap": False, "purpose": "placement"}}
     db.flush()
     score_session(db, session=session, now=clock.now())
     result = result_of(db, one)
@@ -322,7 +322,8 @@ def test_job_standards_from_the_table_and_jpm_cap_setting(db, clock, scored):
 
 def test_performance_axis_from_jpm_and_combined_category(db, clock, scored):
     session, _, one, two = scored
-    session.settings = {"scoring": {"performance_axis": "jpm", "category_basis": "combined",
+    session.settings = {**session.settings,
+                        "scoring": {"performance_axis": "jpm", "category_basis": "combined",
                                     "combined_weights": {"administrator": [30, 70]}}}
     db.flush()
     score_session(db, session=session, now=clock.now())

@@ -21,6 +21,7 @@ from app.bank.models import BankVersion, Item, ItemBank, ItemKind, ItemOption
 from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, csv_bytes
 from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
+from app.scoring.models import Result
 from app.sessions.models import TestSession
 
 
@@ -35,6 +36,9 @@ class VersionAnalysis:
     sessions: list[str]  # codes of the sessions with finished attempts on this version
     attempts: int
     analysis: Analysis
+    # Finished attempts left out because their result is "tidak dapat dinilai"
+    # (app/scoring/validity.py): answers that are not a measurement would bias p and r.
+    not_scoreable: int = 0
 
 
 def _distractor(kind: str, option: ItemOption, top_weight: Decimal | None) -> bool:
@@ -51,6 +55,18 @@ def _distractor(kind: str, option: ItemOption, top_weight: Decimal | None) -> bo
 def _labels(response: Any, labels: dict[int, str]) -> list[str]:
     chosen = response if isinstance(response, list) else [response]
     return [labels[r] for r in chosen if isinstance(r, int) and r in labels]
+
+
+def _not_scoreable(db: Session, attempt_ids: list[int]) -> set[int]:
+    """The attempts among these whose result says they cannot be scored (validity)."""
+    found: set[int] = set()
+    for start in range(0, len(attempt_ids), 500):
+        for attempt_id, detail in db.execute(
+                select(Result.attempt_id, Result.detail)
+                .where(Result.attempt_id.in_(attempt_ids[start:start + 500]))):
+            if ((detail or {}).get("validity") or {}).get("scoreable") is False:
+                found.add(attempt_id)
+    return found
 
 
 def item_analysis(db: Session, *, session: TestSession | None = None, bank_version_id: int
@@ -108,7 +124,8 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
         scored.append(scoring)
         labels.append({o.id: o.label for o in opts})
 
-    attempt_ids = sorted(presented)
+    untrusted = _not_scoreable(db, list(presented))
+    attempt_ids = sorted(set(presented) - untrusted)
     scores: list[list[float | None]] = []
     choices: list[list[list[str] | None]] = []
     for attempt_id in attempt_ids:
@@ -131,7 +148,8 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
         bank_version_id=version.id, bank_code=bank.code, bank_title=bank.title,
         version=version.version, key_revision=version.key_revision,
         session_code=session.code if session is not None else None, sessions=sessions,
-        attempts=len(attempt_ids), analysis=analyse(specs, scores, choices))
+        attempts=len(attempt_ids), analysis=analyse(specs, scores, choices),
+        not_scoreable=len(untrusted))
 
 
 CSV_HEADER = ["item_code", "construct", "kind", "n", "mean", "max_score", "p", "r_corrected",

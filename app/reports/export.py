@@ -12,6 +12,7 @@ file on SQLite and PostgreSQL; XLSX cells hold real numbers so spreadsheets can 
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, append_row, csv_bytes
+from app.i18n import translate
 from app.scoring.models import ConstructScore, Result
 from app.scoring.outcomes import KOMPETENSI_PREFIX, POTENSI, competency_of, item_scores
 from app.scoring.service import ScoringCache
@@ -62,6 +64,12 @@ class ResultRow:
     gaps: dict[str, int] = field(default_factory=dict)  # competency -> achieved - required
     # section (0-based, blueprint order) -> (items administered, items answered)
     sections: dict[int, tuple[int, int]] = field(default_factory=dict)
+    validity: dict[str, Any] = field(default_factory=dict)  # app/scoring/validity.py
+
+    @property
+    def not_scoreable(self) -> bool:
+        """A result that is "tidak dapat dinilai": scores without JPM, category, band or box."""
+        return bool(self.validity) and not self.validity.get("scoreable", True)
 
     @property
     def items_administered(self) -> int | None:
@@ -95,6 +103,12 @@ class ResultsTable:
     def _with_theta(self) -> set[str]:
         return {c for row in self.rows for c, cell in row.constructs.items()
                 if cell.theta is not None}
+
+
+# The validity indicators (docs/psychometrics.md, "Validity of an attempt"), last so that the
+# columns before them keep their places.
+VALIDITY_COLUMNS = ["scoreable", "not_scoreable_reasons", "rte", "rapid_guesses",
+                    "longest_same_place_run", "time_used_s"]
 
 
 def _dec(value: Any) -> Decimal | None:
@@ -141,6 +155,7 @@ def results_table(db: Session, session: TestSession) -> ResultsTable:
             row.development_areas = list(detail.get("development_areas") or [])
             row.required = {str(c): int(v) for c, v in (detail.get("required") or {}).items()}
             row.gaps = {str(c): int(v) for c, v in (detail.get("gaps") or {}).items()}
+            row.validity = dict(detail.get("validity") or {})
         for score in db.scalars(select(ConstructScore).where(
                 ConstructScore.attempt_id.in_(chunk))):
             rows_by_attempt[score.attempt_id].constructs[score.construct] = ConstructCell(
@@ -175,7 +190,7 @@ def _header(table: ResultsTable) -> list[str]:
              "items_administered", "items_answered"]
     for number in range(1, table.sections + 1):
         head += [f"section_{number}.items_administered", f"section_{number}.items_answered"]
-    return head
+    return head + VALIDITY_COLUMNS
 
 
 def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
@@ -193,7 +208,25 @@ def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
                row.nine_box, row.items_administered, row.items_answered]
     for section in range(table.sections):
         values += list(row.sections.get(section, (None, None)))
-    return values
+    return values + _validity_values(row)
+
+
+def validity_reason(reason: Mapping[str, Any], lang: str) -> str:
+    """One reason an attempt is not scoreable, as a sentence ("Bagian 1: 0 dari 56 soal
+    dijawab")."""
+    params = {k: v for k, v in reason.items() if k != "rule"}
+    if "rte" in params:
+        params["rte"] = f"{Decimal(str(params['rte'])) * 100:.0f}"
+    return translate(lang, f"validity.{reason.get('rule', 'unknown')}", **params)
+
+
+def _validity_values(row: ResultRow) -> list[Any]:
+    check = row.validity
+    if not check:
+        return [None] * len(VALIDITY_COLUMNS)
+    reasons = "; ".join(validity_reason(r, "id") for r in check.get("reasons", []))
+    return ["no" if row.not_scoreable else "yes", reasons, _dec(check.get("rte")),
+            check.get("rapid"), check.get("longest_same_place_run"), check.get("time_used_s")]
 
 
 def to_csv(table: ResultsTable) -> bytes:

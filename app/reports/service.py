@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.delivery.models import Attempt
 from app.i18n import translate
+from app.reports.export import validity_reason
 from app.reports.individual import (
     CompetencyRow,
     IndividualReport,
@@ -136,6 +137,9 @@ class ParticipantReport:
     recommendation: str = ""
     box_action: str = ""
     box_placement: str = ""
+    # Why the attempt is "tidak dapat dinilai" (app/scoring/validity.py), one text per rule
+    # it failed; empty when it is scoreable.
+    not_scoreable: list[str] = field(default_factory=list)
 
     @property
     def job_text(self) -> str:
@@ -207,6 +211,9 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
     detail = result.detail or {}
     config = detail.get("config") or {}
     report.scored = True
+    validity = detail.get("validity") or {}
+    if validity and not validity.get("scoreable", True):
+        report.not_scoreable = [validity_reason(r, lang) for r in validity.get("reasons", [])]
     report.job_key = detail.get("job_key", "")
     report.purpose = config.get("purpose", "mapping")
     required: dict[str, int] = detail.get("required") or {}
@@ -250,6 +257,10 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
         report.box_placement = box_placement(report.nine_box, lang)
     report.recommendation = recommendation(category=report.category, nine_box=report.nine_box,
                                            development=report.development, lang=lang)
+    if report.not_scoreable:  # no judgement to recommend from: say why instead
+        report.recommendation = " ".join([translate(lang, "validity.explained"),
+                                          "; ".join(report.not_scoreable) + "."])
+        report.category = translate(lang, "validity.not_scoreable")
     return report
 
 

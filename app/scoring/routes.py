@@ -17,7 +17,13 @@ from app.auth.deps import actor as _actor
 from app.auth.models import User
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.db import DbSession, WriteDb
-from app.reports.export import ResultRow, ResultsTable, export_results, results_table
+from app.reports.export import (
+    ResultRow,
+    ResultsTable,
+    export_results,
+    results_table,
+    validity_reason,
+)
 from app.scoring.schemas import SORT_COLUMNS, ResultsQuery
 from app.scoring.service import RESULT_FIELDS, SessionScoring, rescore_session
 from app.sessions.deps import session_or_404 as _session_or_404
@@ -67,7 +73,9 @@ def _page(request: Request, db: Session, session: TestSession, query: ResultsQue
         rows=_sorted(table, query), query=query, error=error, notice=notice,
         construct_labels={c: _construct_label(c, lang) for c in table.constructs},
         scored=sum(1 for r in table.rows if r.scored), sort_columns=SORT_COLUMNS,
-        number=_number)
+        number=_number,
+        not_scoreable={r.nip: [validity_reason(x, lang) for x in r.validity.get("reasons", [])]
+                       for r in table.rows if r.not_scoreable})
 
 
 def _number(value: Decimal | None) -> str:

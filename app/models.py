@@ -8,7 +8,13 @@ from app.db import Base
 from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptItem, AttemptSection
 from app.ops.models import ServerState
 from app.proctoring.models import Incident
-from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
+from app.scoring.models import (
+    ConstructScore,
+    JobStandard,
+    PerformanceRating,
+    Result,
+    ValidityDecision,
+)
 from app.sessions.models import Participant, ProctorAssignment, RosterEntry, TestSession
 
 __all__ = [
@@ -16,5 +22,5 @@ __all__ = [
     "BankMedia", "BankVersion", "Base", "Blueprint", "BlueprintBankVersion", "ConstructScore",
     "Incident", "Item", "ItemBank", "ItemOption", "JobStandard", "KeyCorrection",
     "LoginThrottle", "Participant", "PerformanceRating", "ProctorAssignment", "Result", "Role",
-    "RosterEntry", "ServerState", "TestSession", "User", "WebSession",
+    "RosterEntry", "ServerState", "TestSession", "User", "ValidityDecision", "WebSession",
 ]

@@ -22,6 +22,7 @@ from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, csv_bytes
 from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
 from app.scoring.models import Result
+from app.scoring.validity import withheld
 from app.sessions.models import TestSession
 
 
@@ -58,13 +59,14 @@ def _labels(response: Any, labels: dict[int, str]) -> list[str]:
 
 
 def _not_scoreable(db: Session, attempt_ids: list[int]) -> set[int]:
-    """The attempts among these whose result says they cannot be scored (validity)."""
+    """The attempts among these whose result is withheld as not scoreable (validity), unless an
+    admin accepted it."""
     found: set[int] = set()
     for start in range(0, len(attempt_ids), 500):
         for attempt_id, detail in db.execute(
                 select(Result.attempt_id, Result.detail)
                 .where(Result.attempt_id.in_(attempt_ids[start:start + 500]))):
-            if ((detail or {}).get("validity") or {}).get("scoreable") is False:
+            if withheld((detail or {}).get("validity")):
                 found.add(attempt_id)
     return found
 

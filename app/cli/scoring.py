@@ -111,6 +111,30 @@ def results_rescore(
         typer.echo(f"    {label}: {count}")
 
 
+@results_cli.command("accept")
+def results_accept(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    nip: Annotated[str, typer.Argument(help="The participant's NIP")],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is accepted (audited)")],
+) -> None:
+    """Accept a result that is "tidak dapat dinilai" (too little answered, rapid guessing,
+    straight-lining): it is scored as usual from then on. Audited; needs a reason."""
+    from app.i18n import translate
+    from app.scoring.decisions import DecisionRefused, accept
+    from app.settings import get_settings
+
+    try:
+        with session_transaction(code) as (db, session):
+            result = accept(db, session=session, nip=nip, reason=reason, actor="cli",
+                            now=now())
+            category, jpm = result.category, result.jpm
+    except DecisionRefused as exc:
+        raise fail("Tidak diterima / not accepted: "
+                   + translate(get_settings().language, exc.key, **exc.params)) from None
+    typer.echo(f"NIP {nip}: diterima / accepted; JPM {jpm if jpm is not None else '-'}, "
+               f"category {category or '-'}")
+
+
 @results_cli.command("export")
 def results_export(
     code: Annotated[str, typer.Argument(help="Session code")],

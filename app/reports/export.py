@@ -29,6 +29,7 @@ from app.i18n import translate
 from app.scoring.models import ConstructScore, Result
 from app.scoring.outcomes import KOMPETENSI_PREFIX, POTENSI, competency_of, item_scores
 from app.scoring.service import ScoringCache
+from app.scoring.validity import withheld
 from app.sessions.models import Participant, RosterEntry, TestSession
 
 
@@ -68,8 +69,9 @@ class ResultRow:
 
     @property
     def not_scoreable(self) -> bool:
-        """A result that is "tidak dapat dinilai": scores without JPM, category, band or box."""
-        return bool(self.validity) and not self.validity.get("scoreable", True)
+        """A result that is "tidak dapat dinilai" (and not accepted by an admin): scores without
+        JPM, category, band or box."""
+        return withheld(self.validity)
 
     @property
     def items_administered(self) -> int | None:
@@ -225,7 +227,8 @@ def _validity_values(row: ResultRow) -> list[Any]:
     if not check:
         return [None] * len(VALIDITY_COLUMNS)
     reasons = "; ".join(validity_reason(r, "id") for r in check.get("reasons", []))
-    return ["no" if row.not_scoreable else "yes", reasons, _dec(check.get("rte")),
+    status = "accepted" if check.get("accepted") else "no" if row.not_scoreable else "yes"
+    return [status, reasons, _dec(check.get("rte")),
             check.get("rapid"), check.get("longest_same_place_run"), check.get("time_used_s")]
 
 

@@ -19,6 +19,7 @@ from app.db import DbSession, WriteDb
 from app.reports import service, zipjob
 from app.reports.export import results_table
 from app.reports.ninebox import ninebox_svg
+from app.scoring import decisions
 from app.scoring.imports import import_ratings, parse_ratings
 from app.sessions.deps import session_or_404 as _session_or_404
 from app.sessions.models import TestSession
@@ -163,6 +164,24 @@ def report_page(request: Request, code: str, nip: str, db: DbSession, user: Admi
                      data={"session": session.code, "lang": lang})
     return render(request, "reports/individual.html", session=session,
                   report=report, number=_number(lang), rating_key=_rating_key)
+
+
+@router.post("/{code}/results/{nip}/accept", include_in_schema=False)
+def report_accept(request: Request, code: str, nip: str, db: DbSession, clock: ClockDep,
+                  user: AdminUser, reason: Annotated[str, Form(max_length=2000)] = ""
+                  ) -> Response:
+    """Accept an attempt that is not scoreable, with a reason (audited; it is rescored)."""
+    session = _session_or_404(db, code)
+    try:
+        decisions.accept(db, session=session, nip=nip, reason=reason, actor=_actor(user),
+                         now=clock.now())
+    except decisions.DecisionRefused as exc:
+        lang = request_language(request)
+        return render(request, "reports/individual.html", status_code=422, session=session,
+                      report=_report_or_404(request, db, session, nip, lang),
+                      number=_number(lang), rating_key=_rating_key,
+                      accept_error=translate(lang, exc.key, **exc.params))
+    return redirect(request, f"/admin/sessions/{session.code}/results/{nip}")
 
 
 def _number(lang: str):

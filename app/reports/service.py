@@ -34,6 +34,7 @@ from app.scoring import engine
 from app.scoring.models import ConstructScore, Result
 from app.scoring.outcomes import KOMPETENSI_PREFIX, aspect_of
 from app.scoring.standards import COMPETENCIES
+from app.scoring.validity import withheld
 from app.sessions.models import Participant, RosterEntry, TestSession
 
 BOXES = range(1, 10)
@@ -140,6 +141,8 @@ class ParticipantReport:
     # Why the attempt is "tidak dapat dinilai" (app/scoring/validity.py), one text per rule
     # it failed; empty when it is scoreable.
     not_scoreable: list[str] = field(default_factory=list)
+    # An admin's acceptance of an attempt that was not scoreable: by, reason, at.
+    accepted: dict[str, str] = field(default_factory=dict)
 
     @property
     def job_text(self) -> str:
@@ -212,8 +215,10 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
     config = detail.get("config") or {}
     report.scored = True
     validity = detail.get("validity") or {}
-    if validity and not validity.get("scoreable", True):
+    if withheld(validity):
         report.not_scoreable = [validity_reason(r, lang) for r in validity.get("reasons", [])]
+    elif validity.get("accepted"):
+        report.accepted = dict(validity["accepted"])
     report.job_key = detail.get("job_key", "")
     report.purpose = config.get("purpose", "mapping")
     required: dict[str, int] = detail.get("required") or {}

@@ -77,3 +77,19 @@ class PerformanceRating(Base):
     score: Mapped[Decimal | None] = mapped_column(Numeric(6, 2))
 
     __table_args__ = (UniqueConstraint("participant_id", "period"),)
+
+
+class ValidityDecision(Base):
+    """An admin's decision on an attempt that is "tidak dapat dinilai" (app/scoring/validity.py):
+    ``accepted`` scores it as usual from then on (a proctor saw the person work slowly through a
+    disturbed start, for example). The reason is required and the decision is audited."""
+
+    __tablename__ = "validity_decisions"
+
+    attempt_id: Mapped[int] = mapped_column(
+        ForeignKey("attempts.id", ondelete="CASCADE"), primary_key=True
+    )
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(2000))
+    decided_by: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -44,7 +44,13 @@ from app.delivery.models import (
 )
 from app.scoring import validity
 from app.scoring.engine import ScoredItem, ScoredOption
-from app.scoring.models import ConstructScore, JobStandard, PerformanceRating, Result
+from app.scoring.models import (
+    ConstructScore,
+    JobStandard,
+    PerformanceRating,
+    Result,
+    ValidityDecision,
+)
 from app.scoring.outcomes import (
     ConstructOutcome,
     ItemData,
@@ -267,7 +273,12 @@ def _validity(db: Session, attempt: Attempt, rows: Sequence[Row[int, int, list[i
     if attempt.started_at is not None and attempt.submitted_at is not None:
         used = max(0, int((attempt.submitted_at - attempt.started_at).total_seconds())
                    - attempt.paused_total_s)
-    return validity.indicators(form, times, rules, time_used_s=used)
+    found = validity.indicators(form, times, rules, time_used_s=used)
+    decision = db.get(ValidityDecision, attempt.id)
+    if decision is not None:  # an admin accepted it (app/scoring/decisions.py)
+        found["accepted"] = {"by": decision.decided_by, "reason": decision.reason,
+                             "at": decision.decided_at.isoformat()}
+    return found
 
 
 def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,

@@ -169,12 +169,22 @@ def indicators(form: Sequence[FormItem], times: Mapping[int, Decimal], rules: Va
     }
 
 
+def withheld(validity: Mapping[str, Any] | None) -> bool:
+    """Whether a result with these indicators (``results.detail["validity"]``) is withheld: not
+    scoreable, and not accepted by an admin. Results scored before the indicators existed have
+    none and are not withheld."""
+    if not validity:
+        return False
+    return not validity.get("scoreable", True) and not validity.get("accepted")
+
+
 def withhold(values: ResultValues, validity: Mapping[str, Any]) -> ResultValues:
-    """The result of an attempt with these indicators: unchanged when it is scoreable; else the
-    same scores without the judgements made from them (JPM, combined JPM, category, potensi
-    band, nine-box), the indicators kept in ``detail["validity"]`` either way."""
+    """The result of an attempt with these indicators: unchanged when it is scoreable or an
+    admin accepted it (``validity["accepted"]``); else the same scores without the judgements
+    made from them (JPM, combined JPM, category, potensi band, nine-box). The indicators are
+    kept in ``detail["validity"]`` either way."""
     detail = {**values.detail, "validity": dict(validity)}
-    if validity["scoreable"]:
+    if not withheld(validity):
         return dataclasses.replace(values, detail=detail)
     detail["combined_jpm"] = None
     return dataclasses.replace(values, jpm=None, category="", potensi_band="", nine_box=None,

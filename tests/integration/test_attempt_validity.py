@@ -149,3 +149,64 @@ def test_the_thresholds_are_per_session_settings(app, client, logins, database, 
     assert result.detail["validity"]["scoreable"] is True
     assert result.detail["validity"]["rules"]["rapid_threshold_s"] == "0.5"
     assert result.potensi_band
+
+
+def test_an_admin_accepts_a_result_with_a_reason(app, admin, logins, database, clock, settings):
+    from app.analysis.service import item_analysis
+    from app.audit import AuditEvent
+    from app.bank.models import BankVersion
+    from tests.conftest import csrf_from
+    from tests.integration.test_demo_and_cli import cact
+
+    sit(app, clock, *logins[0], seconds=(20, 60), seed=1)
+    sit(app, clock, *logins[1], seconds=(1, 2), seed=2)
+    sit(app, clock, *logins[2], seconds=None, seed=3)
+    with database.transaction() as db:
+        score_pending(db, now=clock.now())
+    (careful, _), (rapid, _), (blank, _) = logins
+    page = f"/admin/sessions/S1/results/{rapid}"
+    token = csrf_from(admin.get(page).text)
+
+    refused = admin.post(f"{page}/accept", data={"csrf_token": token, "reason": "  "})
+    assert refused.status_code == 422 and "Tuliskan alasan" in refused.text
+    assert result_of(database, rapid).potensi_band == ""
+    scoreable = admin.post(f"/admin/sessions/S1/results/{careful}/accept",
+                           data={"csrf_token": token, "reason": "x"})
+    assert scoreable.status_code == 422 and "dapat dinilai; tidak ada" in scoreable.text
+
+    done = admin.post(f"{page}/accept", follow_redirects=False,
+                      data={"csrf_token": token, "reason": "PC 7 macet, dijawab ulang cepat"})
+    assert done.status_code == 303 and done.headers["location"] == page
+    accepted = result_of(database, rapid)
+    assert accepted.potensi_band and accepted.detail["validity"]["scoreable"] is False
+    assert accepted.detail["validity"]["accepted"]["reason"] == "PC 7 macet, dijawab ulang cepat"
+    shown = admin.get(page).text
+    assert 'data-testid="report-accepted"' in shown and 'data-testid="accept-form"' not in shown
+    again = admin.post(f"{page}/accept", data={"csrf_token": token, "reason": "lagi"})
+    assert again.status_code == 422 and "sudah diterima" in again.text
+    with database.transaction(write=False) as db:
+        event = db.scalars(select(AuditEvent).where(
+            AuditEvent.action == "result.accept_not_scoreable")).one()
+        assert event.actor == "user:admin" and event.reason.startswith("PC 7")
+        assert [r["rule"] for r in event.data["reasons"]] == ["rapid_guessing"]
+        # Accepted answers count in the item statistics again; the blank one still does not.
+        analysis = item_analysis(db, bank_version_id=db.scalars(select(BankVersion.id)).one())
+    assert (analysis.attempts, analysis.not_scoreable) == (2, 1)
+    # A rescore keeps the decision (it is stored, not a flag on the result).
+    with database.transaction() as db:
+        from app.scoring.service import rescore_session
+        from app.sessions.models import TestSession
+
+        rescore_session(db, session=db.scalars(select(TestSession)).one(), actor="t",
+                        now=clock.now())
+    assert result_of(database, rapid).potensi_band
+
+    # The same from the command line, for the participant who answered nothing.
+    key = {"CACT_SECRET_KEY": settings.resolved_secret()}  # the server's, which it checks
+    no_reason = cact(database.url, "results", "accept", "S1", blank, "--reason", " ",
+                     extra_env=key)
+    assert no_reason.returncode == 1 and "not accepted" in no_reason.stderr
+    cli = cact(database.url, "results", "accept", "S1", blank, "--reason", "sakit, diuji ulang",
+               extra_env=key)
+    assert cli.returncode == 0 and "accepted" in cli.stdout, cli.stderr
+    assert result_of(database, blank).potensi_band

@@ -114,3 +114,16 @@ def test_the_worked_example_of_the_psychometrics_doc():
     assert result["sections"][0]["share"] == "0.7500" and result["rte"] == "0.3333"
     assert result["reasons"] == [{"rule": "rapid_guessing", "rapid": 2, "timed": 3,
                                   "rte": "0.3333"}]
+
+
+def test_an_accepted_result_is_not_withheld():
+    from app.scoring.validity import withheld
+
+    assert withheld(None) is False and withheld({}) is False  # scored before the indicators
+    assert withheld({"scoreable": True}) is False
+    assert withheld({"scoreable": False, "reasons": [{"rule": "few_answered"}]}) is True
+    assert withheld({"scoreable": False, "accepted": {"by": "user:admin"}}) is False
+    values = ResultValues(total_score=Decimal(1), jpm=Decimal(90), category="Optimal",
+                          potensi_band="Tinggi", nine_box=9, key_revision=0, detail={})
+    kept = withhold(values, {"scoreable": False, "accepted": {"by": "user:admin"}})
+    assert (kept.jpm, kept.category, kept.nine_box) == (Decimal(90), "Optimal", 9)

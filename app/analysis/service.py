@@ -21,7 +21,7 @@ from app.bank.models import BankVersion, Item, ItemBank, ItemKind, ItemOption
 from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
 from app.exports import NumberText, csv_bytes
 from app.scoring.engine import ScoredItem, ScoredOption, item_max, item_score
-from app.scoring.models import Result
+from app.scoring.models import ConstructScore, Result
 from app.scoring.validity import withheld
 from app.sessions.models import TestSession
 
@@ -68,6 +68,22 @@ def _not_scoreable(db: Session, attempt_ids: list[int]) -> set[int]:
                 .where(Result.attempt_id.in_(attempt_ids[start:start + 500]))):
             if withheld((detail or {}).get("validity")):
                 found.add(attempt_id)
+    return found
+
+
+def _estimates(db: Session, attempt_ids: list[int], scales: set[str]
+               ) -> dict[str, list[tuple[float, float]]]:
+    """The stored EAP estimates (theta, SE) of these attempts per construct, where there are
+    any (constructs whose items carry IRT parameters)."""
+    found: dict[str, list[tuple[float, float]]] = {}
+    for start in range(0, len(attempt_ids), 500):
+        for construct, theta, se in db.execute(
+                select(ConstructScore.construct, ConstructScore.theta, ConstructScore.theta_se)
+                .where(ConstructScore.attempt_id.in_(attempt_ids[start:start + 500]),
+                       ConstructScore.construct.in_(sorted(scales)),
+                       ConstructScore.theta.is_not(None), ConstructScore.theta_se.is_not(None))):
+            if theta is not None and se is not None:  # the query asks for both already
+                found.setdefault(construct, []).append((float(theta), float(se)))
     return found
 
 
@@ -150,7 +166,9 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
         bank_version_id=version.id, bank_code=bank.code, bank_title=bank.title,
         version=version.version, key_revision=version.key_revision,
         session_code=session.code if session is not None else None, sessions=sessions,
-        attempts=len(attempt_ids), analysis=analyse(specs, scores, choices),
+        attempts=len(attempt_ids),
+        analysis=analyse(specs, scores, choices, _estimates(db, attempt_ids,
+                                                            {i.construct for i in items})),
         not_scoreable=len(untrusted))
 
 

@@ -22,6 +22,19 @@ Conventions (and why):
 - Mean and SD are of the scale total over the same complete rows, with the population
   variance (divide by N) as in the KR-20 / alpha formulas, and
   ``SEM = SD * sqrt(1 - reliability)`` (e.g. Crocker & Algina 1986, ch. 6).
+- When the forms are drawn from a pool, nobody may have every item of the scale. Then:
+  - where the scale's items carry IRT parameters and every person has an EAP estimate, the
+    **marginal reliability** of the estimates, ``var(theta) / (var(theta) + mean(SE^2))``
+    (population variance; e.g. du Toit 2003, Brown & Croudace 2015), with mean, SD and
+    ``SEM = sqrt(mean(SE^2))`` on the theta scale (method "marginal");
+  - otherwise **alpha (KR-20 for keyed items) of the average form**: Cronbach's alpha of a
+    form of ``k`` items whose variances average ``v`` and covariances average ``c``,
+    ``alpha = k c / (v + (k - 1) c)``, with ``k`` the mean number of the scale's items a
+    person had, ``v`` the mean item variance and ``c`` the mean covariance of every pair of
+    items over the persons who had both (pairs with fewer than 3 such persons are left out);
+    mean and SD of the totals people got, and ``SEM = sqrt(k v + k (k - 1) c) *
+    sqrt(1 - alpha)`` on the raw scale of that average form (method "pooled alpha" or
+    "pooled KR-20"; for keyed items the variances are of the 0/1 scores).
 
 The flag thresholds are the assessment domain's (docs/domain.md, "Item analysis after a session").
 """
@@ -29,7 +42,7 @@ The flag thresholds are the assessment domain's (docs/domain.md, "Item analysis 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -98,12 +111,14 @@ class ItemStat:
 class ScaleStat:
     scale: str
     items: int
-    n: int  # persons with every item of the scale
-    method: str | None  # "KR-20", "alpha", or None when undefined
+    n: int  # persons counted: with every item, or with any item (pooled), or with a theta
+    # "KR-20", "alpha", "pooled KR-20", "pooled alpha", "marginal", or None when undefined
+    method: str | None
     reliability: float | None
     mean: float | None
     sd: float | None
     sem: float | None
+    items_per_person: float | None = None  # the pooled methods' k
 
 
 @dataclass(frozen=True)
@@ -173,19 +188,80 @@ def _option_stats(spec: ItemSpec, choices: Sequence[Choice], n: int) -> tuple[tu
     return stats, blanks
 
 
-def _scale_stat(scale: str, columns: list[int], specs: Sequence[ItemSpec], matrix: np.ndarray
-                ) -> ScaleStat:
+MIN_PAIR = 3  # persons who had both items, for their covariance to count (pooled alpha)
+
+
+def _sem(sd: float, reliability: float) -> float | None:
+    # A negative reliability (items that work against each other) has no error-of-measurement
+    # reading; SEM is reported only where 1 - reliability makes sense.
+    return sd * math.sqrt(1 - reliability) if 0 <= reliability <= 1 else None
+
+
+def _pooled(scale: str, columns: list[int], sub: np.ndarray, keyed: bool,
+            maxima: np.ndarray) -> ScaleStat:
+    """Alpha of the average form from pairwise item covariances (module docstring)."""
+    present = ~np.isnan(sub)
+    had = present.any(axis=1)
+    n = int(had.sum())
+    if n == 0:
+        return ScaleStat(scale, len(columns), 0, None, None, None, None, None)
+    values = np.where(present, sub, 0.0)
+    if keyed:
+        values = np.where(present, (values >= maxima).astype(float), 0.0)
+    totals = np.where(present, sub, 0.0)[had].sum(axis=1)
+    mean, sd = float(totals.mean()), float(totals.std())
+    k = float(present[had].sum(axis=1).mean())
+    mask = present.astype(float)
+    both = mask.T @ mask  # persons who had items i and j
+    sums = values.T @ mask  # [i, j]: sum of item i over the persons who had i and j
+    products = values.T @ values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = products / both - (sums / both) * (sums.T / both)
+    variances = [cov[j, j] for j in range(len(columns)) if both[j, j] >= 2]
+    pairs = [cov[i, j] for i in range(len(columns)) for j in range(i + 1, len(columns))
+             if both[i, j] >= MIN_PAIR]
+    method = "pooled KR-20" if keyed else "pooled alpha"
+    if k <= 1 or not variances or not pairs:
+        return ScaleStat(scale, len(columns), n, None, None, mean, sd, None, k)
+    v, c = float(np.mean(variances)), float(np.mean(pairs))
+    form_variance = k * v + k * (k - 1) * c
+    if form_variance <= 0:
+        return ScaleStat(scale, len(columns), n, None, None, mean, sd, None, k)
+    reliability = k * c / (v + (k - 1) * c)
+    return ScaleStat(scale, len(columns), n, method, reliability, mean, sd,
+                     _sem(math.sqrt(form_variance), reliability), k)
+
+
+def _marginal(scale: str, columns: list[int], estimates: Sequence[tuple[float, float]]
+              ) -> ScaleStat:
+    """Marginal reliability of EAP estimates (module docstring)."""
+    thetas = np.array([t for t, _ in estimates])
+    error = float(np.mean([se * se for _, se in estimates]))
+    variance = float(thetas.var())
+    reliability = variance / (variance + error) if variance + error > 0 else None
+    return ScaleStat(scale, len(columns), len(estimates), "marginal" if reliability is not None
+                     else None, reliability, float(thetas.mean()), math.sqrt(variance),
+                     math.sqrt(error) if reliability is not None else None)
+
+
+def _scale_stat(scale: str, columns: list[int], specs: Sequence[ItemSpec], matrix: np.ndarray,
+                estimates: Sequence[tuple[float, float]] | None = None) -> ScaleStat:
     sub = matrix[:, columns]
+    keyed = all(specs[j].kind == KEYED and specs[j].max_score > 0 for j in columns)
+    maxima = np.array([specs[j].max_score for j in columns])
+    had = ~np.isnan(sub).all(axis=1) if len(sub) else np.zeros(0, dtype=bool)
     complete = sub[~np.isnan(sub).any(axis=1)] if len(sub) else sub
+    if len(complete) < int(had.sum()):  # forms from a pool: not everyone had every item
+        if estimates is not None and len(estimates) == int(had.sum()) and len(estimates) > 1:
+            return _marginal(scale, columns, estimates)
+        return _pooled(scale, columns, sub, keyed, maxima)
     n = len(complete)
     if n == 0:
         return ScaleStat(scale, len(columns), 0, None, None, None, None, None)
     totals = complete.sum(axis=1)
     mean = float(totals.mean())
     sd = float(totals.std())  # population SD, as in the reliability formulas
-    keyed = all(specs[j].kind == KEYED and specs[j].max_score > 0 for j in columns)
     if keyed:
-        maxima = np.array([specs[j].max_score for j in columns])
         # Right = full points, whatever a bank gives for wrong (0 by default, maybe negative).
         dichotomous = (complete >= maxima).astype(int).tolist()
         reliability, method = kr20(dichotomous), "KR-20"
@@ -193,21 +269,20 @@ def _scale_stat(scale: str, columns: list[int], specs: Sequence[ItemSpec], matri
         reliability, method = cronbach_alpha(complete.tolist()), "alpha"
     if reliability is None:
         return ScaleStat(scale, len(columns), n, None, None, mean, sd, None)
-    # A negative reliability (items that work against each other) has no error-of-measurement
-    # reading; SEM is reported only where 1 - reliability makes sense.
-    sem = sd * math.sqrt(1 - reliability) if 0 <= reliability <= 1 else None
-    return ScaleStat(scale, len(columns), n, method, reliability, mean, sd, sem)
+    return ScaleStat(scale, len(columns), n, method, reliability, mean, sd, _sem(sd, reliability))
 
 
 def analyse(items: Sequence[ItemSpec], scores: Sequence[Sequence[float | None]],
-            choices: Sequence[Sequence[Choice]] | None = None) -> Analysis:
+            choices: Sequence[Sequence[Choice]] | None = None,
+            estimates: Mapping[str, Sequence[tuple[float, float]]] | None = None) -> Analysis:
     """Item and scale statistics (see the module docstring for every formula).
 
     ``scores[i][j]`` is person i's score on item j, ``None`` when the item was not on the
     person's form (a blank answer to a presented item is a score of 0, not None).
     ``choices[i][j]`` are the option labels person i chose on item j (one label, a list for
     multiple-response items, None or empty for a blank); it is read only where the score is
-    not None.
+    not None. ``estimates[scale]`` are the (theta, SE) of the persons' EAP estimates on that
+    scale, where its items carry IRT parameters (used when the forms differ).
     """
     k = len(items)
     matrix = _matrix(scores, k)
@@ -234,7 +309,7 @@ def analyse(items: Sequence[ItemSpec], scores: Sequence[Sequence[float | None]],
         item_stats.append(ItemStat(spec.code, spec.scale, spec.kind, n, mean, spec.max_score, p,
                                    r, blanks, options, flags_for(p, r, options)))
 
-    scale_stats = [_scale_stat(scale, cols, items, matrix)
+    scale_stats = [_scale_stat(scale, cols, items, matrix, (estimates or {}).get(scale))
                    for scale, cols in sorted(scale_columns.items())]
     return Analysis(persons=len(scores), items=item_stats, scales=scale_stats)
 

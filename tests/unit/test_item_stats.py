@@ -115,9 +115,30 @@ def test_cronbach_alpha_by_hand_and_by_hoyt_anova():
     assert scale.sem == pytest.approx(math.sqrt(22.25) * math.sqrt(1 - 0.952143), abs=1e-5)
 
 
+def pooled_alpha_by_hand(rows):
+    """alpha = k c / (v + (k - 1) c) from the item variances and pairwise covariances over the
+    persons who had the items (docs: "alpha of the average form"), written out plainly."""
+    from statistics import mean
+
+    k_items = len(rows[0])
+    had = [r for r in rows if any(x is not None for x in r)]
+    k = mean(sum(x is not None for x in r) for r in had)
+
+    def cov(i, j):
+        pairs = [(r[i], r[j]) for r in rows if r[i] is not None and r[j] is not None]
+        mi, mj = mean(a for a, _ in pairs), mean(b for _, b in pairs)
+        return mean((a - mi) * (b - mj) for a, b in pairs), len(pairs)
+
+    v = mean(cov(i, i)[0] for i in range(k_items))
+    c = mean(cv for i in range(k_items) for j in range(i + 1, k_items)
+             for cv, n in [cov(i, j)] if n >= 3)
+    return k * c / (v + (k - 1) * c), k
+
+
 def test_not_presented_items_are_left_out():
-    """None = not on the form: p and r use the persons who had the item; reliability the
-    persons who had every item of the scale."""
+    """None = not on the form: p and r use the persons who had the item. The people had
+    different forms, so the reliability is the pooled alpha (KR-20) of the average form, over
+    everyone who had an item of the scale."""
     scores = [[1, 1, None], [1, 0, 0], [0, 0, 1], [1, 1, 1], [0, None, 0]]
     result = analyse(keyed_items(3), scores)
     first, second, third = result.items
@@ -125,8 +146,13 @@ def test_not_presented_items_are_left_out():
     assert (second.n, second.p) == (4, pytest.approx(0.5))
     assert (third.n, third.p) == (4, pytest.approx(0.5))
     (scale,) = result.scales
-    assert scale.n == 3  # rows 2, 3 and 4 are complete
-    assert scale.reliability == pytest.approx(kr20([[1, 0, 0], [0, 0, 1], [1, 1, 1]]))
+    alpha, k = pooled_alpha_by_hand(scores)
+    assert (scale.method, scale.n, scale.items_per_person) == ("pooled KR-20", 5, k)
+    assert k == pytest.approx(2.6) and scale.reliability == pytest.approx(alpha)
+    # Everyone with every item: KR-20 over the complete rows, as before.
+    complete = [[1, 0, 0], [0, 0, 1], [1, 1, 1]]
+    assert analyse(keyed_items(3), complete).scales[0].reliability == pytest.approx(
+        kr20(complete))
 
 
 def test_difficulty_flags_use_the_domain_thresholds():
@@ -157,7 +183,9 @@ def test_weighted_items_use_mean_weight_over_max():
     assert first.options[0].proportion == pytest.approx(0.5)
     assert second.p == pytest.approx(9 / 12)
     (scale,) = result.scales
-    assert scale.method == "alpha" and scale.n == 3
+    alpha, k = pooled_alpha_by_hand(scores)
+    assert (scale.method, scale.n) == ("pooled alpha", 4)
+    assert k == pytest.approx(1.75) and scale.reliability == pytest.approx(alpha)
 
 
 def test_option_frequencies_blanks_and_unused_distractors():

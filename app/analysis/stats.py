@@ -205,10 +205,10 @@ def _pooled(scale: str, columns: list[int], sub: np.ndarray, keyed: bool,
     n = int(had.sum())
     if n == 0:
         return ScaleStat(scale, len(columns), 0, None, None, None, None, None)
-    values = np.where(present, sub, 0.0)
-    if keyed:
-        values = np.where(present, (values >= maxima).astype(float), 0.0)
-    totals = np.where(present, sub, 0.0)[had].sum(axis=1)
+    raw = np.where(present, sub, 0.0)
+    # For keyed items the covariances are of right (1) or wrong (0); a missing item stays 0.
+    values = np.where(present, (raw >= maxima).astype(float), 0.0) if keyed else raw
+    totals = raw[had].sum(axis=1)
     mean, sd = float(totals.mean()), float(totals.std())
     k = float(present[had].sum(axis=1).mean())
     mask = present.astype(float)

@@ -8,7 +8,7 @@ number of attempts or items (the version's item ids go in as a subquery, not as 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -87,11 +87,20 @@ def _estimates(db: Session, attempt_ids: list[int], scales: set[str]
     return found
 
 
-def item_analysis(db: Session, *, session: TestSession | None = None, bank_version_id: int
-                  ) -> VersionAnalysis | None:
-    """The item analysis of a bank version over the finished attempts (of one session when
-    ``session`` is given), scored with the version's current keys and points. None when the
-    version does not exist."""
+@dataclass(frozen=True)
+class _Collected:
+    """A bank version's items as the statistics see them and the finished attempts' scores."""
+    version: BankVersion
+    bank: ItemBank
+    items: list[Item]
+    specs: list[ItemSpec]
+    attempt_ids: list[int]  # finished and trusted, in order of the rows below
+    scores: list[list[float | None]]
+    choices: list[list[list[str] | None]]
+    not_scoreable: int
+
+
+def _collect(db: Session, bank_version_id: int, session: TestSession | None) -> _Collected | None:
     row = db.execute(select(BankVersion, ItemBank)
                      .join(ItemBank, ItemBank.id == BankVersion.bank_id)
                      .where(BankVersion.id == bank_version_id)).first()
@@ -122,11 +131,6 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
             select(Answer.attempt_id, Answer.item_id, Answer.response)
             .join(Attempt, Attempt.id == Answer.attempt_id)
             .where(Answer.item_id.in_(item_ids), *finished))}
-    sessions = list(db.scalars(
-        select(TestSession.code).join(Attempt, Attempt.session_id == TestSession.id)
-        .join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
-        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(DONE_STATES))
-        .distinct().order_by(TestSession.code)))
 
     specs, scored, labels = [], [], []
     for item in items:
@@ -161,15 +165,65 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
                               else [])
         scores.append(score_row)
         choices.append(choice_row)
+    return _Collected(version, bank, items, specs, attempt_ids, scores, choices, len(untrusted))
 
+
+def item_analysis(db: Session, *, session: TestSession | None = None, bank_version_id: int
+                  ) -> VersionAnalysis | None:
+    """The item analysis of a bank version over the finished attempts (of one session when
+    ``session`` is given), scored with the version's current keys and points. None when the
+    version does not exist."""
+    data = _collect(db, bank_version_id, session)
+    if data is None:
+        return None
+    item_ids = select(Item.id).where(Item.bank_version_id == data.version.id).scalar_subquery()
+    sessions = list(db.scalars(
+        select(TestSession.code).join(Attempt, Attempt.session_id == TestSession.id)
+        .join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
+        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(DONE_STATES))
+        .distinct().order_by(TestSession.code)))
     return VersionAnalysis(
-        bank_version_id=version.id, bank_code=bank.code, bank_title=bank.title,
-        version=version.version, key_revision=version.key_revision,
+        bank_version_id=data.version.id, bank_code=data.bank.code, bank_title=data.bank.title,
+        version=data.version.version, key_revision=data.version.key_revision,
         session_code=session.code if session is not None else None, sessions=sessions,
-        attempts=len(attempt_ids),
-        analysis=analyse(specs, scores, choices, _estimates(db, attempt_ids,
-                                                            {i.construct for i in items})),
-        not_scoreable=len(untrusted))
+        attempts=len(data.attempt_ids),
+        analysis=analyse(data.specs, data.scores, data.choices,
+                         _estimates(db, data.attempt_ids, {i.construct for i in data.items})),
+        not_scoreable=data.not_scoreable)
+
+
+@dataclass(frozen=True)
+class ScaleError:
+    """The standard error of measurement of one scale on the percent scale its levels are cut
+    on (docs/psychometrics.md, "Standard error of measurement beside a level")."""
+    scale: str
+    method: str  # the classical reliability it comes from: KR-20, alpha, pooled KR-20/alpha
+    reliability: float
+    sem_percent: float
+    persons: int
+
+
+def measurement_errors(db: Session, bank_version_ids: Iterable[int]
+                       ) -> dict[tuple[int, str], ScaleError]:
+    """Per (bank version, scale): the classical SEM as percent points of the form's maximum,
+    from every trusted finished attempt on the version (the instrument, not one session).
+    The marginal reliability is not used here: the levels are cut on the percent score, so
+    its error is the one a level carries."""
+    found: dict[tuple[int, str], ScaleError] = {}
+    for version_id in sorted(set(bank_version_ids)):
+        data = _collect(db, version_id, None)
+        if data is None or not data.attempt_ids:
+            continue
+        for stat in analyse(data.specs, data.scores).scales:
+            maxima = [s.max_score for s in data.specs if s.scale == stat.scale]
+            form_max = (sum(maxima) if stat.items_per_person is None
+                        else stat.items_per_person * sum(maxima) / len(maxima))
+            if stat.sem is None or stat.method is None or stat.reliability is None \
+                    or form_max <= 0:
+                continue
+            found[(version_id, stat.scale)] = ScaleError(
+                stat.scale, stat.method, stat.reliability, stat.sem / form_max * 100, stat.n)
+    return found
 
 
 CSV_HEADER = ["item_code", "construct", "kind", "n", "mean", "max_score", "p", "r_corrected",

@@ -197,6 +197,23 @@ def _sem(sd: float, reliability: float) -> float | None:
     return sd * math.sqrt(1 - reliability) if 0 <= reliability <= 1 else None
 
 
+def _average_form(values: np.ndarray, mask: np.ndarray, both: np.ndarray
+                  ) -> tuple[float, float] | None:
+    """(v, c): the mean item variance and the mean covariance of every pair of items, each
+    over the persons who had both (pairs shared by fewer than MIN_PAIR persons left out)."""
+    sums = values.T @ mask  # [i, j]: sum of item i over the persons who had i and j
+    products = values.T @ values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = products / both - (sums / both) * (sums.T / both)
+    size = len(both)
+    variances = [cov[j, j] for j in range(size) if both[j, j] >= 2]
+    pairs = [cov[i, j] for i in range(size) for j in range(i + 1, size)
+             if both[i, j] >= MIN_PAIR]
+    if not variances or not pairs:
+        return None
+    return float(np.mean(variances)), float(np.mean(pairs))
+
+
 def _pooled(scale: str, columns: list[int], sub: np.ndarray, keyed: bool,
             maxima: np.ndarray) -> ScaleStat:
     """Alpha of the average form from pairwise item covariances (module docstring)."""
@@ -213,23 +230,25 @@ def _pooled(scale: str, columns: list[int], sub: np.ndarray, keyed: bool,
     k = float(present[had].sum(axis=1).mean())
     mask = present.astype(float)
     both = mask.T @ mask  # persons who had items i and j
-    sums = values.T @ mask  # [i, j]: sum of item i over the persons who had i and j
-    products = values.T @ values
-    with np.errstate(divide="ignore", invalid="ignore"):
-        cov = products / both - (sums / both) * (sums.T / both)
-    variances = [cov[j, j] for j in range(len(columns)) if both[j, j] >= 2]
-    pairs = [cov[i, j] for i in range(len(columns)) for j in range(i + 1, len(columns))
-             if both[i, j] >= MIN_PAIR]
+    moments = _average_form(values, mask, both)
     method = "pooled KR-20" if keyed else "pooled alpha"
-    if k <= 1 or not variances or not pairs:
+    if k <= 1 or moments is None:
         return ScaleStat(scale, len(columns), n, None, None, mean, sd, None, k)
-    v, c = float(np.mean(variances)), float(np.mean(pairs))
-    form_variance = k * v + k * (k - 1) * c
-    if form_variance <= 0:
+    v, c = moments
+    if k * v + k * (k - 1) * c <= 0:
         return ScaleStat(scale, len(columns), n, None, None, mean, sd, None, k)
     reliability = k * c / (v + (k - 1) * c)
+    # The SEM is in score points like the mean and SD: for keyed items the form's variance
+    # comes from the points (the same moments over the raw scores), not from right/wrong.
+    if keyed:
+        moments = _average_form(raw, mask, both)
+        if moments is None:  # the same cells as above: cannot happen, said for the reader
+            return ScaleStat(scale, len(columns), n, method, reliability, mean, sd, None, k)
+        v, c = moments
+    form_variance = k * v + k * (k - 1) * c
     return ScaleStat(scale, len(columns), n, method, reliability, mean, sd,
-                     _sem(math.sqrt(form_variance), reliability), k)
+                     _sem(math.sqrt(form_variance), reliability)
+                     if form_variance > 0 else None, k)
 
 
 def _marginal(scale: str, columns: list[int], estimates: Sequence[tuple[float, float]]

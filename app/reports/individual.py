@@ -29,6 +29,9 @@ class CompetencyRow(NamedTuple):
     required: int
     achieved: int | None  # None: not measured in this test
     gap: int | None
+    sem: float | None = None  # standard error of measurement, points of the 0-100 score
+    low: int | None = None  # the level of the score minus one SEM
+    high: int | None = None  # ... plus one SEM
 
 
 class PotensiRow(NamedTuple):
@@ -37,6 +40,7 @@ class PotensiRow(NamedTuple):
     band: str  # Tinggi / Menengah / Rendah
     theta: float | None = None
     theta_se: float | None = None
+    sem: float | None = None  # points of the 0-100 score
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,10 @@ LABELS: dict[str, dict[str, str]] = {
         "ninebox": "Peta talenta (nine-box)", "box": "Kotak {box}",
         "page": "Halaman {page} dari {pages}",
         "no_competencies": "Tidak ada kompetensi yang diukur.",
+        "sem": "SEM",
+        "legend_range": "Rentang level pada skor ± 1 SEM",
+        "sem_help": ("SEM: galat baku pengukuran dalam poin skor 0-100 tempat level "
+                     "dipotong."),
     },
     "en": {
         "title": "Individual Assessment Report",
@@ -101,6 +109,10 @@ LABELS: dict[str, dict[str, str]] = {
         "ninebox": "Talent map (nine-box)", "box": "Box {box}",
         "page": "Page {page} of {pages}",
         "no_competencies": "No competency was measured.",
+        "sem": "SEM",
+        "legend_range": "Level range at the score ± 1 SEM",
+        "sem_help": ("SEM: standard error of measurement, in points of the 0-100 score the "
+                     "levels are cut on."),
     },
 }
 # Potensi bands are stored in Indonesian (the scoring convention); English shows both.
@@ -118,6 +130,7 @@ CONTENT_W = PAGE_W - 2 * MARGIN
 BRAND = (20, 40, 80)
 REQUIRED_FILL = (200, 212, 228)
 ACHIEVED = (176, 58, 46)
+RANGE = (232, 178, 170)  # the ±1 SEM level range under the achieved dot
 LEVELS = 5
 
 
@@ -134,9 +147,10 @@ def format_number(value: float | Decimal | None, lang: str, places: int = 2) -> 
 
 
 class _ReportPDF(FPDF):
-    def __init__(self, words: dict[str, str], footer_left: str) -> None:
+    def __init__(self, words: dict[str, str], footer_left: str, lang: str = "id") -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
         self.words = words
+        self.lang = lang
         self.footer_left = footer_left
         self._base_size = 9.5
 
@@ -215,8 +229,8 @@ def _identity(pdf: _ReportPDF, report: IndividualReport, lang: str) -> None:
     pdf.use_font()
 
 
-NAME_W, NUM_W, GAP_W = 54.0, 13.0, 15.0
-LEVEL_W = (CONTENT_W - NAME_W - 2 * NUM_W - GAP_W) / LEVELS
+NAME_W, NUM_W, GAP_W, SEM_W = 50.0, 13.0, 13.0, 12.0
+LEVEL_W = (CONTENT_W - NAME_W - 2 * NUM_W - GAP_W - SEM_W) / LEVELS
 ROW_H = 7.0
 CHART_X = MARGIN + NAME_W + 2 * NUM_W
 
@@ -242,7 +256,7 @@ def _psychogram(pdf: _ReportPDF, rows: list[CompetencyRow]) -> None:
             continue
         block, remaining = remaining[:room], remaining[room:]
         _psychogram_block(pdf, block)
-    _psychogram_legend(pdf)
+    _psychogram_legend(pdf, any(r.sem is not None for r in rows))
 
 
 def _psychogram_block(pdf: _ReportPDF, rows: list[CompetencyRow]) -> None:
@@ -254,10 +268,12 @@ def _psychogram_block(pdf: _ReportPDF, rows: list[CompetencyRow]) -> None:
     pdf.text_cell(NUM_W, ROW_H, words["achieved"], fill=True, align="C")
     for level in range(1, LEVELS + 1):
         pdf.cell(LEVEL_W, ROW_H, str(level), fill=True, align="C")
-    pdf.text_cell(GAP_W, ROW_H, words["gap"], fill=True, align="C", new_x="LMARGIN",
+    pdf.text_cell(GAP_W, ROW_H, words["gap"], fill=True, align="C")
+    pdf.text_cell(SEM_W, ROW_H, words["sem"], fill=True, align="C", new_x="LMARGIN",
                   new_y="NEXT")
     top = pdf.get_y()
     points: list[tuple[float, float]] = []
+    ranges: list[tuple[float, float, float]] = []  # x from, x to, y of each ±1 SEM range
     pdf.use_font("", 9)
     for index, row in enumerate(rows):
         y = top + index * ROW_H
@@ -281,6 +297,13 @@ def _psychogram_block(pdf: _ReportPDF, rows: list[CompetencyRow]) -> None:
             pdf.cell(GAP_W, ROW_H, f"{row.gap:+d}" if row.gap else "0", align="C")
             pdf.use_font("", 9)
             pdf.set_text_color(0, 0, 0)
+        pdf.set_x(CHART_X + LEVELS * LEVEL_W + GAP_W)
+        pdf.cell(SEM_W, ROW_H, "-" if row.sem is None else format_number(row.sem, pdf.lang, 1),
+                 align="C")
+        if row.low is not None and row.high is not None and row.high > row.low:
+            low, high = max(1, min(row.low, LEVELS)), max(1, min(row.high, LEVELS))
+            ranges.append((CHART_X + (low - 0.5) * LEVEL_W, CHART_X + (high - 0.5) * LEVEL_W,
+                           y + ROW_H / 2))
         if row.achieved:
             level = max(1, min(row.achieved, LEVELS))
             points.append((CHART_X + (level - 0.5) * LEVEL_W, y + ROW_H / 2))
@@ -292,6 +315,10 @@ def _psychogram_block(pdf: _ReportPDF, rows: list[CompetencyRow]) -> None:
         x = CHART_X + level * LEVEL_W
         pdf.line(x, top, x, bottom)
     pdf.line(MARGIN, bottom, MARGIN + CONTENT_W, bottom)
+    pdf.set_draw_color(*RANGE)
+    pdf.set_line_width(1.2)
+    for x1, x2, y in ranges:
+        pdf.line(x1, y, x2, y)
     pdf.set_draw_color(*ACHIEVED)
     pdf.set_fill_color(*ACHIEVED)
     pdf.set_line_width(0.6)
@@ -304,7 +331,7 @@ def _psychogram_block(pdf: _ReportPDF, rows: list[CompetencyRow]) -> None:
     pdf.set_xy(MARGIN, bottom)
 
 
-def _psychogram_legend(pdf: _ReportPDF) -> None:
+def _psychogram_legend(pdf: _ReportPDF, with_sem: bool) -> None:
     words = pdf.words
     pdf.set_y(pdf.get_y() + 2)
     pdf.set_fill_color(*REQUIRED_FILL)
@@ -316,7 +343,21 @@ def _psychogram_legend(pdf: _ReportPDF) -> None:
     pdf.set_fill_color(*ACHIEVED)
     pdf.ellipse(x + 2, pdf.get_y() + 1.35, 2.8, 2.8, style="F")
     pdf.set_x(x + 7)
-    pdf.cell(55, 5.5, core_font_text(words["legend_achieved"]), new_x="LMARGIN", new_y="NEXT")
+    if not with_sem:
+        pdf.cell(55, 5.5, core_font_text(words["legend_achieved"]), new_x="LMARGIN",
+                 new_y="NEXT")
+        pdf.use_font()
+        return
+    pdf.cell(45, 5.5, core_font_text(words["legend_achieved"]))
+    x = pdf.get_x()
+    pdf.set_draw_color(*RANGE)
+    pdf.set_line_width(1.2)
+    pdf.line(x, pdf.get_y() + 2.75, x + 8, pdf.get_y() + 2.75)
+    pdf.set_draw_color(0, 0, 0)
+    pdf.set_line_width(0.2)
+    pdf.set_x(x + 10)
+    pdf.cell(60, 5.5, core_font_text(words["legend_range"]), new_x="LMARGIN", new_y="NEXT")
+    pdf.cell(CONTENT_W, 5.5, core_font_text(words["sem_help"]), new_x="LMARGIN", new_y="NEXT")
     pdf.use_font()
 
 
@@ -324,12 +365,13 @@ def _potensi(pdf: _ReportPDF, rows: list[PotensiRow], lang: str) -> None:
     words = pdf.words
     pdf.heading(words["potensi"])
     with_theta = any(r.theta is not None for r in rows)
-    widths = [90.0, 30.0, 30.0] + ([30.0] if with_theta else [])
+    with_sem = any(r.sem is not None for r in rows)
+    widths = [90.0, 30.0, 30.0] + ([20.0] if with_sem else []) + ([30.0] if with_theta else [])
     widths[0] = CONTENT_W - sum(widths[1:])
     pdf.use_font("B", 8.5)
     pdf.set_fill_color(234, 238, 243)
     titles = [words["aspect"], words["score"], words["band"]] + (
-        [words["theta"]] if with_theta else [])
+        [words["sem"]] if with_sem else []) + ([words["theta"]] if with_theta else [])
     for index, (title, width) in enumerate(zip(titles, widths, strict=True)):
         last = index == len(titles) - 1
         pdf.text_cell(width, 7, title, fill=True, align="L" if index == 0 else "C",
@@ -339,6 +381,8 @@ def _potensi(pdf: _ReportPDF, rows: list[PotensiRow], lang: str) -> None:
         band = row.band if lang == "id" else (
             f"{BANDS_EN[row.band]} ({row.band})" if row.band in BANDS_EN else row.band)
         values = [row.name, format_number(row.score, lang), band]
+        if with_sem:
+            values.append(format_number(row.sem, lang, 1))
         if with_theta:
             values.append("-" if row.theta is None else (
                 format_number(row.theta, lang) + (
@@ -365,7 +409,7 @@ def individual_report_pdf(report: IndividualReport, lang: str = "id") -> bytes:
     words = LABELS.get(lang)
     if words is None:
         raise ValueError(f"no report words for language {lang!r}")
-    pdf = _ReportPDF(words, f"{report.name} - {report.nip} - {words['confidential']}")
+    pdf = _ReportPDF(words, f"{report.name} - {report.nip} - {words['confidential']}", lang)
     pdf.core_fonts_encoding = "windows-1252"
     pdf.alias_nb_pages()
     pdf.set_margins(MARGIN, MARGIN, MARGIN)

@@ -20,7 +20,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.analysis.service import ScaleError, measurement_errors
+from app.bank import levels
 from app.bank.constructs import KNOWN_CONSTRUCTS
+from app.bank.models import BankVersion
 from app.delivery.models import Attempt
 from app.i18n import translate
 from app.reports.export import validity_reason
@@ -96,6 +99,11 @@ class CompetencyLine:
     required: int | None  # None: no standard for this job
     achieved: int | None
     gap: int | None
+    # The standard error of measurement in points of the 0-100 score the level is cut on, and
+    # the levels of the score minus and plus one SEM (None where it cannot be estimated).
+    sem: float | None = None
+    low: int | None = None
+    high: int | None = None
 
 
 @dataclass
@@ -107,6 +115,7 @@ class AspectLine:
     theta: float | None = None
     theta_se: float | None = None
     sub: bool = False  # a construct of the aspect above (shown when it has its own theta)
+    sem: float | None = None  # points of the 0-100 score
 
 
 @dataclass
@@ -153,6 +162,11 @@ class ParticipantReport:
     def has_theta(self) -> bool:
         return any(a.theta is not None for a in self.aspects)
 
+    @property
+    def has_sem(self) -> bool:
+        return any(c.sem is not None for c in self.competencies) or any(
+            a.sem is not None for a in self.aspects)
+
     def individual_report(self) -> IndividualReport:
         """The plain data :func:`individual_report_pdf` draws (in the language the report was
         built in)."""
@@ -160,11 +174,12 @@ class ParticipantReport:
             name=self.name, nip=self.nip, job_group=self.job_text, position=self.position,
             unit=self.unit, session=f"{self.session_code} - {self.session_name}",
             date=self.date,
-            competencies=[CompetencyRow(c.name, c.required, c.achieved, c.gap)
+            competencies=[CompetencyRow(c.name, c.required, c.achieved, c.gap, c.sem, c.low,
+                                        c.high)
                           for c in self.competencies if c.required is not None],
             potensi=[PotensiRow(("   " if a.sub else "") + a.name,
                                 a.score if a.score is not None else Decimal(0), a.band,
-                                a.theta, a.theta_se) for a in self.aspects],
+                                a.theta, a.theta_se, a.sem) for a in self.aspects],
             jpm=self.jpm, category=self.category, strengths=list(self.strengths),
             development=list(self.development), recommendation=self.recommendation,
             nine_box=self.nine_box, nine_box_label=self.box_action)
@@ -198,9 +213,59 @@ def _competency_order(code: str) -> tuple[int, str]:
     return (COMPETENCIES.index(code) if code in COMPETENCIES else len(COMPETENCIES), code)
 
 
+@dataclass(frozen=True)
+class Errors:
+    """What the report needs to put an SEM beside a level: the scales' errors per (bank
+    version, construct) and the versions' level rules."""
+    scales: dict[tuple[int, str], ScaleError] = field(default_factory=dict)
+    rules: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+def measurement(db: Session, version_ids: Iterable[int]) -> Errors:
+    ids = sorted(set(version_ids))
+    if not ids:
+        return Errors()
+    rules = {v.id: dict((v.scoring_rules or {}).get("levels") or {})
+             for v in db.scalars(select(BankVersion).where(BankVersion.id.in_(ids)))}
+    return Errors(measurement_errors(db, ids), rules)
+
+
+def _sem_raw(score: ConstructScore, errors: Errors) -> Decimal | None:
+    scale = errors.scales.get((score.bank_version_id, score.construct))
+    if scale is None:
+        return None
+    return Decimal(str(scale.sem_percent)) * Decimal(score.max_raw) / 100
+
+
+def _level_band(score: ConstructScore, errors: Errors) -> tuple[float | None, int | None,
+                                                                int | None]:
+    """(SEM in score points, level at score - SEM, level at score + SEM) of one construct."""
+    sem = _sem_raw(score, errors)
+    scale = errors.scales.get((score.bank_version_id, score.construct))
+    if sem is None or scale is None:
+        return None, None, None
+    rule = errors.rules.get(score.bank_version_id, {}).get(score.construct)
+    if rule is None:
+        return scale.sem_percent, None, None
+    raw, top = Decimal(score.raw), Decimal(score.max_raw)
+    return (scale.sem_percent, levels.level_for(raw - sem, rule, top),
+            levels.level_for(raw + sem, rule, top))
+
+
+def _aspect_sem(parts: Sequence[ConstructScore], errors: Errors) -> float | None:
+    """An aspect pools its constructs' raw scores over their pooled maximum, so its error is
+    the root of the summed (independent) error variances over that maximum."""
+    sems = [_sem_raw(p, errors) for p in parts]
+    top = sum((Decimal(p.max_raw) for p in parts), Decimal(0))
+    if not parts or any(s is None for s in sems) or top <= 0:
+        return None
+    variance = sum((s * s for s in sems if s is not None), Decimal(0))
+    return float(variance.sqrt() / top * 100)
+
+
 def _build(session: TestSession, person: Participant, attempt: Attempt | None,
            result: Result | None, scores: Sequence[ConstructScore], *, lang: str,
-           zone: ZoneInfo) -> ParticipantReport:
+           zone: ZoneInfo, errors: Errors | None = None) -> ParticipantReport:
     when = (attempt.submitted_at if attempt is not None and attempt.submitted_at
             else session.starts_at)
     report = ParticipantReport(
@@ -224,10 +289,15 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
     required: dict[str, int] = detail.get("required") or {}
     achieved: dict[str, int] = detail.get("achieved") or {}
     gaps: dict[str, int] = detail.get("gaps") or {}
+    errors = errors or Errors()
+    by_construct = {score.construct: score for score in scores}
     for code in sorted(set(required) | set(achieved), key=_competency_order):
-        report.competencies.append(CompetencyLine(
-            code, competency_name(code, lang), required.get(code), achieved.get(code),
-            gaps.get(code)))
+        competency = CompetencyLine(code, competency_name(code, lang), required.get(code),
+                                    achieved.get(code), gaps.get(code))
+        score = by_construct.get(KOMPETENSI_PREFIX + code)
+        if score is not None and competency.achieved is not None:
+            competency.sem, competency.low, competency.high = _level_band(score, errors)
+        report.competencies.append(competency)
     bands = cast("tuple[Decimal, Decimal]",  # two bounds, as the scoring settings hold
                  tuple(Decimal(str(b)) for b in config.get("potensi_bands") or (60, 80)))
     by_aspect: dict[str, list[ConstructScore]] = {}
@@ -238,7 +308,8 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
         value = _dec(percent)
         parts = sorted(by_aspect.get(code, []), key=lambda s: s.construct)
         line = AspectLine(code, aspect_name(code, lang), value,
-                          engine.potensi_band(value, bands) if value is not None else "")
+                          engine.potensi_band(value, bands) if value is not None else "",
+                          sem=_aspect_sem(parts, errors))
         report.aspects.append(line)
         if len(parts) == 1:
             line.theta, line.theta_se = parts[0].theta, parts[0].theta_se
@@ -246,7 +317,7 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
             for part in parts:
                 report.aspects.append(AspectLine(
                     part.construct, construct_name(part.construct, lang), part.percent, "",
-                    part.theta, part.theta_se, sub=True))
+                    part.theta, part.theta_se, sub=True, sem=_aspect_sem([part], errors)))
     report.potensi_score = _dec(detail.get("potensi_score"))
     report.potensi_band = result.potensi_band or ""
     report.jpm = result.jpm
@@ -293,7 +364,8 @@ def participant_report(db: Session, *, session: TestSession, nip: str, lang: str
         scores = list(db.scalars(select(ConstructScore).where(
             ConstructScore.attempt_id == attempt.id)))
     return _build(session, person, attempt, result, scores or [], lang=lang,
-                  zone=ZoneInfo(zone) if isinstance(zone, str) else zone)
+                  zone=ZoneInfo(zone) if isinstance(zone, str) else zone,
+                  errors=measurement(db, {s.bank_version_id for s in scores or []}))
 
 
 def session_reports(db: Session, *, session: TestSession, lang: str = "id",
@@ -312,8 +384,9 @@ def session_reports(db: Session, *, session: TestSession, lang: str = "id",
         for score in db.scalars(select(ConstructScore).where(
                 ConstructScore.attempt_id.in_(chunk))):
             scores.setdefault(score.attempt_id, []).append(score)
+    errors = measurement(db, {s.bank_version_id for group in scores.values() for s in group})
     return [_build(session, person, attempt, results[attempt.id], scores.get(attempt.id, []),
-                   lang=lang, zone=zone)
+                   lang=lang, zone=zone, errors=errors)
             for person, attempt in rows if attempt.id in results]
 
 

@@ -66,3 +66,12 @@ def test_pooled_kr20_uses_right_or_wrong():
                         else 0.0) if j in mine else None for j in range(20)])
     stat = analyse([spec(j, "single", 5.0) for j in range(20)], scores).scales[0]
     assert stat.method == "pooled KR-20" and 0.3 < stat.reliability < 0.8
+    # The SEM is in points, like the mean and SD: the same answers scored 1 for right give
+    # the same reliability and an SEM five times smaller.
+    ones = analyse([spec(j, "single", 1.0) for j in range(20)],
+                   [[None if v is None else v / 5 for v in row] for row in scores]).scales[0]
+    assert ones.reliability == pytest.approx(stat.reliability)
+    assert stat.sem == pytest.approx(5 * ones.sem)
+    assert stat.sd == pytest.approx(5 * ones.sd)
+    # An 8-item form of 5-point items: SEM in points is a sizeable share of the 40 maximum.
+    assert 2.5 < stat.sem < 10

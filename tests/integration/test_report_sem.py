@@ -73,8 +73,9 @@ def scored(database, clock):
                                      client_addr="10.0.0.1", secret=SECRET,
                                      now=clock.now()).attempt
             timing.start(db, attempt=attempt, now=clock.now())
+            # In item order, not the shuffled form's: the same draws on every run.
             form = db.scalars(select(AttemptItem).where(AttemptItem.attempt_id == attempt.id)
-                              .order_by(AttemptItem.position)).all()
+                              .order_by(AttemptItem.item_id)).all()
             for seq, entry in enumerate(form, 1):
                 wanted = min(4, max(1, round(2.5 + 1.1 * ability + rng.gauss(0, 0.8))))
                 choice = next(o for o in options[entry.item_id] if weight_of[o] == wanted)

@@ -88,7 +88,7 @@ def _estimates(db: Session, attempt_ids: list[int], scales: set[str]
 
 
 @dataclass(frozen=True)
-class _Collected:
+class Collected:
     """A bank version's items as the statistics see them and the finished attempts' scores."""
     version: BankVersion
     bank: ItemBank
@@ -100,7 +100,7 @@ class _Collected:
     not_scoreable: int
 
 
-def _collect(db: Session, bank_version_id: int, session: TestSession | None) -> _Collected | None:
+def collect(db: Session, bank_version_id: int, session: TestSession | None) -> Collected | None:
     row = db.execute(select(BankVersion, ItemBank)
                      .join(ItemBank, ItemBank.id == BankVersion.bank_id)
                      .where(BankVersion.id == bank_version_id)).first()
@@ -165,7 +165,7 @@ def _collect(db: Session, bank_version_id: int, session: TestSession | None) -> 
                               else [])
         scores.append(score_row)
         choices.append(choice_row)
-    return _Collected(version, bank, items, specs, attempt_ids, scores, choices, len(untrusted))
+    return Collected(version, bank, items, specs, attempt_ids, scores, choices, len(untrusted))
 
 
 def item_analysis(db: Session, *, session: TestSession | None = None, bank_version_id: int
@@ -173,7 +173,7 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
     """The item analysis of a bank version over the finished attempts (of one session when
     ``session`` is given), scored with the version's current keys and points. None when the
     version does not exist."""
-    data = _collect(db, bank_version_id, session)
+    data = collect(db, bank_version_id, session)
     if data is None:
         return None
     item_ids = select(Item.id).where(Item.bank_version_id == data.version.id).scalar_subquery()
@@ -211,7 +211,7 @@ def measurement_errors(db: Session, bank_version_ids: Iterable[int]
     its error is the one a level carries."""
     found: dict[tuple[int, str], ScaleError] = {}
     for version_id in sorted(set(bank_version_ids)):
-        data = _collect(db, version_id, None)
+        data = collect(db, version_id, None)
         if data is None or not data.attempt_ids:
             continue
         for stat in analyse(data.specs, data.scores).scales:

@@ -51,22 +51,11 @@ def bank_export(
     """Write a bank version as a CACT bank zip (bank.yaml + media/)."""
     from pathlib import Path
 
-    from sqlalchemy import select
-
     from app.bank.export import export_version
-    from app.bank.models import BankVersion, ItemBank
 
     database = ready_database()
     with database.transaction() as db:  # the export is audited (every key and weight in it)
-        bank = db.scalar(select(ItemBank).where(ItemBank.code == code))
-        if bank is None:
-            raise fail(f"No bank {code!r}")
-        query = select(BankVersion).where(BankVersion.bank_id == bank.id)
-        query = (query.where(BankVersion.version == version) if version
-                 else query.order_by(BankVersion.version.desc()).limit(1))
-        found = db.scalar(query)
-        if found is None:
-            raise fail(f"Bank {code} has no version {version}")
+        found = _version(db, code, version)
         data = export_version(db, found, actor="cli", now=now())
     Path(out).write_bytes(data)  # after the audit row committed: never a file left unrecorded
     typer.echo(f"{code} version {found.version} written to {out}")
@@ -137,3 +126,102 @@ def bank_correct_key(
     for line in rescore_lines(done.rescore, "Hasil yang memuat butir ini / results holding "
                                             "this item"):
         typer.echo(line)
+
+
+@bank_cli.command("calibrate")
+def bank_calibrate(
+    code: str,
+    version: Annotated[int, typer.Option("--version", help="Version (default: newest)")] = 0,
+    session: Annotated[str, typer.Option(
+        "--session", help="Only this session's attempts (default: every session)")] = "",
+    model: Annotated[str, typer.Option("--model", help="2PL or 1PL")] = "2PL",
+    min_responses: Annotated[int, typer.Option(
+        "--min-responses", help="Items with fewer responses are listed, not calibrated")] = 200,
+    out: Annotated[str, typer.Option("--out", help="CSV of the estimates per item")] = "",
+    adopt: Annotated[bool, typer.Option(
+        "--adopt", help="Store the estimates as a new version of the bank (audited)")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why they are adopted")] = "",
+) -> None:
+    """Estimate 1PL/2PL parameters of the single-answer items from the answers collected;
+    with --adopt --reason, store them in a new bank version (audited)."""
+    from pathlib import Path
+
+    from app.analysis.field_calibration import (
+        CalibrationRefused,
+        VersionCalibration,
+        adopt_calibration,
+        calibrate_version,
+        to_csv,
+    )
+    from app.cli.common import find_session
+
+    if adopt and not reason.strip():
+        raise fail("--adopt needs --reason (it goes to the audit log)", 2)
+    from app.i18n import translate
+    from app.settings import get_settings
+
+    database = ready_database()
+    try:
+        with database.transaction() as db:
+            found = _version(db, code, version)
+            chosen = find_session(db, session) if session else None
+            done: VersionCalibration | None
+            if adopt:
+                done, outcome = adopt_calibration(
+                    db, bank_version_id=found.id, session=chosen, model=model,
+                    min_responses=min_responses, reason=reason, actor="cli", actor_id=None,
+                    now=now())
+            else:
+                done = calibrate_version(db, bank_version_id=found.id, session=chosen,
+                                         model=model, min_responses=min_responses)
+                outcome = None
+    except CalibrationRefused as exc:
+        raise fail("Tidak dikalibrasi / not calibrated: "
+                   + translate(get_settings().language, exc.key, **exc.params)) from None
+    if done is None:  # _version found it a moment ago, in the same transaction
+        raise fail(f"No bank {code!r} version {version}")
+    result = done.calibration
+    if not result.persons:
+        typer.echo(f"{code} v{done.version}: no finished attempt answered its single-answer "
+                   "items" + (f" in session {session}" if session else "") + "; a new version "
+                   "made by an import or a calibration has none until a session uses it: give "
+                   "--version N of the version the sessions used (`cact bank list`).")
+    else:
+        typer.echo(f"{code} v{done.version}, {result.model}: {result.persons} persons, "
+                   f"{len(result.items)} items calibrated "
+                   f"({'converged' if result.converged else 'NOT converged'} after "
+                   f"{result.iterations} EM cycles; -2 log L {-2 * result.log_likelihood:.1f}, "
+                   f"AIC {result.aic:.1f}, BIC {result.bic:.1f})")
+    if result.too_few:
+        typer.echo(f"  fewer than {min_responses} responses (not calibrated): "
+                   + ", ".join(f"{c} ({n})" for c, n in result.too_few))
+    if result.no_variance:
+        typer.echo("  everyone right or everyone wrong (not calibrated): "
+                   + ", ".join(f"{c} ({n})" for c, n in result.no_variance))
+    if done.not_dichotomous:
+        typer.echo(f"  {len(done.not_dichotomous)} items are not single-answer (not calibrated)")
+    if done.misfit:
+        typer.secho(f"  misfit (RMSD > 0.10): {', '.join(done.misfit)}",
+                    fg=typer.colors.YELLOW)
+    if out:
+        Path(out).write_bytes(to_csv(done))
+        typer.echo(f"  estimates written to {out}")
+    if outcome is not None:
+        state = ("new version" if outcome.created
+                 else "identical to an existing version, nothing new stored")
+        typer.echo(f"Adopted: {code} version {outcome.version} ({state})")
+
+
+def _version(db, code: str, version: int):
+    from sqlalchemy import select
+
+    from app.bank.models import BankVersion, ItemBank
+
+    query = (select(BankVersion).join(ItemBank, ItemBank.id == BankVersion.bank_id)
+             .where(ItemBank.code == code))
+    query = (query.where(BankVersion.version == version) if version
+             else query.order_by(BankVersion.version.desc()).limit(1))
+    found = db.scalar(query)
+    if found is None:
+        raise fail(f"No bank {code!r}" + (f" version {version}" if version else ""))
+    return found

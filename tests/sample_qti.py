@@ -1,5 +1,6 @@
-"""The sample QTI 3.0 package in itembank/samples/qti is these items of the sample banks,
-exported by the server (tests rebuild it and compare, then import it back)."""
+"""The sample QTI 3.0 package in itembank/samples/qti is these items of the sample potensi
+bank, exported by the server (tests rebuild it and compare, then import it back). They are all
+potensi items because a bank holds one kind: the package imports as one potensi bank."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ from app.bank.validate import validate_bank
 
 SAMPLES = Path(__file__).resolve().parents[1] / "itembank" / "samples"
 QTI_DIR = SAMPLES / "qti"
-CHOSEN = {"potensi": ["NUM-001", "VER-001", "FIG-001", "MUL-001"],
-          "kompetensi": ["INT-01", "PBS-01"]}
+CHOSEN = {"potensi": ["NUM-001", "VER-001", "FIG-001", "MUL-001", "INT-001", "EMO-001"]}
 
 
 def chosen_items():

@@ -31,6 +31,15 @@ class _Checker:
         self.bank = bank
         self.problems: list[Problem] = []
         self.constructs = set(KNOWN_CONSTRUCTS) | set(bank.extra_constructs)
+        # A bank holds one kind: its constructs are "<kind>.<name>". Unknown kinds are
+        # reported on their own; then no construct is refused for its kind.
+        self.kind_prefix = bank.kind + "." if bank.kind in BANK_KINDS else ""
+
+    def other_kind(self, construct: str) -> str:
+        """The other bank kind ``construct`` belongs to, or "" when it fits this bank."""
+        if not self.kind_prefix or construct.startswith(self.kind_prefix):
+            return ""
+        return next((kind for kind in BANK_KINDS if construct.startswith(kind + ".")), "")
 
     def add(self, item: ParsedItem | None, *, key: str, location: str = "", **params: Any
             ) -> None:
@@ -74,6 +83,9 @@ def _check_bank(check: _Checker) -> None:
     for code in bank.extra_constructs:
         if not CONSTRUCT_RE.match(code):
             check.add(None, key="construct_declared", code=code)
+        elif other := check.other_kind(code):
+            check.add(None, key="construct_declared_kind", code=code, other=other,
+                      kind=bank.kind)
     rules = bank.scoring_rules or {}
     points = (rules.get("points") or {}).get("single") or {}
     for field in ("correct", "wrong"):
@@ -85,7 +97,10 @@ def _check_bank(check: _Checker) -> None:
 
 def _check_levels(check: _Checker, construct: str, spec: Any) -> None:
     where = f"scoring.levels.{construct}"
-    if construct not in check.constructs:
+    if other := check.other_kind(construct):
+        check.add(None, key="levels_construct_kind", where=where, construct=construct,
+                  other=other, kind=check.bank.kind)
+    elif construct not in check.constructs:
         check.add(None, key="levels_unknown_construct", where=where,
                   hint=_construct_hint(check, construct))
     if not isinstance(spec, dict) or len(set(spec) & {"cut_scores", "norm_table"}) != 1:
@@ -122,7 +137,8 @@ def _check_levels(check: _Checker, construct: str, spec: Any) -> None:
 
 
 def _construct_hint(check: _Checker, construct: str) -> Phrase:
-    close = difflib.get_close_matches(construct, sorted(check.constructs), n=1)
+    fitting = sorted(c for c in check.constructs if not check.other_kind(c))
+    close = difflib.get_close_matches(construct, fitting, n=1)
     if close:
         return Phrase(key="construct_did_you_mean", params={"suggestion": close[0]})
     return Phrase(key="construct_declare_hint")
@@ -133,7 +149,10 @@ def _check_item(check: _Checker, item: ParsedItem, used_media: set[str]) -> None
         check.add(item, key="item_code_chars", code=item.code)
     if item.kind not in ITEM_KINDS:
         check.add(item, key="item_kind", kinds=", ".join(ITEM_KINDS), kind=item.kind)
-    if item.construct not in check.constructs:
+    if other := check.other_kind(item.construct):
+        check.add(item, key="item_construct_kind", code=item.code, construct=item.construct,
+                  other=other, kind=check.bank.kind)
+    elif item.construct not in check.constructs:
         check.add(item, key="item_construct", construct=item.construct,
                   hint=_construct_hint(check, item.construct))
     if item.level is not None and not 1 <= item.level <= 5:

@@ -61,7 +61,7 @@ def test_csv_with_image_in_zip(db, clock):
         "code,kind,construct,level,stem,image,option_a,option_b,option_c,key,"
         "weight_a,weight_b,weight_c,tags\n"
         "C-1,single,potensi.numerik,1,Berapa 2+2?,,3,4,5,B,,,,hitung\n"
-        'C-2,weighted,kompetensi.integritas,,"Anda diminta, secara halus, menandatangani",,'
+        'C-2,weighted,potensi.interpersonal,,"Anda diminta, secara halus, menandatangani",,'
         "Menolak,Menunda,Menandatangani,,5,3,1,\n"
         "C-3,single,potensi.figural,2,Gambar berikutnya?,fig1.svg,A,B,,A,,,,\n"
     )
@@ -185,7 +185,13 @@ def test_versions_and_checksums(db, clock):
     assert second.created and second.version == 2
     assert db.scalar(select(func.count()).select_from(BankVersion)) == 2
     assert db.scalar(select(func.count()).select_from(Item)) == 10
-    wrong_kind = bank_doc(bank={"code": "UJI-POT", "title": "x", "kind": "kompetensi"})
+    # A well-formed kompetensi bank under the potensi bank's code: only the code is wrong.
+    wrong_kind = bank_doc(bank={"code": "UJI-POT", "title": "x", "kind": "kompetensi"},
+                          scoring={}, items=[{
+                              "code": "INT-1", "kind": "weighted",
+                              "construct": "kompetensi.integritas", "stem": "<p>Anda …</p>",
+                              "options": [{"id": "A", "text": "menolak", "weight": 5},
+                                          {"id": "B", "text": "menerima", "weight": 1}]}])
     problems = problems_for(db, clock, wrong_kind)
     assert "already exists as a potensi bank" in problems[0].message
 

@@ -1,8 +1,9 @@
 """A session's results as a table (the admin page, CSV and XLSX exports): one row per
 participant on the roster, with per-construct scores and levels, each competency's required
 level and gap, each potensi construct's EAP theta and its standard error, JPM, category,
-potensi band, nine-box and how many items were administered and answered (overall and per
-section); the XLSX adds a sheet of item-level responses. The columns are listed in
+potensi band, nine-box, how many items were administered and answered (overall and per
+section), whether the result counts (``status``: scored, not scoreable, accepted, retake) and
+the validity indicators; the XLSX adds a sheet of item-level responses. The columns are listed in
 docs/psychometrics.md ("The results export").
 
 Numbers are written without trailing zeros ("12.5", "40") so the same results give the same
@@ -74,6 +75,23 @@ class ResultRow:
         return withheld(self.validity)
 
     @property
+    def outcome(self) -> str:
+        """The export's ``status``: ``scored``, ``not_scoreable`` (withheld, no decision yet),
+        ``accepted`` (an admin accepted it), ``retake`` (a retake was scheduled; it stays
+        withheld), ``pending`` (handed in, no result yet), ``in_progress`` or ``absent``."""
+        if self.status == "absent":
+            return "absent"
+        if self.status not in HANDED_IN:
+            return "in_progress"
+        if not self.scored:
+            return "pending"
+        if self.validity.get("retake"):
+            return "retake"
+        if self.validity.get("accepted"):
+            return "accepted"
+        return "not_scoreable" if self.not_scoreable else "scored"
+
+    @property
     def items_administered(self) -> int | None:
         return sum(n for n, _ in self.sections.values()) if self.sections else None
 
@@ -107,8 +125,11 @@ class ResultsTable:
                 if cell.theta is not None}
 
 
+HANDED_IN = {state.value for state in DONE_STATES}
+
 # The validity indicators (docs/psychometrics.md, "Validity of an attempt"), last so that the
-# columns before them keep their places.
+# columns before them keep their places; then the attempt's state, which the ``status`` column
+# held before it said whether the result counts.
 VALIDITY_COLUMNS = ["scoreable", "not_scoreable_reasons", "rte", "rapid_guesses",
                     "longest_same_place_run", "time_used_s"]
 
@@ -192,11 +213,11 @@ def _header(table: ResultsTable) -> list[str]:
              "items_administered", "items_answered"]
     for number in range(1, table.sections + 1):
         head += [f"section_{number}.items_administered", f"section_{number}.items_answered"]
-    return head + VALIDITY_COLUMNS
+    return head + VALIDITY_COLUMNS + ["attempt_state"]
 
 
 def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
-    values: list[Any] = [row.nip, row.name, row.job_group, row.grade, row.unit, row.status,
+    values: list[Any] = [row.nip, row.name, row.job_group, row.grade, row.unit, row.outcome,
                          row.total]
     for construct in table.constructs:
         cell = row.constructs.get(construct)
@@ -210,16 +231,19 @@ def _values(table: ResultsTable, row: ResultRow) -> list[Any]:
                row.nine_box, row.items_administered, row.items_answered]
     for section in range(table.sections):
         values += list(row.sections.get(section, (None, None)))
-    return values + _validity_values(row)
+    return values + _validity_values(row) + [row.status]
 
 
 def validity_reason(reason: Mapping[str, Any], lang: str) -> str:
     """One reason an attempt is not scoreable, as a sentence ("Bagian 1: 0 dari 56 soal
-    dijawab")."""
+    dijawab", "Diserahkan paksa oleh pengawas: koneksi terputus")."""
     params = {k: v for k, v in reason.items() if k != "rule"}
     if "rte" in params:
         params["rte"] = f"{Decimal(str(params['rte'])) * 100:.0f}"
-    return translate(lang, f"validity.{reason.get('rule', 'unknown')}", **params)
+    rule = str(reason.get("rule", "unknown"))
+    if rule == "forced" and params.get("note"):
+        rule = "forced_note"  # the reason the proctor typed
+    return translate(lang, f"validity.{rule}", **params)
 
 
 def _validity_values(row: ResultRow) -> list[Any]:

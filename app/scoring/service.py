@@ -273,12 +273,31 @@ def _validity(db: Session, attempt: Attempt, rows: Sequence[Row[int, int, list[i
     if attempt.started_at is not None and attempt.submitted_at is not None:
         used = max(0, int((attempt.submitted_at - attempt.started_at).total_seconds())
                    - attempt.paused_total_s)
-    found = validity.indicators(form, times, rules, time_used_s=used)
+    note = (_latest_audit(db, "attempt.force_submit", attempt)[0]
+            if attempt.submit_reason == "forced" else "")
+    found = validity.indicators(form, times, rules, time_used_s=used,
+                                submit_reason=attempt.submit_reason, forced_note=note)
     decision = db.get(ValidityDecision, attempt.id)
-    if decision is not None:  # an admin accepted it (app/scoring/decisions.py)
-        found["accepted"] = {"by": decision.decided_by, "reason": decision.reason,
-                             "at": decision.decided_at.isoformat()}
+    if decision is not None:  # an admin's decision (app/scoring/decisions.py)
+        taken = {"by": decision.decided_by, "reason": decision.reason,
+                 "at": decision.decided_at.isoformat()}
+        if decision.decision == "retake":  # still withheld: the retake's result counts
+            found["retake"] = {**taken, "session": str(
+                _latest_audit(db, "result.retake", attempt)[1].get("to", ""))}
+        else:
+            found["accepted"] = taken
     return found
+
+
+def _latest_audit(db: Session, action: str, attempt: Attempt) -> tuple[str, dict[str, Any]]:
+    """Reason and data of the newest audit event ``action`` on this attempt ("", {} if none):
+    the text a proctor gave for a force submit, the session a retake was scheduled in. A force
+    submit scores the attempt before its audit row is written, so its first result has no
+    text yet; the next scoring (the session's close, a rescore) finds it."""
+    row = db.execute(select(audit.AuditEvent.reason, audit.AuditEvent.data).where(
+        audit.AuditEvent.action == action, audit.AuditEvent.target == f"attempt:{attempt.id}")
+        .order_by(audit.AuditEvent.id.desc()).limit(1)).first()
+    return (row.reason or "", dict(row.data or {})) if row else ("", {})
 
 
 def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,

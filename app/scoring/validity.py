@@ -3,7 +3,9 @@ database), and the rule that withholds the judgements made from its levels.
 
 An attempt is **tidak dapat dinilai** (not scoreable) when it answered too little of a section
 or when too many of its answers came faster than anyone can read the question (rapid
-guessing), or when a long run of answers picked the same place in the list (straight-lining).
+guessing), or when a long run of answers picked the same place in the list (straight-lining),
+or when the taker did not hand it in: a proctor force-submitted it (the reason the proctor
+typed is kept) or it was still running when the session was closed.
 Its item and construct scores are kept for the record, but it gets no JPM, no combined JPM, no
 category, no potensi band and no nine-box box: a judgement of a person who did not really take
 the test would go straight into a promotion decision. ``docs/psychometrics.md`` ("Validity of an
@@ -27,6 +29,10 @@ Indicators:
   list as shown to this taker; ``straight_run`` (default 10) or longer -> not scoreable.
   Options are shuffled per taker, so the key is not at one place.
 - **time used**: seconds from the start to the hand-in, pauses not counted (shown, no rule).
+- **interrupted**: how the attempt was handed in (``attempts.submit_reason``): ``forced`` (a
+  proctor's force submit) -> reason ``forced`` with the proctor's text in ``note``;
+  ``session_closed`` (still running when the session was closed) -> reason
+  ``closed_unfinished``. Both only while ``withhold_interrupted`` is on (the default).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ class ValidityRules:
     rapid_threshold_s: Decimal = Decimal(3)
     min_rte: Decimal = Decimal("0.90")
     straight_run: int = 10
+    withhold_interrupted: bool = True
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | None) -> ValidityRules:
@@ -60,7 +67,10 @@ class ValidityRules:
                                                    cls.min_answered_share))),
             rapid_threshold_s=Decimal(str(raw.get("rapid_threshold_s", cls.rapid_threshold_s))),
             min_rte=Decimal(str(raw.get("min_rte", cls.min_rte))),
-            straight_run=int(raw.get("straight_run", cls.straight_run)))
+            straight_run=int(raw.get("straight_run", cls.straight_run)),
+            withhold_interrupted=raw.get("withhold_interrupted", cls.withhold_interrupted))
+        if not isinstance(rules.withhold_interrupted, bool):
+            raise ValueError("withhold_interrupted is true or false")
         if not (0 <= rules.min_answered_share <= 1 and 0 <= rules.min_rte <= 1):
             raise ValueError("min_answered_share and min_rte are shares between 0 and 1")
         if rules.rapid_threshold_s < 0 or rules.straight_run < 2:
@@ -70,7 +80,8 @@ class ValidityRules:
     def as_json(self) -> dict[str, Any]:
         return {"min_answered_share": str(self.min_answered_share),
                 "rapid_threshold_s": str(self.rapid_threshold_s), "min_rte": str(self.min_rte),
-                "straight_run": self.straight_run}
+                "straight_run": self.straight_run,
+                "withhold_interrupted": self.withhold_interrupted}
 
 
 @dataclass(frozen=True)
@@ -126,9 +137,16 @@ def _share(part: int, whole: int) -> Decimal:
     return (Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001")) if whole else Decimal(1)
 
 
+# How an attempt was handed in (attempts.submit_reason) -> the reason it is not scoreable.
+INTERRUPTED = {"forced": "forced", "session_closed": "closed_unfinished"}
+
+
 def indicators(form: Sequence[FormItem], times: Mapping[int, Decimal], rules: ValidityRules,
-               *, time_used_s: int | None) -> dict[str, Any]:
-    """The attempt's indicators and, when it is not scoreable, every reason (JSON-ready)."""
+               *, time_used_s: int | None, submit_reason: str = "",
+               forced_note: str = "") -> dict[str, Any]:
+    """The attempt's indicators and, when it is not scoreable, every reason (JSON-ready).
+    ``submit_reason`` is how it was handed in; ``forced_note`` the reason a proctor gave for a
+    force submit, when one was recorded."""
     sections: dict[int, list[FormItem]] = {}
     for item in form:
         sections.setdefault(item.section, []).append(item)
@@ -153,6 +171,10 @@ def indicators(form: Sequence[FormItem], times: Mapping[int, Decimal], rules: Va
                         "rte": str(rte)})
     if longest >= rules.straight_run:
         reasons.append({"rule": "straight_lining", "run": longest})
+    rule = INTERRUPTED.get(submit_reason)
+    if rule is not None and rules.withhold_interrupted:
+        reasons.append({"rule": rule, "note": forced_note.strip()} if rule == "forced"
+                       and forced_note.strip() else {"rule": rule})
     answered_all = sum(1 for i in form if i.answered)
     return {
         "scoreable": not reasons,
@@ -165,14 +187,16 @@ def indicators(form: Sequence[FormItem], times: Mapping[int, Decimal], rules: Va
         "rte": str(rte),
         "longest_same_place_run": longest,
         "time_used_s": time_used_s,
+        "submit_reason": submit_reason,
         "rules": rules.as_json(),
     }
 
 
 def withheld(validity: Mapping[str, Any] | None) -> bool:
     """Whether a result with these indicators (``results.detail["validity"]``) is withheld: not
-    scoreable, and not accepted by an admin. Results scored before the indicators existed have
-    none and are not withheld."""
+    scoreable, and not accepted by an admin (a retake scheduled instead, ``validity["retake"]``,
+    keeps it withheld: the retake's own result counts). Results scored before the indicators
+    existed have none and are not withheld."""
     if not validity:
         return False
     return not validity.get("scoreable", True) and not validity.get("accepted")

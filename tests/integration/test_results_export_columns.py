@@ -142,6 +142,7 @@ def test_a_running_attempt_shows_its_items_answered_so_far(db, clock):
     take_test(db, clock, *logins[0], {"NUM-1": "B", "INT-1": "A"}, submit=False)
     text = to_csv(results_table(db, session)).decode("utf-8-sig")
     [row] = list(csv.DictReader(io.StringIO(text)))
-    assert row["status"] == "active" and row["total_score"] == ""
+    assert row["status"] == "in_progress" and row["attempt_state"] == "active"
+    assert row["total_score"] == ""
     assert (row["items_administered"], row["items_answered"]) == ("9", "2")
     assert row["section_1.items_answered"] == "1" and row["section_2.items_answered"] == "1"

@@ -390,7 +390,8 @@ def test_exports_one_row_per_participant(db, clock, scored):
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["nip"] for r in rows] == [logins[0][0], logins[1][0]]
     first = rows[0]
-    assert first["job_group"] == "administrator" and first["status"] == "submitted"
+    assert first["job_group"] == "administrator" and first["status"] == "scored"
+    assert first["attempt_state"] == "submitted"
     assert first["total_score"] == "24.5"
     assert first["kompetensi.integritas.raw"] == "8"
     assert first["kompetensi.integritas.level"] == "4"

@@ -135,6 +135,45 @@ def results_accept(
                f"category {category or '-'}")
 
 
+@results_cli.command("retake")
+def results_retake(
+    code: Annotated[str, typer.Argument(help="Session code")],
+    nip: Annotated[str, typer.Argument(help="The participant's NIP")],
+    to: Annotated[str, typer.Option("--to", help="The session of the retake (not closed)")],
+    reason: Annotated[str, typer.Option("--reason", help="Why a retake (audited)")],
+) -> None:
+    """Schedule a retake of a result that is "tidak dapat dinilai" in another session that is
+    not closed: the participant is put on its roster with a fresh login token (print the card
+    with `cact sessions tokens`); this result stays without JPM, category and box. Audited;
+    needs a reason."""
+    from app.cli.common import find_session, secret_key
+    from app.i18n import translate
+    from app.scoring.decisions import DecisionRefused, schedule_retake
+    from app.sessions.models import Participant, TestSession
+    from app.sessions.roster import RosterRow, import_roster
+    from app.settings import get_settings
+
+    secret, moment = secret_key(), now()
+
+    def enrol(target: TestSession, person: Participant) -> None:
+        # The roster import of one row: the entry gets a fresh token as every imported one.
+        import_roster(db, session=target, rows=[RosterRow(
+            nip=person.nip, name=person.name, job_group=person.job_group.value,
+            grade=person.grade, position=person.position, unit=person.unit)],
+            secret=secret, actor="cli", now=moment)
+
+    try:
+        with session_transaction(code) as (db, session):
+            target = find_session(db, to)
+            schedule_retake(db, session=session, nip=nip, target_session=target, reason=reason,
+                            actor="cli", now=moment, enrol=enrol)
+    except DecisionRefused as exc:
+        raise fail("Tidak dijadwalkan / not scheduled: "
+                   + translate(get_settings().language, exc.key, **exc.params)) from None
+    typer.echo(f"NIP {nip}: ujian ulang dijadwalkan di sesi / retake scheduled in session "
+               f"{target.code}; the login token is on its roster")
+
+
 @results_cli.command("export")
 def results_export(
     code: Annotated[str, typer.Argument(help="Session code")],

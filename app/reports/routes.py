@@ -4,6 +4,7 @@ kinerja upload that fills it."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -21,8 +22,10 @@ from app.reports.export import results_table
 from app.reports.ninebox import ninebox_svg
 from app.scoring import decisions
 from app.scoring.imports import import_ratings, parse_ratings
+from app.sessions import roster
 from app.sessions.deps import session_or_404 as _session_or_404
-from app.sessions.models import TestSession
+from app.sessions.models import Participant, TestSession
+from app.sessions.service import session_by_code
 from app.web import LANGUAGES, redirect, render, request_language, translate
 
 router = APIRouter(prefix="/admin/sessions")
@@ -163,7 +166,30 @@ def report_page(request: Request, code: str, nip: str, db: DbSession, user: Admi
                      target=f"participant:{nip}", now=clock.now(),
                      data={"session": session.code, "lang": lang})
     return render(request, "reports/individual.html", session=session,
-                  report=report, number=_number(lang), rating_key=_rating_key)
+                  report=report, number=_number(lang), rating_key=_rating_key,
+                  decisions=_decision_forms(db, session, report))
+
+
+def _decision_forms(db: Session, session: TestSession, report: service.ParticipantReport, *,
+                    error: str = "", form: str = "") -> dict[str, object]:
+    """What the decision forms of a not-scoreable result need: the retake already scheduled
+    (then no form is shown), else the sessions a retake can be scheduled in; and the refusal
+    a form got (``error``, shown beside ``form``)."""
+    retake = (decisions.retake_of(db, session=session, nip=report.nip)
+              if report.not_scoreable else None)
+    return {"retake": retake, "error": error, "form": form,
+            "targets": decisions.retake_targets(db, session)
+            if report.not_scoreable and not retake else []}
+
+
+def _decision_refused(request: Request, db: Session, session: TestSession, nip: str,
+                      exc: decisions.DecisionRefused, form: str) -> Response:
+    lang = request_language(request)
+    report = _report_or_404(request, db, session, nip, lang)
+    return render(request, "reports/individual.html", status_code=422, session=session,
+                  report=report, number=_number(lang), rating_key=_rating_key,
+                  decisions=_decision_forms(db, session, report, form=form,
+                                            error=translate(lang, exc.key, **exc.params)))
 
 
 @router.post("/{code}/results/{nip}/accept", include_in_schema=False)
@@ -176,12 +202,40 @@ def report_accept(request: Request, code: str, nip: str, db: DbSession, clock: C
         decisions.accept(db, session=session, nip=nip, reason=reason, actor=_actor(user),
                          now=clock.now())
     except decisions.DecisionRefused as exc:
-        lang = request_language(request)
-        return render(request, "reports/individual.html", status_code=422, session=session,
-                      report=_report_or_404(request, db, session, nip, lang),
-                      number=_number(lang), rating_key=_rating_key,
-                      accept_error=translate(lang, exc.key, **exc.params))
+        return _decision_refused(request, db, session, nip, exc, "accept")
     return redirect(request, f"/admin/sessions/{session.code}/results/{nip}")
+
+
+@router.post("/{code}/results/{nip}/retake", include_in_schema=False)
+def report_retake(request: Request, code: str, nip: str, db: DbSession, clock: ClockDep,
+                  user: AdminUser, reason: Annotated[str, Form(max_length=2000)] = "",
+                  target: Annotated[str, Form(max_length=64)] = "") -> Response:
+    """Schedule a retake of an attempt that is not scoreable in another session that is not
+    closed, with a reason: the person is put on its roster with a fresh token (audited; this
+    result stays withheld)."""
+    session = _session_or_404(db, code)
+    target_session = session_by_code(db, target) if target.strip() else None
+    try:
+        if target_session is None:
+            raise decisions.DecisionRefused("validity.error_retake_target")
+        decisions.schedule_retake(db, session=session, nip=nip, target_session=target_session,
+                                  reason=reason, actor=_actor(user), now=clock.now(),
+                                  enrol=_enrol(db, request.app.state.secret, _actor(user),
+                                               clock.now()))
+    except decisions.DecisionRefused as exc:
+        return _decision_refused(request, db, session, nip, exc, "retake")
+    return redirect(request, f"/admin/sessions/{session.code}/results/{nip}")
+
+
+def _enrol(db: Session, secret: str, actor: str, now: datetime) -> decisions.Enrol:
+    """A retake's roster entry: the roster import of one row, the person's details as they
+    are, so the entry gets a fresh login token the way every imported one does."""
+    def enrol(target: TestSession, person: Participant) -> None:
+        roster.import_roster(db, session=target, rows=[roster.RosterRow(
+            nip=person.nip, name=person.name, job_group=person.job_group.value,
+            grade=person.grade, position=person.position, unit=person.unit)],
+            secret=secret, actor=actor, now=now)
+    return enrol
 
 
 def _number(lang: str):

@@ -78,13 +78,13 @@ class ResultRow:
     def outcome(self) -> str:
         """The export's ``status``: ``scored``, ``not_scoreable`` (withheld, no decision yet),
         ``accepted`` (an admin accepted it), ``retake`` (a retake was scheduled; it stays
-        withheld), ``pending`` (handed in, no result yet), ``in_progress`` or ``absent``."""
+        withheld), ``not_scored`` (handed in, no result yet), ``in_progress`` or ``absent``."""
         if self.status == "absent":
             return "absent"
         if self.status not in HANDED_IN:
             return "in_progress"
         if not self.scored:
-            return "pending"
+            return "not_scored"
         if self.validity.get("retake"):
             return "retake"
         if self.validity.get("accepted"):

@@ -24,6 +24,7 @@ from app.auth.models import Role, User
 from app.auth.security import decrypt_token, settings_hasher
 from app.bank.reading import ImportOptions, read_path
 from app.bank.service import import_bank
+from app.programmes.service import attach_session, create_programme, programme_by_code
 from app.scoring.standards import load_default_standards
 from app.sessions.models import JobGroup, Participant, RosterEntry, TestSession
 from app.sessions.roster import RosterRow, import_roster
@@ -33,6 +34,10 @@ from app.settings import Settings
 DEMO_ADMIN = ("admin", "demo-admin-2026", "Admin Demo")
 DEMO_PROCTOR = ("pengawas", "demo-pengawas-2026", "Pengawas Demo")
 SESSION_CODE = "DEMO"
+# The programme of the demo: two sessions, two rooms, two days, as a real event is run.
+PROGRAMME_CODE = "PEMETAAN-2026"
+SECOND_SESSION = "DEMO-LAB"
+SECOND_COUNT = 12  # more people, tested on day 2 in the school lab
 SAMPLES = paths.ITEMBANK_DIR / "samples"
 BLUEPRINT_FILE = "cact-setengah-hari.blueprint.yaml"
 BLUEPRINT_CODE = "CACT-SETENGAH-HARI"
@@ -71,6 +76,7 @@ class DemoReport:
                      " contoh token:")
         for nip, name, token in self.tokens[:5]:
             lines.append(f"    NIP {nip}  token {token}  ({name})")
+        lines.append(f"  Program  : {PROGRAMME_CODE} (sesi {SESSION_CODE} dan {SECOND_SESSION})")
         lines.append("  (demo passwords are public: never run `cact demo` on a production server)")
         return "\n".join(lines)
 
@@ -100,6 +106,51 @@ def _ensure_bank(db: Session, folder: str, now: datetime, report: DemoReport) ->
     if outcome.created:
         report.created.append(f"bank {outcome.bank_code} ({outcome.item_count} items)")
     return outcome.version_id
+
+
+def _people(first: int, count: int) -> list[RosterRow]:
+    """The demo's people number ``first`` to ``first + count - 1``: the same on every machine
+    and every run (each number has its own random stream)."""
+    rows = []
+    for index in range(first, first + count):
+        rng = random.Random(20261102 + index)  # noqa: S311 - fixed demo data, not a secret
+        group, grade, position = JOBS[index % len(JOBS)]
+        rows.append(RosterRow(nip=_nip(rng, index),
+                              name=f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}",
+                              job_group=group.value, grade=grade, position=position,
+                              unit=UNITS[index % len(UNITS)]))
+    return rows
+
+
+def _ensure_programme(db: Session, settings: Settings, blueprint: Blueprint, proctor: User,
+                      first: TestSession, secret: str, now: datetime,
+                      report: DemoReport) -> None:
+    """The programme PEMETAAN-2026 with DEMO (day 1, Lab Komputer 1) and DEMO-LAB (day 2, the
+    school lab, scheduled) and its own people."""
+    programme = programme_by_code(db, PROGRAMME_CODE)
+    if programme is None:
+        zone = ZoneInfo(settings.timezone)
+        today = now.astimezone(zone).date()
+        programme = create_programme(
+            db, code=PROGRAMME_CODE, name="Pemetaan Potensi dan Kompetensi ASN 2026",
+            purpose="mapping", agency="Pemerintah Kota Demo", starts_on=today,
+            ends_on=today + timedelta(days=2), actor="demo", now=now)
+        report.created.append(f"programme {PROGRAMME_CODE}")
+    second = db.scalar(select(TestSession).where(TestSession.code == SECOND_SESSION))
+    if second is None:
+        zone = ZoneInfo(settings.timezone)
+        day = now.astimezone(zone).date() + timedelta(days=2)
+        second = create_session(
+            db, code=SECOND_SESSION, name="Demo CACT hari 2", room="Lab Komputer SMA Negeri 1",
+            blueprint_code=blueprint.code, starts_at=datetime.combine(day, time(8, 0), zone),
+            ends_at=datetime.combine(day, time(12, 0), zone),
+            proctor_usernames=[proctor.username], actor="demo", now=now)
+        import_roster(db, session=second, rows=_people(PARTICIPANT_COUNT, SECOND_COUNT),
+                      secret=secret, actor="demo", now=now)
+        report.created.append(f"session {SECOND_SESSION} ({SECOND_COUNT} participants)")
+    for session in (first, second):
+        if session.programme_id is None:
+            attach_session(db, programme=programme, session=session, actor="demo", now=now)
 
 
 def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
@@ -150,6 +201,7 @@ def load_demo(db: Session, *, settings: Settings, now: datetime) -> DemoReport:
             .where(RosterEntry.session_id == session.id).order_by(RosterEntry.id)):
         report.tokens.append((person.nip, person.name,
                               decrypt_token(secret, entry.token_encrypted)))
+    _ensure_programme(db, settings, blueprint, proctor, session, secret, now, report)
     added = load_default_standards(db)
     if added:
         report.created.append(f"{added} job standards")

@@ -39,6 +39,7 @@ from app.ops import lifecycle as ops_lifecycle
 from app.ops import metrics as ops_metrics
 from app.ops import pdeathsig
 from app.proctoring import routes as proctor_routes
+from app.programmes import routes as programme_routes
 from app.reports import routes as report_routes
 from app.scoring import routes as scoring_routes
 from app.scoring import standards_routes
@@ -74,6 +75,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     proctor_routes.api,
     analysis_routes.router,
     report_routes.router,
+    programme_routes.router,
     standards_routes.router,
 )
 

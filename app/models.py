@@ -8,6 +8,7 @@ from app.db import Base
 from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptItem, AttemptSection
 from app.ops.models import ServerState
 from app.proctoring.models import Incident
+from app.programmes.models import KeyPosition, Programme, ProgrammeChoice
 from app.scoring.models import (
     ConstructScore,
     JobStandard,
@@ -20,7 +21,8 @@ from app.sessions.models import Participant, ProctorAssignment, RosterEntry, Tes
 __all__ = [
     "Answer", "AnswerEvent", "Attempt", "AttemptItem", "AttemptSection", "AuditEvent",
     "BankMedia", "BankVersion", "Base", "Blueprint", "BlueprintBankVersion", "ConstructScore",
-    "Incident", "Item", "ItemBank", "ItemOption", "JobStandard", "KeyCorrection",
-    "LoginThrottle", "Participant", "PerformanceRating", "ProctorAssignment", "Result", "Role",
+    "Incident", "Item", "ItemBank", "ItemOption", "JobStandard", "KeyCorrection", "KeyPosition",
+    "LoginThrottle", "Participant", "PerformanceRating", "ProctorAssignment", "Programme",
+    "ProgrammeChoice", "Result", "Role",
     "RosterEntry", "ServerState", "TestSession", "User", "ValidityDecision", "WebSession",
 ]

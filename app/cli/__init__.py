@@ -1,5 +1,5 @@
-"""The ``cact`` command: database, accounts, banks, sessions, results, demo data, server,
-audit log, backups, configuration and TLS.
+"""The ``cact`` command: database, accounts, banks, sessions, programmes, results, demo data,
+server, audit log, backups, configuration and TLS.
 
 One module per command group; what they share (the checked database, the session a command
 names, how refusals and an import's problems are printed) is in :mod:`app.cli.common`.
@@ -19,6 +19,7 @@ from app.cli import (
     blueprints,
     config,
     db,
+    programmes,
     scoring,
     serve,
     sessions,
@@ -43,6 +44,7 @@ cli.add_typer(users.user_cli, name="user")
 cli.add_typer(bank.bank_cli, name="bank")
 cli.add_typer(blueprints.blueprint_cli, name="blueprint")
 cli.add_typer(sessions.session_cli, name="session")
+cli.add_typer(programmes.programme_cli, name="programme")
 cli.add_typer(sessions.roster_cli, name="roster")
 cli.add_typer(sessions.attempt_cli, name="attempt")
 cli.add_typer(audit.audit_cli, name="audit")

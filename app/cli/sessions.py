@@ -45,17 +45,26 @@ def session_create(
     name: Annotated[str, typer.Option("--name")] = "",
     room: Annotated[str, typer.Option("--room")] = "",
     proctor: Annotated[list[str] | None, typer.Option("--proctor", help="Repeatable")] = None,
+    programme: Annotated[str, typer.Option(
+        "--programme", help="The assessment programme the session is part of")] = "",
 ) -> None:
     """Schedule a session (its bank versions are frozen from now on)."""
+    from app.cli.programmes import find_programme
+    from app.programmes.service import ProgrammeError, attach_session
     from app.sessions.service import SessionError, create_session
 
     starts, ends = _local_time(start), _local_time(end)
     database = ready_database()
-    with refusals("Not created: ", SessionError), database.transaction() as db:
-        create_session(db, code=code, name=name, room=room, blueprint_code=blueprint,
-                       starts_at=starts, ends_at=ends, proctor_usernames=proctor or [],
-                       actor="cli", now=now())
-    typer.echo(f"Session {code.upper()} scheduled")
+    with refusals("Not created: ", SessionError, ProgrammeError), \
+            database.transaction() as db:
+        session = create_session(db, code=code, name=name, room=room, blueprint_code=blueprint,
+                                 starts_at=starts, ends_at=ends,
+                                 proctor_usernames=proctor or [], actor="cli", now=now())
+        if programme:
+            attach_session(db, programme=find_programme(db, programme), session=session,
+                           actor="cli", now=now())
+    typer.echo(f"Session {code.upper()} scheduled"
+               + (f" in programme {programme.upper()}" if programme else ""))
 
 
 def _session_state(code: str, action: str, reason: str = "") -> None:

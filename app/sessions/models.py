@@ -63,6 +63,9 @@ class TestSession(Base):
     # Safe Exam Browser config key (optional) and other per-session switches.
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The assessment programme the session is part of (app/programmes), if any.
+    programme_id: Mapped[int | None] = mapped_column(
+        ForeignKey("programmes.id", ondelete="SET NULL"), index=True)
 
 
 class ProctorAssignment(Base):
@@ -104,5 +107,11 @@ class RosterEntry(Base):
     token_hmac: Mapped[str] = mapped_column(String(64))
     token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     seat: Mapped[str] = mapped_column(String(32), default="")
+    # What the person was when put on this roster: the participant row holds the current
+    # job, these keep the one at the time of this test (history, the standard scored against).
+    job_group: Mapped[JobGroup | None] = mapped_column(str_enum(JobGroup, "job_group"))
+    grade: Mapped[str | None] = mapped_column(String(64))
+    position: Mapped[str | None] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (UniqueConstraint("session_id", "participant_id"),)

@@ -228,13 +228,20 @@ def import_roster(db: Session, *, session: TestSession, rows: list[RosterRow], s
     new_entries = []
     for row in rows:
         entry = on_roster.get(people[row.nip].id)
+        # The job at the time of this test, kept on the seat: the participant row follows
+        # the newest roster of any session (history, app/programmes/people.py).
+        job = {"job_group": JobGroup(row.job_group), "grade": row.grade,
+               "position": row.position, "unit": row.unit}
         if entry is None:
             _, digest, blob = _new_entry_token(secret)
             new_entries.append({"session_id": session.id, "participant_id": people[row.nip].id,
                                 "token_hmac": digest, "token_encrypted": blob,
-                                "seat": row.seat})
-        elif row.seat:
-            entry.seat = row.seat
+                                "seat": row.seat, **job})
+        else:
+            for name, value in job.items():
+                setattr(entry, name, value)
+            if row.seat:
+                entry.seat = row.seat
     added = 0
     if new_entries:
         added = len(db.execute(_insert(db, RosterEntry)

@@ -40,6 +40,7 @@ from app.bank.models import Item
 from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptItem
 from app.main import api_routes
 from app.proctoring.models import Incident
+from app.programmes.models import Programme
 from app.sessions.models import ProctorAssignment, RosterEntry, TestSession
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
@@ -154,7 +155,10 @@ class World:
             "code": lambda: (self.ids["bank_code"] if path.startswith("/admin/banks/")
                              else self.ids["blueprint_code"]
                              if path.startswith("/admin/blueprints/")
+                             else self.ids["programme_code"]
+                             if path.startswith("/admin/programmes/")
                              else self.ids["session_code"]),
+            "fmt": lambda: "csv",
             "number": lambda: 1,  # the bank's first (and only) version
             "entry_id": lambda: self.ids["entry_a"],
             "item_id": lambda: self.ids["item_a"],
@@ -214,8 +218,12 @@ def world(app, database, settings, clock, make_user, monkeypatch):
         db.add(ProctorAssignment(session_id=y.id, user_id=users["bu.sri"]))
         x.settings = {"display_key": "k" * 16}
         x.public_scores = True
+        programme = Programme(code="PROG-X", name="Program X", created_at=clock.now())
+        db.add(programme)
+        db.flush()
+        x.programme_id = programme.id
         w.ids.update(session_code=x.code, spare_user=users["spare.user"], bank_code="UJI-POT",
-                     blueprint_code="BP-RUANG-X")
+                     blueprint_code="BP-RUANG-X", programme_code=programme.code)
 
     usernames = {"admin": "admin", "proctor_x": "pak.budi", "proctor_y": "bu.sri"}
     for role in ROLES:

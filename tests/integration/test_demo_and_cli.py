@@ -12,6 +12,7 @@ from app.auth.models import User
 from app.auth.security import decrypt_token, keyed_digest
 from app.demo import load_demo
 from app.models import Base
+from app.programmes.models import Programme
 from app.scoring.models import JobStandard
 from app.sessions.models import Participant, ProctorAssignment, RosterEntry, TestSession
 
@@ -33,7 +34,20 @@ def test_demo_is_complete_and_idempotent(database, settings, clock):
         assert len(blueprint.spec["sections"]) >= 2
         assert counts["roster_entries"] >= 30 and counts["participants"] >= 30
         assert {u.role.value for u in session.scalars(select(User))} == {"admin", "proctor"}
-        assert counts["proctor_assignments"] == 1
+        # The demo proctor watches both sessions of the demo programme.
+        assert counts["proctor_assignments"] == 2
+        programme = session.scalar(select(Programme))
+        assert programme.code == "PEMETAAN-2026" and programme.purpose.value == "mapping"
+        days = session.scalars(select(TestSession).where(
+            TestSession.programme_id == programme.id).order_by(TestSession.starts_at)).all()
+        assert [s.code for s in days] == ["DEMO", "DEMO-LAB"]
+        assert days[0].room != days[1].room
+        assert days[0].starts_at.date() < days[1].starts_at.date()
+        second_day = session.scalars(select(RosterEntry.participant_id).where(
+            RosterEntry.session_id == days[1].id)).all()
+        first_day = session.scalars(select(RosterEntry.participant_id).where(
+            RosterEntry.session_id == days[0].id)).all()
+        assert len(second_day) == 12 and not set(second_day) & set(first_day)
         assert session.scalar(select(func.count()).select_from(JobStandard)) == 99
         nips = session.scalars(select(Participant.nip)).all()
         assert all(len(n) == 18 and n.isdigit() for n in nips) and len(set(nips)) == len(nips)
@@ -55,7 +69,7 @@ def test_demo_is_complete_and_idempotent(database, settings, clock):
 def test_demo_proctor_sees_the_demo_session(client, database, settings, clock):
     with database.transaction() as session:
         load_demo(session, settings=settings, now=clock.now())
-        assert session.scalar(select(func.count()).select_from(ProctorAssignment)) == 1
+        assert session.scalar(select(func.count()).select_from(ProctorAssignment)) == 2
     from tests.conftest import staff_login
 
     assert staff_login(client, "pengawas", "demo-pengawas-2026").status_code == 303

@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 CONFIG = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 CONTRACTS = {c["id"]: c for c in CONFIG["tool"]["importlinter"]["contracts"]}
-DOMAINS = ("analysis", "assembly", "auth", "bank", "delivery", "ops", "proctoring", "reports",
-           "scoring", "sessions")
+DOMAINS = ("analysis", "assembly", "auth", "bank", "delivery", "ops", "proctoring",
+           "programmes", "reports", "scoring", "sessions")
 # Entry points that are not named like routes: the app factory, the pages that span domains,
 # the web helpers, the FastAPI dependencies and middleware the routes share. Every module of the
 # CLI package (app/cli/) is an entry point too.

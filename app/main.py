@@ -39,6 +39,7 @@ from app.ops import lifecycle as ops_lifecycle
 from app.ops import metrics as ops_metrics
 from app.ops import pdeathsig
 from app.proctoring import routes as proctor_routes
+from app.programmes import map_routes, people_routes, talent_routes
 from app.programmes import routes as programme_routes
 from app.reports import routes as report_routes
 from app.scoring import routes as scoring_routes
@@ -76,6 +77,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     analysis_routes.router,
     report_routes.router,
     programme_routes.router,
+    talent_routes.router,
+    map_routes.router,
+    people_routes.router,
     standards_routes.router,
 )
 

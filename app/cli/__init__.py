@@ -23,6 +23,7 @@ from app.cli import (
     scoring,
     serve,
     sessions,
+    talent,
     tls,
     users,
 )
@@ -45,6 +46,7 @@ cli.add_typer(bank.bank_cli, name="bank")
 cli.add_typer(blueprints.blueprint_cli, name="blueprint")
 cli.add_typer(sessions.session_cli, name="session")
 cli.add_typer(programmes.programme_cli, name="programme")
+cli.add_typer(talent.talent_cli, name="talent")
 cli.add_typer(sessions.roster_cli, name="roster")
 cli.add_typer(sessions.attempt_cli, name="attempt")
 cli.add_typer(audit.audit_cli, name="audit")

@@ -29,6 +29,8 @@ from app import audit
 from app.delivery.models import DONE_STATES, Attempt
 from app.programmes.models import Programme, ProgrammeChoice
 from app.programmes.service import ProgrammeError
+from app.reports.individual import IndividualReport
+from app.reports.service import session_reports
 from app.scoring.models import Result, ValidityDecision
 from app.scoring.validity import withheld
 from app.sessions.models import Participant, RosterEntry, TestSession, clean_nip
@@ -255,3 +257,22 @@ def choose_attempt(db: Session, *, programme: Programme, nip: str, attempt_id: i
                  target=f"programme:{programme.code}", reason=reason, now=now,
                  data={"nip": nip, "before": before, "after": attempt_id})
     return next(r for r in programme_results(db, programme).rows if r.nip == nip)
+
+
+def programme_reports(db: Session, programme: Programme, *, lang: str = "id",
+                      zone: str = "Asia/Jakarta") -> list[IndividualReport]:
+    """The individual report of every person with a result, from the attempt that counts for
+    them (one session's reports at a time: the same reports a session's zip holds). A result
+    that is not scoreable gives the report that says so."""
+    counted: dict[str, set[str]] = {}
+    for row in programme_results(db, programme).rows:
+        if row.chosen.result is not None:
+            counted.setdefault(row.session_code, set()).add(row.nip)
+    reports = []
+    for session in db.scalars(select(TestSession).where(TestSession.code.in_(sorted(counted)))
+                              .order_by(TestSession.starts_at, TestSession.code)):
+        wanted = counted[session.code]
+        reports += [r.individual_report() for r in session_reports(db, session=session,
+                                                                   lang=lang, zone=zone)
+                    if r.nip in wanted]
+    return sorted(reports, key=lambda r: r.nip)

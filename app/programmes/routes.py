@@ -5,22 +5,25 @@ XLSX), and one person's attempts with the choice of the one that counts."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.auth.deps import AdminUser, ClockDep
 from app.auth.deps import actor as _actor
 from app.db import DbSession, WriteDb
 from app.programmes import export, results, service
 from app.programmes.models import Programme, Purpose
+from app.reports import zipjob
 from app.reports.export import validity_reason
 from app.sessions.models import JobGroup
 from app.sessions.service import session_by_code
-from app.web import redirect, render, request_language, translate
+from app.web import LANGUAGES, redirect, render, request_language, translate
 
 router = APIRouter(prefix="/admin/programmes")
 SORTS = {
@@ -211,3 +214,71 @@ def programme_person_choose(request: Request, code: str, nip: str, db: DbSession
         return _person_page(request, db, programme, nip, status_code=422,
                             error=exc.text(request_language(request)))
     return redirect(request, f"/admin/programmes/{programme.code}/people/{nip}")
+
+
+# -- every individual report of the programme as one zip, in steps behind a progress bar ------
+
+PROGRAMME = "programme"
+
+
+def _data_dir(request: Request) -> Path:
+    return Path(request.app.state.settings.data_dir)
+
+
+def _zip_fragment(request: Request, programme: Programme, job: zipjob.ZipJob | None) -> Response:
+    return render(request, "reports/_zip.html", job=job, session={"code": programme.code},
+                  zip_base=f"/admin/programmes/{programme.code}/reports")
+
+
+@router.post("/{code}/reports", include_in_schema=False)
+def programme_zip_start(request: Request, code: str, db: DbSession, clock: ClockDep,
+                        user: AdminUser, lang: Annotated[str, Form(max_length=2)] = "id"
+                        ) -> Response:
+    """Take the reports of the attempts that count and start rendering them (audited)."""
+    programme = _programme_or_404(db, code)
+    lang = lang if lang in LANGUAGES else "id"
+    reports = results.programme_reports(db, programme, lang=lang,
+                                        zone=request.app.state.settings.timezone)
+    job = zipjob.start_reports(reports, owner=programme.code, data_dir=_data_dir(request),
+                               lang=lang, actor=_actor(user), now=clock.now(), kind=PROGRAMME)
+    audit.record(db, actor=_actor(user), action="report.zip",
+                 target=f"programme:{programme.code}", now=clock.now(),
+                 data={"job": job.job, "reports": job.total, "lang": lang})
+    if request.headers.get("hx-request") == "true":
+        return _zip_fragment(request, programme, job)
+    return redirect(request, f"/admin/programmes/{programme.code}")
+
+
+@router.get("/{code}/reports", include_in_schema=False)
+def programme_zip_latest(request: Request, code: str, db: DbSession, _user: AdminUser
+                         ) -> Response:
+    programme = _programme_or_404(db, code)
+    return _zip_fragment(request, programme, zipjob.latest_zip_job(
+        _data_dir(request), programme.code, kind=PROGRAMME))
+
+
+@router.post("/{code}/reports/{job}/step", include_in_schema=False)
+def programme_zip_step(request: Request, code: str, job: str, _user: AdminUser) -> Response:
+    """One poll of the progress bar (reads only the job's files, no database)."""
+    owner = code.strip().upper()
+    try:
+        state = zipjob.advance_zip(_data_dir(request), job, session=owner, kind=PROGRAMME)
+    except zipjob.JobNotFound:
+        raise HTTPException(status_code=404) from None
+    return render(request, "reports/_zip.html", job=state, session={"code": owner},
+                  zip_base=f"/admin/programmes/{owner}/reports")
+
+
+@router.get("/{code}/reports/{job}.zip", include_in_schema=False)
+def programme_zip_download(request: Request, code: str, job: str, db: WriteDb,
+                           clock: ClockDep, user: AdminUser) -> Response:
+    programme = _programme_or_404(db, code)
+    try:
+        state = zipjob.zip_job(_data_dir(request), job, session=programme.code, kind=PROGRAMME)
+        path = zipjob.zip_path(_data_dir(request), job, session=programme.code, kind=PROGRAMME)
+    except zipjob.JobNotFound:
+        raise HTTPException(status_code=404) from None
+    audit.record(db, actor=_actor(user), action="report.download",
+                 target=f"programme:{programme.code}", now=clock.now(),
+                 data={"format": "zip", "job": job, "reports": state.total, "lang": state.lang})
+    return FileResponse(path, media_type="application/zip", filename=f"laporan-{job}.zip")

@@ -1,4 +1,5 @@
-"""All individual reports of a session as one zip, built in steps behind a progress bar.
+"""All individual reports of a session (or of a programme: app/programmes/routes.py) as one
+zip, built in steps behind a progress bar.
 
 The job keeps its whole state in files under ``<data_dir>/reports/`` so that any app worker
 can continue a job another one started, and a restart loses nothing:
@@ -60,7 +61,7 @@ class JobNotFound(Exception):
 @dataclass
 class ZipJob:
     job: str
-    session: str
+    session: str  # the owner's code: a session's, or a programme's when kind is "programme"
     lang: str
     total: int
     created_at: str
@@ -68,6 +69,7 @@ class ZipJob:
     done: int = 0
     finished: bool = False
     size: int = 0
+    kind: str = "session"
 
     @property
     def percent(self) -> int:
@@ -149,25 +151,34 @@ def start_zip(db: Session, *, session: TestSession, data_dir: Path, lang: str, a
               now: datetime, zone: ZoneInfo | str = "Asia/Jakarta") -> ZipJob:
     """Take the session's reports from the database and create a job that renders them.
     The caller audits it."""
-    _cleanup(data_dir, now)
     reports = [r.individual_report() for r in session_reports(db, session=session,
                                                                    lang=lang, zone=zone)]
-    job_id = f"{session.code}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+    return start_reports(reports, owner=session.code, data_dir=data_dir, lang=lang,
+                         actor=actor, now=now)
+
+
+def start_reports(reports: list[IndividualReport], *, owner: str, data_dir: Path, lang: str,
+                  actor: str, now: datetime, kind: str = "session") -> ZipJob:
+    """A job that renders these reports; ``owner`` is the session's (or, with ``kind``
+    "programme", the programme's) code, which every later call must name."""
+    _cleanup(data_dir, now)
+    job_id = f"{owner}-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
     meta, parts, _, _ = _job_paths(data_dir, job_id)
     parts.mkdir()
     _write_atomic(parts / "data.json", json.dumps(
         [_report_json(r) for r in reports], ensure_ascii=False).encode("utf-8"))
-    job = ZipJob(job=job_id, session=session.code, lang=lang, total=len(reports),
-                 created_at=now.isoformat(), actor=actor)
+    job = ZipJob(job=job_id, session=owner, lang=lang, total=len(reports),
+                 created_at=now.isoformat(), actor=actor, kind=kind)
     _write_atomic(meta, json.dumps(asdict(job)).encode("utf-8"))
     return job
 
 
-def zip_job(data_dir: Path, job: str, *, session: str | None = None) -> ZipJob:
-    """The job's state as the files say (raises JobNotFound, also for another session's)."""
+def zip_job(data_dir: Path, job: str, *, session: str | None = None,
+            kind: str = "session") -> ZipJob:
+    """The job's state as the files say (raises JobNotFound, also for another owner's)."""
     meta, parts, _, archive = _job_paths(data_dir, job)
     state = _load(meta)
-    if session is not None and state.session != session:
+    if session is not None and (state.session, state.kind) != (session, kind):
         raise JobNotFound(job)
     if not state.finished:
         state.done = len(list(parts.glob("[0-9]*.pdf"))) if parts.exists() else 0
@@ -176,25 +187,25 @@ def zip_job(data_dir: Path, job: str, *, session: str | None = None) -> ZipJob:
     return state
 
 
-def latest_zip_job(data_dir: Path, session: str) -> ZipJob | None:
-    """The session's most recent job, if any is still kept."""
+def latest_zip_job(data_dir: Path, session: str, *, kind: str = "session") -> ZipJob | None:
+    """The owner's most recent job, if any is still kept."""
     base = reports_dir(data_dir)
     jobs = []
     for meta in base.glob(f"{session}-*.json"):
         try:
-            jobs.append(zip_job(data_dir, meta.stem, session=session))
+            jobs.append(zip_job(data_dir, meta.stem, session=session, kind=kind))
         except JobNotFound:
             continue
     return max(jobs, key=lambda j: (j.created_at, j.job)) if jobs else None
 
 
 def advance_zip(data_dir: Path, job: str, *, session: str | None = None,
-                budget_s: float = STEP_SECONDS) -> ZipJob:
+                budget_s: float = STEP_SECONDS, kind: str = "session") -> ZipJob:
     """Render the next PDFs for about ``budget_s`` seconds (at least one), and write the zip
     once all are there. Safe to call from several workers at once: the one holding the lock
     works, the others only read the progress."""
     meta, parts, lock_path, archive = _job_paths(data_dir, job)
-    state = zip_job(data_dir, job, session=session)
+    state = zip_job(data_dir, job, session=session, kind=kind)
     if state.finished:
         return state
     with lock_path.open("a+") as lock:
@@ -203,7 +214,7 @@ def advance_zip(data_dir: Path, job: str, *, session: str | None = None,
                 fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 return state  # another worker is rendering this job right now
-        state = zip_job(data_dir, job, session=session)  # it may have finished meanwhile
+        state = zip_job(data_dir, job, session=session, kind=kind)  # finished meanwhile?
         if state.finished:
             return state
         data = json.loads((parts / "data.json").read_text(encoding="utf-8"))
@@ -232,9 +243,9 @@ def advance_zip(data_dir: Path, job: str, *, session: str | None = None,
     return state
 
 
-def zip_path(data_dir: Path, job: str, *, session: str) -> Path:
+def zip_path(data_dir: Path, job: str, *, session: str, kind: str = "session") -> Path:
     """The finished archive (JobNotFound when it is not, or not yet, there)."""
-    state = zip_job(data_dir, job, session=session)
+    state = zip_job(data_dir, job, session=session, kind=kind)
     archive = _job_paths(data_dir, job)[3]
     if not state.finished or not archive.exists():
         raise JobNotFound(job)

@@ -170,7 +170,9 @@ class World:
             "action": lambda: "note",  # with no reason: refused 422 by the handler
             "key": self.display_key,  # read when asked: switching the screen makes a new one
             "nip": lambda: self.ids["nip_scored"],  # a participant of X with a result
-            "job": lambda: self.ids["zip_job"],  # the session's report archive, made ready
+            # The session's (or the programme's) report archive, made ready.
+            "job": lambda: (self.ids["programme_zip_job"] if path.startswith("/admin/programmes/")
+                            else self.ids["zip_job"]),
         }
         if name not in resolvers:
             pytest.fail(f"no resolver for path parameter {{{name}}} of {path}: add one")
@@ -275,6 +277,19 @@ def world(app, database, settings, clock, make_user, monkeypatch):
             break
     else:
         pytest.fail("the report archive never finished")
+    started = admin.post("/admin/programmes/PROG-X/reports", data={"csrf_token": w.csrf["admin"]},
+                         headers={"HX-Request": "true"})
+    assert started.status_code == 200, started.text
+    w.ids["programme_zip_job"] = started.text.split("/admin/programmes/PROG-X/reports/", 1)[1] \
+        .split("/", 1)[0]
+    for _ in range(50):
+        admin.post(f"/admin/programmes/PROG-X/reports/{w.ids['programme_zip_job']}/step",
+                   data={"csrf_token": w.csrf["admin"]})
+        if admin.get(f"/admin/programmes/PROG-X/reports/{w.ids['programme_zip_job']}.zip",
+                     follow_redirects=False).status_code == 200:
+            break
+    else:
+        pytest.fail("the programme's report archive never finished")
 
     with database.transaction(write=False) as db:
         attempt_a = db.scalar(select(Attempt).join(RosterEntry, RosterEntry.id ==

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
 
 import pytest
 from openpyxl import load_workbook
@@ -182,6 +183,27 @@ def test_pages_and_cli(programme, admin, database, settings, tmp_path):
     sheet = admin.get(f"/admin/programmes/{programme}/results.csv")
     assert sheet.status_code == 200 and sheet.text.count("\n") == 181
 
+    # Every report of the programme as one zip: the attempt that counts for each person.
+    page = admin.get(f"/admin/programmes/{programme}")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    started = admin.post(f"/admin/programmes/{programme}/reports",
+                         data={"csrf_token": token, "lang": "id"},
+                         headers={"HX-Request": "true"})
+    assert started.status_code == 200 and 'data-percent="' in started.text
+    job = started.text.split(f"/admin/programmes/{programme}/reports/", 1)[1].split("/", 1)[0]
+    for _ in range(200):
+        step = admin.post(f"/admin/programmes/{programme}/reports/{job}/step",
+                          data={"csrf_token": token}, headers={"HX-Request": "true"})
+        assert step.status_code == 200
+        if 'data-percent="100"' in step.text:
+            break
+    archive = admin.get(f"/admin/programmes/{programme}/reports/{job}.zip")
+    assert archive.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(archive.content)).namelist()
+    assert len(names) == 180 and any(RETAKER in n for n in names)
+    # A session's route does not hand out a programme's job.
+    assert admin.get(f"/admin/sessions/HARI1/reports/{job}.zip").status_code == 404
+
     env = {"CACT_SECRET_KEY": settings.resolved_secret()}
     out = tmp_path / "program.xlsx"
     done = cact(database.url, "programme", "results", programme, "--format", "xlsx", "--out",
@@ -197,4 +219,5 @@ def test_pages_and_cli(programme, admin, database, settings, tmp_path):
     assert bad.returncode == 1 and "not valid" in bad.stderr + bad.stdout
     with database.transaction(write=False) as db:
         kinds = {e.action for e in db.scalars(select(AuditEvent))}
-    assert {"programme.create", "programme.attach_session", "programme.export_results"} <= kinds
+    assert {"programme.create", "programme.attach_session", "programme.export_results",
+            "report.zip", "report.download"} <= kinds

@@ -138,3 +138,56 @@ def programme_choose(
                              reason=reason, actor="cli", now=now())
         counted, how = row.session_code, row.chosen_by
     typer.echo(f"NIP {nip}: the attempt of session {counted} counts ({how})")
+
+
+@programme_cli.command("talent-map")
+def programme_talent_map(
+    code: str,
+    out: Annotated[str, typer.Option("--out", help="File to write")],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx or pdf (one A4 page)")] = "xlsx",
+    unit: Annotated[str, typer.Option("--unit", help="Only this unit (OPD)")] = "",
+    job_group: Annotated[str, typer.Option("--job-group", help="Only this job group")] = "",
+    lang: Annotated[str, typer.Option("--lang", help="id or en")] = "id",
+) -> None:
+    """The programme's talent map (nine-box) as XLSX or a printable A4 PDF (audited)."""
+    from pathlib import Path
+
+    from app.programmes.talent_map import FORMATS, export_map
+    from app.settings import get_settings
+
+    if fmt not in FORMATS:
+        raise fail("--format is xlsx or pdf", 2)
+    if lang not in ("id", "en"):
+        raise fail("--lang is id or en", 2)
+    database = ready_database()
+    with database.transaction() as db:
+        data = export_map(db, programme=find_programme(db, code), fmt=fmt, actor="cli",
+                          now=now(), unit=unit, job_group=job_group, lang=lang,
+                          zone=get_settings().timezone)
+    Path(out).write_bytes(data)
+    typer.echo(f"Talent map of programme {code.upper()} written to {out}")
+
+
+@programme_cli.command("kinerja")
+def programme_kinerja(
+    code: str,
+    file: Annotated[str, typer.Argument(help="CSV with nip, period, rating")],
+) -> None:
+    """Import kinerja ratings for the programme's people and rescore their results (audited);
+    a NIP outside the programme refuses the whole file."""
+    from pathlib import Path
+
+    from app.programmes.talent_map import import_programme_kinerja
+
+    path = Path(file)
+    if not path.is_file():
+        raise fail(f"No file {file!r}", 2)
+    database = ready_database()
+    with refusals(), database.transaction() as db:
+        done = import_programme_kinerja(db, programme=find_programme(db, code),
+                                        data=path.read_bytes(), source=path.name,
+                                        actor="cli", now=now())
+    counts = done.counts
+    typer.echo(f"Kinerja for {done.people} people of programme {code.upper()}: "
+               f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged; "
+               f"{done.rescored} results rescored")

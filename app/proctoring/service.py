@@ -151,6 +151,10 @@ def force_submit(db: Session, *, attempt: Attempt, actor: str, now: datetime,
     timing.refresh(db, attempt=attempt, now=now)
     if attempt.state in DONE:
         raise ActionRefused("already_done", "the attempt is already handed in")
+    # Recorded first: scoring (inside submit) reads the proctor's reason from this row, and
+    # the result says why it is not scoreable ("koneksi terputus") from its first scoring.
+    audit.record(db, actor=actor, action="attempt.force_submit", target=_target(attempt),
+                 reason=reason, now=now)
     attempt.paused_at = None
     if attempt.state == AttemptState.not_started:
         attempt.state = AttemptState.submitted
@@ -159,8 +163,6 @@ def force_submit(db: Session, *, attempt: Attempt, actor: str, now: datetime,
         attempt.state = AttemptState.active  # submit() treats every running attempt alike
         timing.submit(db, attempt=attempt, reason="forced", actor=actor, now=now)
     attempt.access_token_hmac = None
-    audit.record(db, actor=actor, action="attempt.force_submit", target=_target(attempt),
-                 reason=reason, now=now)
 
 
 def reopen(db: Session, *, attempt: Attempt, actor: str, now: datetime, reason: str,

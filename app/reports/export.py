@@ -151,13 +151,17 @@ def results_table(db: Session, session: TestSession) -> ResultsTable:
     """Every roster participant of the session (ordered by NIP) with their result, if any."""
     rows_by_attempt: dict[int, ResultRow] = {}
     rows: list[ResultRow] = []
-    for person, attempt in db.execute(
-            select(Participant, Attempt)
+    for person, entry, attempt in db.execute(
+            select(Participant, RosterEntry, Attempt)
             .join(RosterEntry, RosterEntry.participant_id == Participant.id)
             .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
             .where(RosterEntry.session_id == session.id).order_by(Participant.nip)):
-        row = ResultRow(nip=person.nip, name=person.name, job_group=str(person.job_group.value),
-                        grade=person.grade, unit=person.unit,
+        # The job on this session's roster (the one the result was read against), not the
+        # person's job today.
+        group = entry.job_group if entry.job_group is not None else person.job_group
+        row = ResultRow(nip=person.nip, name=person.name, job_group=str(group.value),
+                        grade=entry.grade if entry.grade is not None else person.grade,
+                        unit=entry.unit if entry.unit is not None else person.unit,
                         status=attempt.state.value if attempt else "absent",
                         attempt_id=attempt.id if attempt else None)
         rows.append(row)

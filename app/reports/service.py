@@ -263,15 +263,38 @@ def _aspect_sem(parts: Sequence[ConstructScore], errors: Errors) -> float | None
     return float(variance.sqrt() / top * 100)
 
 
-def _build(session: TestSession, person: Participant, attempt: Attempt | None,
+@dataclass(frozen=True)
+class Person:
+    """Who sat the test, with the job they had on this session's roster (the participant row
+    holds today's job; a report is about the day of the test)."""
+    nip: str
+    name: str
+    job_group: str
+    grade: str
+    position: str
+    unit: str
+
+    @classmethod
+    def at_the_time(cls, person: Participant, entry: RosterEntry) -> Person:
+        def kept(value: Any, now: Any) -> Any:
+            return now if value is None else value
+
+        group = kept(entry.job_group, person.job_group)
+        return cls(person.nip, person.name, str(getattr(group, "value", group)),
+                   kept(entry.grade, person.grade) or "",
+                   kept(entry.position, person.position) or "",
+                   kept(entry.unit, person.unit) or "")
+
+
+def _build(session: TestSession, person: Person, attempt: Attempt | None,
            result: Result | None, scores: Sequence[ConstructScore], *, lang: str,
            zone: ZoneInfo, errors: Errors | None = None) -> ParticipantReport:
     when = (attempt.submitted_at if attempt is not None and attempt.submitted_at
             else session.starts_at)
     report = ParticipantReport(
         session_code=session.code, session_name=session.name, nip=person.nip, name=person.name,
-        job_group=str(person.job_group.value), grade=person.grade or "",
-        position=person.position or "", unit=person.unit or "",
+        job_group=person.job_group, grade=person.grade, position=person.position,
+        unit=person.unit,
         status=attempt.state.value if attempt is not None else "absent",
         date=when.astimezone(zone))
     if result is None:
@@ -341,13 +364,14 @@ def _build(session: TestSession, person: Participant, attempt: Attempt | None,
 
 
 def _rows(db: Session, session: TestSession, nip: str | None = None):
-    query = (select(Participant, Attempt)
+    query = (select(Participant, RosterEntry, Attempt)
              .join(RosterEntry, RosterEntry.participant_id == Participant.id)
              .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
              .where(RosterEntry.session_id == session.id).order_by(Participant.nip))
     if nip is not None:
         query = query.where(Participant.nip == nip)
-    return db.execute(query).all()
+    return [(Person.at_the_time(person, entry), attempt)
+            for person, entry, attempt in db.execute(query)]
 
 
 def participant_report(db: Session, *, session: TestSession, nip: str, lang: str = "id",

@@ -240,10 +240,17 @@ class AttemptScore:
     old_jpm: Decimal | None
 
 
-def _participant_of(db: Session, attempt: Attempt) -> Participant:
-    return db.execute(select(Participant).join(RosterEntry,
-                                               RosterEntry.participant_id == Participant.id)
-                      .where(RosterEntry.id == attempt.roster_entry_id)).scalar_one()
+def _participant_of(db: Session, attempt: Attempt) -> tuple[Participant, str, str]:
+    """The person, and the job group and grade they had on this session's roster: the job
+    standard a result is read against is the one of the job at the time of the test, also
+    when a later roster (another session) changed the person's current job."""
+    person, entry = db.execute(
+        select(Participant, RosterEntry).join(RosterEntry,
+                                              RosterEntry.participant_id == Participant.id)
+        .where(RosterEntry.id == attempt.roster_entry_id)).one()
+    group = entry.job_group if entry.job_group is not None else person.job_group
+    grade = entry.grade if entry.grade is not None else person.grade
+    return person, JobGroup(group).value, grade or ""
 
 
 def _validity(db: Session, attempt: Attempt, rows: Sequence[Row[int, int, list[int]]],
@@ -311,11 +318,10 @@ def _score(db: Session, attempt: Attempt, now: datetime, cache: ScoringCache,
     form = [row.item_id for row in rows]
     answers: dict[int, Any] = dict(db.execute(select(Answer.item_id, Answer.response).where(
         Answer.attempt_id == attempt.id)).all())
-    participant = _participant_of(db, attempt)
+    participant, job_group, grade = _participant_of(db, attempt)
     cache.load_items(form)
     outcomes = construct_outcomes(cache, form, answers)
-    values = result_values(cache, config, job_group=JobGroup(participant.job_group).value,
-                           grade=participant.grade, outcomes=outcomes,
+    values = result_values(cache, config, job_group=job_group, grade=grade, outcomes=outcomes,
                            rating=_rating_for(db, participant.id, config))
     rules = validity.ValidityRules.from_settings(
         db.get_one(TestSession, attempt.session_id).settings)  # in the identity map already

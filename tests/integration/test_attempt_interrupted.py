@@ -103,12 +103,14 @@ def test_a_blank_force_submitted_attempt_is_not_scoreable_everywhere(
     clock.advance(60)
     forced(database, clock, attempt_id)
     first = result_of(database, attempt_id)
-    # Scored inside the force submit, before its audit row holds the proctor's text.
+    # Scored inside the force submit, whose audit row already holds the proctor's text.
     assert rules_of(first) == ["few_answered", "few_answered", "forced"]
+    assert first.detail["validity"]["reasons"][-1] == {"rule": "forced",
+                                                       "note": "koneksi terputus"}
     assert first.potensi_band == "" and first.nine_box is None and first.jpm is None
     assert first.detail["validity"]["submit_reason"] == "forced"
 
-    rescore(database, clock)  # the session's close or a rescore: the proctor's text is in
+    rescore(database, clock)  # the session's close or a rescore: the same reasons
     result = result_of(database, attempt_id)
     check = result.detail["validity"]
     assert check["scoreable"] is False and check["answered"] == 0

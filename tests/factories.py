@@ -140,3 +140,33 @@ sections:
       - {bank: UJI-POT, construct: potensi.kecerdasan_emosional, count: 1}
       - {bank: UJI-POT, construct: potensi.motivasi_komitmen, count: 1}
 """
+
+
+def sit(db, clock, nip: str, token: str, *, secret: str, answer: bool = True):
+    """A taker through the delivery services: log in, answer every item (its first option as
+    shown) or none, section by section, and hand in. Returns the attempt."""
+    from sqlalchemy import select
+
+    from app.bank.models import Item
+    from app.delivery import attempts, saving, timing
+    from app.delivery.models import AttemptItem
+
+    attempt = attempts.login(db, nip=nip, token=token, workstation=f"PC-{nip[-3:]}",
+                             client_addr="10.0.0.1", secret=secret, now=clock.now()).attempt
+    timing.start(db, attempt=attempt, now=clock.now())
+    form = db.execute(select(AttemptItem, Item.kind).join(Item, Item.id == AttemptItem.item_id)
+                      .where(AttemptItem.attempt_id == attempt.id)
+                      .order_by(AttemptItem.position)).all()
+    seq = 0
+    for section in sorted({entry.section for entry, _ in form}):
+        if section:
+            timing.next_section(db, attempt=attempt, now=clock.now())
+        for entry, kind in (f for f in form if f[0].section == section and answer):
+            seq += 1
+            option = entry.option_order[0]
+            saving.save_answer(db, attempt=attempt, item_id=entry.item_id,
+                               response=[option] if kind.value == "multiple" else option,
+                               seq=seq, flagged=False, workstation=f"PC-{nip[-3:]}",
+                               grace_s=15, now=clock.now())
+    timing.submit(db, attempt=attempt, reason="taker", actor="taker:test", now=clock.now())
+    return attempt

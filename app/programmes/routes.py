@@ -227,7 +227,8 @@ def _data_dir(request: Request) -> Path:
 
 def _zip_fragment(request: Request, programme: Programme, job: zipjob.ZipJob | None) -> Response:
     return render(request, "reports/_zip.html", job=job, session={"code": programme.code},
-                  zip_base=f"/admin/programmes/{programme.code}/reports")
+                  zip_base=f"/admin/programmes/{programme.code}/reports",
+                  zip_none="programmes.zip_none")
 
 
 @router.post("/{code}/reports", include_in_schema=False)

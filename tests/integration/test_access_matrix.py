@@ -40,7 +40,7 @@ from app.bank.models import Item
 from app.delivery.models import Answer, AnswerEvent, Attempt, AttemptItem
 from app.main import api_routes
 from app.proctoring.models import Incident
-from app.programmes.models import Programme
+from app.programmes.models import KeyPosition, Programme
 from app.sessions.models import ProctorAssignment, RosterEntry, TestSession
 from tests.conftest import csrf_from, staff_login
 from tests.factories import make_open_session
@@ -158,7 +158,7 @@ class World:
                              else self.ids["programme_code"]
                              if path.startswith("/admin/programmes/")
                              else self.ids["session_code"]),
-            "fmt": lambda: "csv",
+            "fmt": lambda: "xlsx" if "talent-map" in path else "csv",
             "number": lambda: 1,  # the bank's first (and only) version
             "entry_id": lambda: self.ids["entry_a"],
             "item_id": lambda: self.ids["item_a"],
@@ -168,7 +168,10 @@ class World:
             "name": lambda: "fig1.svg",
             "user_id": lambda: self.ids["spare_user"],  # a proctor no one else depends on
             "action": lambda: "note",  # with no reason: refused 422 by the handler
-            "key": self.display_key,  # read when asked: switching the screen makes a new one
+            # A key position's key; else the display screen's key, read when asked: switching
+            # the screen makes a new one.
+            "key": (lambda: "KADIS-X") if path.startswith("/admin/positions/")
+            else self.display_key,
             "nip": lambda: self.ids["nip_scored"],  # a participant of X with a result
             # The session's (or the programme's) report archive, made ready.
             "job": lambda: (self.ids["programme_zip_job"] if path.startswith("/admin/programmes/")
@@ -222,6 +225,8 @@ def world(app, database, settings, clock, make_user, monkeypatch):
         x.public_scores = True
         programme = Programme(code="PROG-X", name="Program X", created_at=clock.now())
         db.add(programme)
+        db.add(KeyPosition(key="KADIS-X", name="Kepala Dinas X", job_key="administrator",
+                           required={"integritas": 4}, created_at=clock.now()))
         db.flush()
         x.programme_id = programme.id
         w.ids.update(session_code=x.code, spare_user=users["spare.user"], bank_code="UJI-POT",

@@ -16,9 +16,7 @@ from sqlalchemy import select
 from app import audit
 from app.audit import AuditEvent
 from app.auth.security import decrypt_token
-from app.bank.models import Item
-from app.delivery import attempts, saving, timing
-from app.delivery.models import Attempt, AttemptItem
+from app.delivery.models import Attempt
 from app.programmes.export import to_csv, to_xlsx
 from app.programmes.results import choose_attempt, programme_results
 from app.programmes.service import (
@@ -30,35 +28,12 @@ from app.programmes.service import (
 )
 from app.sessions.models import Participant, RosterEntry
 from app.sessions.roster import RosterRow, import_roster
-from tests.factories import make_open_session
+from tests.factories import make_open_session, sit
 from tests.integration.test_demo_and_cli import cact
 
 SECRET = "s" * 40
 FIRST, SECOND = 100, 80  # people in day 1 and day 2; NIP 1 sits both
 RETAKER = "198001012005011001"
-
-
-def sit(db, clock, nip: str, token: str, *, answer: bool) -> Attempt:
-    """Log in, answer every item (the first option) or none, section by section, hand in."""
-    attempt = attempts.login(db, nip=nip, token=token, workstation=f"PC-{nip[-3:]}",
-                             client_addr="10.0.0.1", secret=SECRET, now=clock.now()).attempt
-    timing.start(db, attempt=attempt, now=clock.now())
-    form = db.execute(select(AttemptItem, Item.kind).join(Item, Item.id == AttemptItem.item_id)
-                      .where(AttemptItem.attempt_id == attempt.id)
-                      .order_by(AttemptItem.position)).all()
-    seq = 0
-    for section in sorted({e.section for e, _ in form}):
-        if section:
-            timing.next_section(db, attempt=attempt, now=clock.now())
-        for entry, kind in (f for f in form if f[0].section == section and answer):
-            seq += 1
-            option = entry.option_order[0]
-            saving.save_answer(db, attempt=attempt, item_id=entry.item_id,
-                               response=[option] if kind.value == "multiple" else option,
-                               seq=seq, flagged=False, workstation=f"PC-{nip[-3:]}",
-                               grace_s=15, now=clock.now())
-    timing.submit(db, attempt=attempt, reason="taker", actor="taker:test", now=clock.now())
-    return attempt
 
 
 @pytest.fixture
@@ -82,13 +57,13 @@ def programme(database, clock):
         for session in (day1, day2):
             attach_session(db, programme=made, session=session, actor="admin", now=clock.now())
         for nip, token in first:
-            sit(db, clock, nip, token, answer=nip != RETAKER)
+            sit(db, clock, nip, token, secret=SECRET, answer=nip != RETAKER)
         retake_token = decrypt_token(SECRET, db.scalars(
             select(RosterEntry.token_encrypted).where(RosterEntry.session_id == day2.id,
                                                       RosterEntry.participant_id == person.id)
         ).one())
         for nip, token in [*second, (RETAKER, retake_token)]:
-            sit(db, clock, nip, token, answer=True)
+            sit(db, clock, nip, token, secret=SECRET)
     return "PEMETAAN-UJI"
 
 

@@ -77,42 +77,35 @@ class HistoryEntry:
     def attempt_id(self) -> int | None:
         return self.candidate.attempt.id if self.candidate.attempt is not None else None
 
-    def _trusted_value(self, name: str) -> Any:
-        result = self.candidate.result
-        return getattr(result, name) if result is not None and self.trusted else None
-
     @property
     def jpm(self) -> Decimal | None:
-        return self._trusted_value("jpm")
+        return self.candidate.trusted_value("jpm")
 
     @property
     def category(self) -> str:
-        return self._trusted_value("category") or ""
+        return self.candidate.trusted_value("category") or ""
 
     @property
     def potensi_band(self) -> str:
-        return self._trusted_value("potensi_band") or ""
+        return self.candidate.trusted_value("potensi_band") or ""
 
     @property
     def nine_box(self) -> int | None:
-        return self._trusted_value("nine_box")
+        return self.candidate.trusted_value("nine_box")
 
     @property
     def detail(self) -> dict[str, Any]:
-        result = self.candidate.result
-        return dict(result.detail or {}) if result is not None else {}
+        return self.candidate.detail
 
     @property
     def reasons(self) -> list[dict[str, Any]]:
         """Why the attempt is not scoreable (empty when it is trusted or has no result)."""
-        if self.candidate.result is None or self.trusted:
-            return []
-        return list((self.detail.get("validity") or {}).get("reasons") or [])
+        return self.candidate.reasons
 
     @property
     def achieved(self) -> dict[str, int]:
         """Levels per competency; kept for the record even when the attempt is withheld."""
-        return {str(c): int(v) for c, v in (self.detail.get("achieved") or {}).items()}
+        return self.candidate.achieved
 
 
 @dataclass

@@ -71,6 +71,27 @@ class Candidate:
         validity = (self.result.detail or {}).get("validity") or {}
         return "accepted" if validity.get("accepted") else "scored"
 
+    def trusted_value(self, name: str) -> Any:
+        """A result column (jpm, category, potensi_band, nine_box) when the result is trusted;
+        None for a withheld or missing one."""
+        return getattr(self.result, name) if self.result is not None and self.trusted else None
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return dict(self.result.detail or {}) if self.result is not None else {}
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        """Why the result is not scoreable (empty when it is trusted or missing)."""
+        if self.result is None or self.trusted:
+            return []
+        return list((self.detail.get("validity") or {}).get("reasons") or [])
+
+    @property
+    def achieved(self) -> dict[str, int]:
+        """Levels per competency; kept for the record even when the result is withheld."""
+        return {str(c): int(v) for c, v in (self.detail.get("achieved") or {}).items()}
+
     def order(self) -> tuple[datetime, datetime, int]:
         handed = self.attempt.submitted_at if self.attempt and self.attempt.submitted_at \
             else self.session_starts
@@ -98,28 +119,25 @@ class PersonRow:
     def session_code(self) -> str:
         return self.chosen.session_code
 
-    def _value(self, name: str) -> Any:
-        return getattr(self.chosen.result, name) if self.chosen.result is not None else None
-
     @property
     def jpm(self) -> Decimal | None:
-        return self._value("jpm") if self.chosen.trusted else None
+        return self.chosen.trusted_value("jpm")
 
     @property
     def category(self) -> str:
-        return (self._value("category") or "") if self.chosen.trusted else ""
+        return self.chosen.trusted_value("category") or ""
 
     @property
     def potensi_band(self) -> str:
-        return (self._value("potensi_band") or "") if self.chosen.trusted else ""
+        return self.chosen.trusted_value("potensi_band") or ""
 
     @property
     def nine_box(self) -> int | None:
-        return self._value("nine_box") if self.chosen.trusted else None
+        return self.chosen.trusted_value("nine_box")
 
     @property
     def detail(self) -> dict[str, Any]:
-        return dict(self.chosen.result.detail or {}) if self.chosen.result is not None else {}
+        return self.chosen.detail
 
     @property
     def potensi_score(self) -> Decimal | None:
@@ -133,12 +151,11 @@ class PersonRow:
 
     @property
     def reasons(self) -> list[dict[str, Any]]:
-        return list((self.detail.get("validity") or {}).get("reasons") or []) \
-            if not self.chosen.trusted else []
+        return self.chosen.reasons
 
     @property
     def achieved(self) -> dict[str, int]:
-        return {str(c): int(v) for c, v in (self.detail.get("achieved") or {}).items()}
+        return self.chosen.achieved
 
 
 @dataclass

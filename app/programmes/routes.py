@@ -185,10 +185,7 @@ def _person_page(request: Request, db: Session, programme: Programme, nip: str, 
     lang = request_language(request)
     return render(request, "programmes/person.html", status_code=status_code,
                   programme=programme, row=row, error=error,
-                  reason_text=lambda c: "; ".join(
-                      validity_reason(x, lang) for x in
-                      ((c.result.detail or {}).get("validity") or {}).get("reasons", []))
-                  if c.result is not None and not c.trusted else "")
+                  reason_text=lambda c: "; ".join(validity_reason(x, lang) for x in c.reasons))
 
 
 @router.get("/{code}/people/{nip}", include_in_schema=False)

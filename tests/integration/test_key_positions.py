@@ -13,9 +13,7 @@ from sqlalchemy import select
 
 from app import audit
 from app.audit import AuditEvent
-from app.bank.models import Item
-from app.delivery import attempts, saving, timing
-from app.delivery.models import Attempt, AttemptItem
+from app.delivery.models import Attempt
 from app.programmes.candidates import (
     NO_RESULT,
     NOT_SCOREABLE,
@@ -33,7 +31,7 @@ from app.programmes.service import (
 )
 from app.scoring.models import Result
 from app.sessions.models import Participant, RosterEntry
-from tests.factories import make_open_session
+from tests.factories import make_open_session, sit
 from tests.integration.test_demo_and_cli import cact
 
 SECRET = "k" * 40
@@ -99,28 +97,6 @@ SECOND_RANKING = [
 ]
 
 
-def sit(db, clock, person: str, token: str, *, answer: bool) -> None:
-    """Log in, answer every item with its first option (or none), hand in."""
-    attempt = attempts.login(db, nip=person, token=token, workstation="PC-1",
-                             client_addr="10.0.0.1", secret=SECRET, now=clock.now()).attempt
-    timing.start(db, attempt=attempt, now=clock.now())
-    form = db.execute(select(AttemptItem, Item.kind).join(Item, Item.id == AttemptItem.item_id)
-                      .where(AttemptItem.attempt_id == attempt.id)
-                      .order_by(AttemptItem.position)).all()
-    seq = 0
-    for section in sorted({e.section for e, _ in form}):
-        if section:
-            timing.next_section(db, attempt=attempt, now=clock.now())
-        for entry, kind in (f for f in form if f[0].section == section and answer):
-            seq += 1
-            option = entry.option_order[0]
-            saving.save_answer(db, attempt=attempt, item_id=entry.item_id,
-                               response=[option] if kind.value == "multiple" else option,
-                               seq=seq, flagged=False, workstation="PC-1", grace_s=15,
-                               now=clock.now())
-    timing.submit(db, attempt=attempt, reason="taker", actor="taker:test", now=clock.now())
-
-
 @pytest.fixture
 def programme(database, clock):
     """Seven people on one session of a programme for filling a position: five scored through
@@ -134,7 +110,7 @@ def programme(database, clock):
         attach_session(db, programme=made, session=session, actor="admin", now=clock.now())
         for person, token in logins:
             if person != ABSENT_NIP:
-                sit(db, clock, person, token, answer=person != NOT_SCOREABLE_NIP)
+                sit(db, clock, person, token, secret=SECRET, answer=person != NOT_SCOREABLE_NIP)
         for n, (achieved, band, box) in PEOPLE.items():
             result = db.scalars(select(Result).join(Attempt, Attempt.id == Result.attempt_id)
                                 .join(RosterEntry, RosterEntry.id == Attempt.roster_entry_id)

@@ -29,9 +29,8 @@ from app.programmes.talent_map import (
 from app.scoring.engine import NINE_BOX, POTENTIAL_OF_BAND
 from app.scoring.models import PerformanceRating, Result
 from app.sessions.models import JobGroup, Participant, RosterEntry
-from tests.factories import make_open_session
+from tests.factories import make_open_session, sit
 from tests.integration.test_demo_and_cli import cact
-from tests.integration.test_programme_results import sit
 
 SECRET = "s" * 40
 CODE = "PETA-UJI"
@@ -80,7 +79,7 @@ def programme(database, clock):
             attach_session(db, programme=made, session=session, actor="admin", now=clock.now())
         for who, token in first + second:
             if who != nip(ABSENT):
-                sit(db, clock, who, token, answer=who != nip(ZERO))
+                sit(db, clock, who, token, secret=SECRET, answer=who != nip(ZERO))
     return CODE
 
 

@@ -142,7 +142,27 @@ def unsupported(doc: Doc) -> tuple[Element, Phrase] | None:
                     and declaration.get("cardinality") not in (None, "single", "multiple")):
                 return declaration, Phrase(key="qti_cardinality",
                                            params={"cardinality": declaration.get("cardinality")})
+            if (declaration.tag == "responseDeclaration"
+                    and declaration.get("identifier") == identifier
+                    and _nothing_to_score(declaration, processing)):
+                # A survey (Likert) item: no right answer and no points to give. It cannot be
+                # scored as its author meant, so --skip-unsupported may leave it out.
+                return declaration, Phrase(key="qti_nothing_to_score", params={
+                    "holder": doc.spell("correctResponse"), "mapping": doc.spell("mapping")})
     return None
+
+
+def _nothing_to_score(declaration: Element, processing: Element | None) -> bool:
+    """No response processing at all (a survey item), no mapping and no correct response:
+    nothing to score. An item whose processing matches a correct response it does not declare
+    is an authoring mistake instead, reported with the item's other problems."""
+    if processing is not None and _template(processing) != "":
+        return False
+    if declaration.find("mapping") is not None:
+        return False
+    correct = declaration.find("correctResponse")
+    return correct is None or not any((v.text or "").strip()
+                                      for v in correct.findall("value"))
 
 
 def _template(processing: Element) -> str | None:

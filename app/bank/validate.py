@@ -56,6 +56,8 @@ def validate_bank(bank: ParsedBank) -> list[Problem]:
     """All problems of ``bank`` (empty when it may be stored). Sanitizes HTML in place."""
     check = _Checker(bank)
     _check_bank(check)
+    if not bank.items:  # e.g. every item of a QTI package left out as unsupported
+        check.add(None, key="bank_no_items", skipped=len(bank.skipped))
     seen: dict[str, ParsedItem] = {}
     used_media: set[str] = set()
     for item in bank.items:

@@ -191,12 +191,18 @@ def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
     item_scoring = node.get("scoring")
     if item_scoring is not None:
         if isinstance(item_scoring, dict):
-            reader.check_fields(item_scoring, {"min", "max"}, line, code,
+            reader.check_fields(item_scoring, {"min", "max", "exact"}, line, code,
                                 Phrase(key="in_item_scoring"))
             for bound in ("min", "max"):
                 value = reader.number(item_scoring.get(bound), line, code, f"scoring.{bound}")
                 if value is not None:
                     scoring[bound] = float(value)
+            exact = item_scoring.get("exact", False)
+            if not isinstance(exact, bool):
+                reader.problem(line, code, key="field_not_boolean", field="scoring.exact",
+                               value=exact)
+            elif exact:
+                scoring["exact"] = True
         else:
             reader.problem(line, code, key="item_scoring_not_mapping")
     reverse = node.get("reverse", False)

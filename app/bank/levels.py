@@ -118,9 +118,12 @@ def possible_scores(kind: str, options: Sequence[tuple[bool, Decimal | None]],
         low = _dec(rules.get("min", 0))
         high = (_dec(rules["max"]) if rules.get("max") is not None
                 else sum((p for p in points if p > 0), ZERO))
-        for size in range(1, len(points) + 1):
-            for chosen in combinations(points, size):
-                values.add(min(max(sum(chosen, ZERO), low), high))
+        if rules.get("exact"):  # all or nothing
+            values |= {low, high} if any(key for key, _ in options) else {low}
+        else:
+            for size in range(1, len(points) + 1):
+                for chosen in combinations(points, size):
+                    values.add(min(max(sum(chosen, ZERO), low), high))
     else:
         raise ValueError(f"unknown item kind {kind!r}")
     return ItemScores(frozenset(values))

@@ -29,7 +29,8 @@ def export_qti3_package(items: list[ParsedItem], media: dict[str, bytes], *, tit
 
     Each item's construct is kept as the manifest keyword ``cact:construct=<code>`` and its
     ``meta["title"]`` as the item title. single -> match_correct; weighted -> map_response with
-    a mapping (default 0); multiple -> map_response with the points, the scoring bounds as
+    a mapping (default 0); multiple all-or-nothing (``exact``) -> match_correct with the keyed
+    set; other multiple -> map_response with the points, the scoring bounds as
     lower/upper bound and the positive-point options as correct response.
 
     Likert items have no QTI equivalent (a scale with an optional reverse flag): they are
@@ -102,7 +103,8 @@ def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
         "identifier": "RESPONSE", "cardinality": "multiple" if kind == "multiple" else "single",
         "base-type": "identifier"})
     scores = _scores(item)
-    if kind == "single":
+    exact = kind == "multiple" and bool(item.scoring.get("exact"))  # all or nothing
+    if kind == "single" or exact:
         correct = [option.ident for option in item.options if option.is_key]
     else:
         correct = [option.ident for option, score in zip(item.options, scores, strict=True)
@@ -111,7 +113,7 @@ def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
         holder = SubElement(declaration, "qti-correct-response")
         for ident in correct:
             SubElement(holder, "qti-value").text = ident
-    if kind != "single":
+    if kind != "single" and not exact:
         mapping = SubElement(declaration, "qti-mapping", {"default-value": "0"})
         for bound, attribute in (("min", "lower-bound"), ("max", "upper-bound")):
             if kind == "multiple" and item.scoring.get(bound) is not None:
@@ -127,7 +129,7 @@ def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
         "response-identifier": "RESPONSE", "max-choices": "0" if kind == "multiple" else "1"})
     choices = [SubElement(interaction, "qti-simple-choice", {"identifier": option.ident})
                for option in item.options]
-    template = "match_correct" if kind == "single" else "map_response"
+    template = "match_correct" if kind == "single" or exact else "map_response"
     SubElement(root, "qti-response-processing", {"template": f"{TEMPLATES}{template}.xml"})
     # Indent the skeleton only: whitespace inside the item text would change how it reads.
     indent(root)

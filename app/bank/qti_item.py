@@ -256,7 +256,9 @@ class ItemReader:
                 if multiple:
                     option.weight = Decimal(1 if option.is_key else 0)
             if multiple:
-                scoring = {"min": 0.0, "max": float(len(keys))}
+                # QTI match_correct: the response scores only when it is exactly the correct
+                # set; ticking every choice earns nothing.
+                scoring = {"min": 0.0, "max": float(len(keys)), "exact": True}
         return ParsedItem(code="", kind=kind, construct="", stem=stem, options=options,
                           scoring=scoring, location=doc.path(doc.root))
 

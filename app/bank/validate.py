@@ -217,6 +217,8 @@ def _check_kind_rules(check: _Checker, item: ParsedItem) -> None:
             check.add(item, key="multiple_min_max")
         if all(w is not None and w <= 0 for w in weights):
             check.add(item, key="multiple_no_points")
+        if item.scoring.get("exact") and not keys:
+            check.add(item, key="multiple_exact_no_key")
     elif item.kind == "likert":
         given = [w for w in weights if w is not None]
         if given and len(given) != len(weights):

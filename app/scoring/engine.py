@@ -86,9 +86,13 @@ def item_score(item: ScoredItem, response: Any, bank_rules: Mapping[str, Any] | 
         weights = dict(zip((o.id for o in item.options), _likert_weights(item), strict=True))
         return weights.get(response, ZERO)
     if item.kind == "multiple":
-        total = sum((_dec(by_id[r].weight or 0) for r in response if r in by_id), ZERO)
         low = _dec(item.rules.get("min", 0))
         high = _dec(item.rules["max"]) if item.rules.get("max") is not None else item_max(item)
+        if item.rules.get("exact"):
+            # All or nothing (QTI match_correct): full points only for exactly the keyed set.
+            chosen = {r for r in response if r in by_id}
+            return high if chosen == {o.id for o in item.options if o.is_key} else low
+        total = sum((_dec(by_id[r].weight or 0) for r in response if r in by_id), ZERO)
         return min(max(total, low), high)
     raise ValueError(f"unknown item kind {item.kind!r}")
 

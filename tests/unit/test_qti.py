@@ -135,7 +135,8 @@ def test_qti3_package_with_images_and_manifest_constructs():
                               ("C", "persegi", True, None)]
     assert first.location == "/qti-assessment-item"
 
-    # multiple cardinality with only a correct response: 1 point per correct choice
+    # multiple cardinality with only a correct response (match_correct): all or nothing, the
+    # full 2 points only for exactly A and C
     assert second.kind == "multiple"
     assert second.stem == "<p>Pilih <strong>dua</strong> bangun yang simetris.</p>"
     assert options(second) == [
@@ -143,7 +144,7 @@ def test_qti3_package_with_images_and_manifest_constructs():
         ("B", "trapesium sembarang", False, Decimal(0)),
         ("C", "lingkaran", True, Decimal(1)),
     ]
-    assert second.scoring == {"min": 0.0, "max": 2.0}
+    assert second.scoring == {"min": 0.0, "max": 2.0, "exact": True}
 
 
 def test_qti3_mapping_with_rules_and_qti3_names_in_messages():

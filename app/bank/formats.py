@@ -7,14 +7,13 @@ constructs, media, sanitizing) are checked afterwards by app.bank.validate.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.bank import yamlio
 from app.bank.parsed import ParsedBank, ParsedItem, ParsedOption, Phrase, Problem, problem
+from app.spreadsheets import TableError, read_rows
 
 FORMAT_ID = "cact-itembank/1"
 BANK_FIELDS = {"code", "title", "kind"}
@@ -237,7 +236,8 @@ CSV_REQUIRED = ("code", "kind", "construct", "stem")
 
 def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
               ) -> tuple[ParsedBank | None, list[Problem]]:
-    """Read the simple one-row-per-item CSV (single and weighted items)."""
+    """Read the simple one-row-per-item CSV (single and weighted items), also saved as .xlsx
+    (app/spreadsheets.py reads both)."""
     problems: list[Problem] = []
 
     def add(row: int, column: str, item: str, *, key: str, **params: Any) -> None:
@@ -245,22 +245,18 @@ def parse_csv(data: bytes, *, source: str, code: str, title: str, kind: str
         problems.append(problem(source, location, item, key=key, **params))
 
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        add(1, "", "", key="csv_not_utf8", byte=exc.start)
+        table = read_rows(data)
+    except TableError as failed:
+        problems.append(problem(source, failed.location, "", key=failed.key, **failed.params))
         return None, problems
-    sample = text[:4096]
-    try:
-        dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    reader.fieldnames = header
+    records = iter(table.rows)
+    header = [h.strip().lower() for h in next(records, [])]
     missing = [c for c in CSV_REQUIRED if c not in header]
     if missing:
         add(1, "", "", key="csv_missing_columns", columns=", ".join(missing))
         return None, problems
+    reader = ({name: values[i] if i < len(values) else ""
+               for i, name in enumerate(header)} for values in records)
     items: list[ParsedItem] = []
     for row_number, row in enumerate(reader, start=2):
         row = {k: (v or "").strip() for k, v in row.items() if k}

@@ -1,6 +1,7 @@
-"""Reading a bank upload into a checked ParsedBank: format detection (CACT YAML/JSON, CSV, QTI;
-one file, a zip or a folder) and validation. Pure: no database, so the server can run it in a
-child process with a time and memory budget (app/uploads.py), away from the exam's requests."""
+"""Reading a bank upload into a checked ParsedBank: format detection (CACT YAML/JSON, CSV or
+.xlsx, QTI; one file, a zip or a folder) and validation. Pure: no database, so the server can
+run it in a child process with a time and memory budget (app/uploads.py), away from the exam's
+requests."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from app.bank import formats
 from app.bank.archive import MAX_UPLOAD_BYTES, is_zip, unpack_zip
 from app.bank.parsed import ImportFailed, ParsedBank, Problem, problem
 from app.bank.validate import validate_bank
+from app.spreadsheets import is_workbook
 
 BANK_FILE_SUFFIXES = (".yaml", ".yml", ".json")
+TABLE_SUFFIXES = (".csv", ".xlsx")
 
 
 @dataclass
@@ -43,7 +46,7 @@ def parse_upload(files: dict[str, bytes], *, source: str, options: ImportOptions
         if len(data) > MAX_UPLOAD_BYTES:
             return None, [problem(source, "", "", key="upload_too_large",
                                   limit=MAX_UPLOAD_BYTES // 1_048_576)]
-        if is_zip(data):
+        if is_zip(data) and not is_workbook(data):  # an .xlsx is a zip too: a table
             unpacked = unpack_zip(data, source=source)
             if unpacked.problems:
                 return None, unpacked.problems
@@ -72,8 +75,13 @@ def _parse_files(files: dict[str, bytes], *, source: str, options: ImportOptions
     if "imsmanifest.xml" in top or (len(files) == 1 and suffixes == {".xml"}):
         return _parse_qti(files, source=source, options=options)
     bank_files = [n for n in top if n.lower().endswith(BANK_FILE_SUFFIXES)]
-    csv_files = [n for n in top if n.lower().endswith(".csv")]
+    # CSV-shaped banks: a .csv, or a workbook by its content whatever its name (.xlsx)
+    csv_files = [n for n in top if n.lower().endswith(TABLE_SUFFIXES) or is_workbook(top[n])]
     if len(bank_files) + len(csv_files) != 1:
+        xml = sorted(n for n in files if n.lower().endswith(".xml"))
+        if not bank_files and not csv_files and xml:
+            shown = ", ".join(xml[:5]) + (", ..." if len(xml) > 5 else "")
+            return None, [problem(source, "", "", key="qti_manifest_missing", found=shown)]
         if not top:
             return None, [problem(source, "", "", key="one_bank_file_found_nothing")]
         return None, [problem(source, "", "", key="one_bank_file",

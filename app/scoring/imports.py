@@ -1,6 +1,6 @@
-"""CSV imports that feed scoring: job standards (required level per job and competency) and
-kinerja ratings (the nine-box's performance axis); and the job standards exported in the very
-format their import reads.
+"""CSV and .xlsx imports that feed scoring (read by app/spreadsheets.py): job standards
+(required level per job and competency) and kinerja ratings (the nine-box's performance axis);
+and the job standards exported in the very format their import reads.
 
 Like the roster import, every bad row is reported with its row and column, and nothing is
 written when any row is bad.
@@ -8,8 +8,7 @@ written when any row is bad.
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -18,17 +17,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.bank.parsed import ImportFailed, Problem
+from app.bank.parsed import ImportFailed, Problem, problem
 from app.exports import csv_bytes
 from app.scoring import engine
 from app.scoring.models import JobStandard, PerformanceRating
 from app.scoring.service import rescore_participants
 from app.scoring.standards import COMPETENCIES
 from app.sessions.models import GRADES, Participant, clean_nip
+from app.spreadsheets import TableError, read_rows
 
 JOB_GROUPS = ("administrator", "pengawas", "pelaksana")
 STANDARDS_COLUMNS = ("job_key", "competency", "required_level")
 MAX_ROWS = 20000
+_SCIENTIFIC = re.compile(r"^\d+([.,]\d+)?[eE][+-]?\d+$")  # 1.98504E+17
 
 # Kinerja predicates as agencies write them (PermenPANRB 6/2022 uses "di atas / sesuai /
 # di bawah ekspektasi"; older SKP reports say sangat baik / baik / cukup / kurang).
@@ -52,35 +53,34 @@ def _letter(index: int) -> str:
 
 
 class _Table:
-    """A CSV with required columns, read leniently (BOM, ';' or tab from Excel) and located
-    precisely (row numbers as a spreadsheet shows them, column name and letter)."""
+    """A CSV or .xlsx with required columns, read leniently (app/spreadsheets.py: encodings,
+    line endings, ';' or tab) and located precisely (row numbers as a spreadsheet shows them,
+    column name and letter). Unknown columns and values beyond the header are refused, as the
+    roster import does."""
 
     def __init__(self, data: bytes, source: str, required: tuple[str, ...],
                  optional: tuple[str, ...] = ()) -> None:
         self.source, self.problems = source, []
         try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise ImportFailed([Problem(source, "", "", "the file is not UTF-8 text; save it "
-                                        "as 'CSV UTF-8' from the spreadsheet")]) from None
-        first = text.split("\n", 1)[0]
-        counts = {d: first.count(d) for d in (",", ";", "\t")}
-        delimiter = max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
-        self.reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+            table = read_rows(data)
+        except TableError as failed:
+            raise ImportFailed([problem(source, failed.location, "", key=failed.key,
+                                        **failed.params)]) from None
+        self.reader = iter(table.rows)
         header = [h.strip().lower() for h in next(self.reader, [])]
+        self.width = len(header)
         self.columns: dict[str, int] = {}
         for index, name in enumerate(header):
             if name in required + optional and name not in self.columns:
                 self.columns[name] = index
             elif name:
-                self.problems.append(Problem(
-                    source, f"row 1, column {_letter(index)}", "",
-                    f"unknown or repeated column {name!r}; the columns are "
-                    f"{', '.join(required + optional)}"))
+                self.problems.append(problem(
+                    source, f"row 1, column {_letter(index)}", "", key="table_unknown_column",
+                    column=name, columns=", ".join(required + optional)))
         missing = [c for c in required if c not in self.columns]
         if missing:
-            self.problems.append(Problem(source, "row 1", "",
-                                         f"missing column(s): {', '.join(missing)}"))
+            self.problems.append(problem(source, "row 1", "", key="table_missing_columns",
+                                         columns=", ".join(missing)))
             raise ImportFailed(self.problems)
 
     def rows(self):
@@ -88,15 +88,23 @@ class _Table:
             if not any(v.strip() for v in values):
                 continue
             if number > MAX_ROWS + 1:
-                self.problem(number, None, f"more than {MAX_ROWS} rows; split the file")
+                self.problems.append(problem(self.source, f"row {number}", "",
+                                             key="table_too_many_rows", limit=MAX_ROWS))
                 return
+            if len(values) > self.width and any(v.strip() for v in values[self.width:]):
+                self.problems.append(problem(self.source, f"row {number}", "",
+                                             key="table_extra_values", found=len(values),
+                                             expected=self.width))
+                continue
             yield number, {name: values[i].strip() if i < len(values) else ""
                            for name, i in self.columns.items()}
 
+    def where(self, row: int, column: str | None) -> str:
+        return f"row {row}" + (f", column {column} ({_letter(self.columns[column])})"
+                               if column else "")
+
     def problem(self, row: int, column: str | None, message: str, who: str = "") -> None:
-        where = f"row {row}" + (f", column {column} ({_letter(self.columns[column])})"
-                                if column else "")
-        self.problems.append(Problem(self.source, where, who, message))
+        self.problems.append(Problem(self.source, self.where(row, column), who, message))
 
 
 # -- job standards ------------------------------------------------------------------------------
@@ -220,7 +228,11 @@ def parse_ratings(data: bytes, *, source: str) -> list[RatingRow]:
     for number, record in table.rows():
         nip = clean_nip(record["nip"])
         ok = True
-        if not (nip.isdigit() and len(nip) == 18):
+        if _SCIENTIFIC.match(nip):  # an 18-digit NIP Excel stored as a number
+            table.problems.append(problem(source, table.where(number, "nip"), nip,
+                                          key="roster_nip_scientific", value=nip))
+            ok = False
+        elif not (nip.isdigit() and len(nip) == 18):
             table.problem(number, "nip", f"a NIP has 18 digits, not {record['nip']!r}", nip)
             ok = False
         period = record["period"]

@@ -13,8 +13,6 @@ to the audit log or to logs: the log says who exported or reissued them, not wha
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import string
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from app.sessions.models import (
     clean_nip,
 )
 from app.sessions.service import SessionError
+from app.spreadsheets import TableError, read_rows
 
 TOKEN_PURPOSE = "participant-token"  # noqa: S105 - the HMAC purpose the taker login checks
 MAX_ROWS = 5000
@@ -92,22 +91,16 @@ def _column_letter(index: int) -> str:
     return letters
 
 
-def _delimiter(header_line: str) -> str:
-    """Excel writes ';' where the decimal separator is a comma (Indonesian settings)."""
-    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
 def parse_roster(data: bytes, *, source: str) -> list[RosterRow]:
-    """Read a roster CSV. Raises ImportFailed with every problem (row, column, fix) found."""
+    """Read a roster CSV or .xlsx (app/spreadsheets.py). Raises ImportFailed with every
+    problem (row, column, fix) found."""
     problems: list[Problem] = []
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportFailed([problem(source, "", "", key="roster_not_utf8")]) from None
-    first_line = text.split("\n", 1)[0]
-    reader = csv.reader(io.StringIO(text), delimiter=_delimiter(first_line))
+        table = read_rows(data)
+    except TableError as failed:
+        raise ImportFailed([problem(source, failed.location, "", key=failed.key,
+                                    **failed.params)]) from None
+    reader = iter(table.rows)
     header_cells = next(reader, [])
     header = [h.strip() for h in header_cells]
     fields: list[str | None] = []

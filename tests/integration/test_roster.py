@@ -136,8 +136,8 @@ def test_every_error_is_located_by_row_and_column_and_nothing_is_imported(db, cl
 
 @pytest.mark.parametrize(("data", "key"), [
     (b"nama,unit\nSiti,BKD\n", "roster_missing_columns"),
-    ("nip;nama;kelompok_jabatan\n198001012005011001;Sít\xed;pengawas\n".encode("cp1252"),
-     "roster_not_utf8"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 an old .xls",
+     "table_xls"),
     (b"nip,name,job_group\n\n", "roster_empty"),
     (b"nip,name,job_group,name\n", "roster_duplicate_column"),
 ])

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ["app/bank/archive.py", "app/bank/formats.py", "app/bank/validate.py",
            "app/bank/service.py", "app/bank/reading.py", "app/assembly/service.py",
            "app/assembly/parsing.py", "app/bank/qti.py", "app/bank/qti_item.py",
-           "app/bank/yamlio.py", "app/uploads.py"]
+           "app/bank/yamlio.py", "app/uploads.py", "app/spreadsheets.py",
+           "app/scoring/imports.py", "app/sessions/roster.py"]
 KEY_ARGUMENT = re.compile(r"""\bkey=["']([a-z0-9_]+)["']""")
 
 

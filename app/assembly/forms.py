@@ -19,6 +19,10 @@ class PoolItem:
     construct: str
     level: int | None
     option_ids: tuple[int, ...]  # in authoring order
+    # The author's wishes (QTI shuffle="false", fixed="true"; meta in a CACT bank): options
+    # never shuffled, or these options keeping their place while the others are shuffled.
+    shuffle: bool = True
+    fixed: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,14 @@ def build_form(spec: dict[str, Any], pool: list[PoolItem], seed: int) -> list[Fo
             chosen.sort(key=lambda i: i.id)  # the bank's own order
         for item in chosen:
             options = list(item.option_ids)
-            if section.get("shuffle_options", True):
-                rng.shuffle(options)
+            if section.get("shuffle_options", True) and item.shuffle:
+                if item.fixed:  # "none of the above" stays last: only the others move
+                    movable = [o for o in options if o not in item.fixed]
+                    rng.shuffle(movable)
+                    rest = iter(movable)
+                    options = [o if o in item.fixed else next(rest) for o in options]
+                else:
+                    rng.shuffle(options)
             position += 1
             entries.append(FormEntry(position, index, item.id, tuple(options)))
     return entries

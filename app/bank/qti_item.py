@@ -259,8 +259,17 @@ class ItemReader:
                 # QTI match_correct: the response scores only when it is exactly the correct
                 # set; ticking every choice earns nothing.
                 scoring = {"min": 0.0, "max": float(len(keys)), "exact": True}
+        # The author's option order: shuffle="false" keeps it; fixed="true" choices keep their
+        # place while the others are shuffled (form assembly, app/assembly/forms.py).
+        meta: dict[str, object] = {}
+        if (interaction.get("shuffle") or "").strip().lower() == "false":
+            meta["shuffle"] = False
+        fixed = [ident for choice, ident in zip(choices, idents, strict=True)
+                 if (choice.get("fixed") or "").strip().lower() == "true"]
+        if fixed and meta.get("shuffle") is not False:
+            meta["fixed"] = fixed
         return ParsedItem(code="", kind=kind, construct="", stem=stem, options=options,
-                          scoring=scoring, location=doc.path(doc.root))
+                          scoring=scoring, meta=meta, location=doc.path(doc.root))
 
     def correct_values(self, declaration: Element, idents: list[str], multiple: bool) -> set[str]:
         correct = declaration.find("correctResponse")

@@ -81,15 +81,23 @@ def pool(db: Session, version_ids: Iterable[int]) -> list[PoolItem]:
     if cached is not None:
         return cached
     options: dict[int, list[int]] = {}
-    for item_id, option_id in db.execute(
-            select(ItemOption.item_id, ItemOption.id).join(Item, Item.id == ItemOption.item_id)
+    labels: dict[int, dict[str, int]] = {}
+    for item_id, option_id, label in db.execute(
+            select(ItemOption.item_id, ItemOption.id, ItemOption.label)
+            .join(Item, Item.id == ItemOption.item_id)
             .where(Item.bank_version_id.in_(key))
             .order_by(ItemOption.item_id, ItemOption.position)):
         options.setdefault(item_id, []).append(option_id)
-    items = [PoolItem(i, v, c, lv, tuple(options.get(i, ())))
-             for i, v, c, lv in db.execute(select(Item.id, Item.bank_version_id, Item.construct,
-                                                  Item.level)
-                                           .where(Item.bank_version_id.in_(key)))]
+        labels.setdefault(item_id, {})[label] = option_id
+    items = []
+    for i, v, c, lv, meta in db.execute(
+            select(Item.id, Item.bank_version_id, Item.construct, Item.level, Item.meta)
+            .where(Item.bank_version_id.in_(key))):
+        order = meta or {}
+        fixed = frozenset(labels.get(i, {})[label] for label in order.get("fixed") or ()
+                          if label in labels.get(i, {}))
+        items.append(PoolItem(i, v, c, lv, tuple(options.get(i, ())),
+                              shuffle=order.get("shuffle") is not False, fixed=fixed))
     if _all_frozen(db, key):
         with _lock:
             cache.pools[key] = items

@@ -415,3 +415,14 @@ def test_export_refuses_an_image_missing_from_media():
     del media["deret.png"]
     with pytest.raises(ValueError, match=r"media/deret\.png"):
         export_qti3_package(items, media, title="t")
+
+
+def test_the_authors_option_order_is_kept():
+    # shuffle="false" on the interaction: never shuffled
+    assert only_item(parse_one("qti22_multiple.xml")).meta.get("shuffle") is False
+    # fixed="true" on a choice: it keeps its place, the others are shuffled
+    data = fixture("qti21_single.xml").replace(b'<simpleChoice identifier="D">',
+                                               b'<simpleChoice identifier="D" fixed="true">')
+    item = only_item(parse_one("fixed.xml", data))
+    assert item.meta.get("fixed") == ["D"] and "shuffle" not in item.meta
+    assert "fixed" not in only_item(parse_one("qti21_single.xml")).meta

@@ -90,8 +90,8 @@ def item_score(item: ScoredItem, response: Any, bank_rules: Mapping[str, Any] | 
         high = _dec(item.rules["max"]) if item.rules.get("max") is not None else item_max(item)
         if item.rules.get("exact"):
             # All or nothing (QTI match_correct): full points only for exactly the keyed set.
-            chosen = {r for r in response if r in by_id}
-            return high if chosen == {o.id for o in item.options if o.is_key} else low
+            ticked = {r for r in response if r in by_id}
+            return high if ticked == {o.id for o in item.options if o.is_key} else low
         total = sum((_dec(by_id[r].weight or 0) for r in response if r in by_id), ZERO)
         return min(max(total, low), high)
     raise ValueError(f"unknown item kind {item.kind!r}")

@@ -258,3 +258,16 @@ def test_a_zip_of_qti_files_without_its_manifest_says_so(db, clock):
     assert refusal.key == "qti_manifest_missing"
     assert "item1.xml" in refusal.message and "no imsmanifest.xml" in refusal.message
     assert "tanpa imsmanifest.xml" in refusal.text("id")
+
+
+def test_the_bank_page_takes_an_xlsx_bank(admin, database):
+    token = csrf_from(admin.get("/admin/banks").text)
+    page = admin.post("/admin/banks/upload",
+                      data={"csrf_token": token, "code": "UJI-XLSX", "title": "Excel",
+                            "kind": "potensi"},
+                      files={"file": ("soal.xlsx", xlsx(BANK), "application/octet-stream")},
+                      headers={"HX-Request": "true"})
+    assert page.status_code == 200, page.text[-2000:]
+    assert "UJI-XLSX" in page.text
+    with database.transaction(write=False) as db:
+        assert [code for code, *_ in bank_rows(db)] == ["X-1", "X-2"]

@@ -12,7 +12,8 @@ item banks), as Excel and LibreOffice save them.
   any zip that is not a workbook is refused with how to save it instead.
 - **CSV** in these encodings, tried in this order: UTF-8 with a byte-order mark, UTF-16 with a
   byte-order mark (Excel's "Unicode Text"), UTF-8, then Windows-1252 (Excel's "CSV (Comma
-  delimited)" on Windows). Line endings CR (Excel for Mac), LF and CRLF are all read. The
+  delimited)" on Windows); text with NUL bytes in every other place and no byte-order mark
+  is read as UTF-16 LE or BE. Line endings CR (Excel for Mac), LF and CRLF are all read. The
   delimiter is ``,``, ``;`` (Excel where the decimal separator is a comma, as in Indonesian
   settings) or a tab, whichever the header line holds most of.
 
@@ -158,6 +159,13 @@ def _decode(data: bytes) -> tuple[str, str]:
                 return data.decode(encoding), encoding
             except UnicodeDecodeError as exc:
                 raise TableError(key="table_encoding", byte=exc.start) from None
+    head = data[:1000]
+    if len(head) >= 4 and head.count(0) * 3 >= len(head):  # UTF-16 saved without its BOM
+        encoding = "utf-16-le" if head[1::2].count(0) > head[0::2].count(0) else "utf-16-be"
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            raise TableError(key="table_encoding", byte=exc.start) from None
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:

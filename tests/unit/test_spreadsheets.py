@@ -34,6 +34,8 @@ def xlsx(rows, title="Sheet") -> bytes:
     ("nip;nama\r\n198504122010011001;Sérgio Nur’aini\r\n".encode("cp1252"), "cp1252", ";"),
     ("nip\tnama\r\n198504122010011001\tSérgio Nur’aini\r\n".encode("utf-16"), "utf-16", "\t"),
     ("nip,nama\r198504122010011001,Sérgio Nur’aini\r".encode(), "utf-8", ","),
+    ("nip;nama\n198504122010011001;Sérgio Nur’aini\n".encode("utf-16-le"), "utf-16-le", ";"),
+    ("nip,nama\n198504122010011001,Sérgio Nur’aini\n".encode("utf-16-be"), "utf-16-be", ","),
 ])
 def test_csv_in_every_encoding_line_ending_and_delimiter(data, encoding, delimiter):
     table = read_rows(data)

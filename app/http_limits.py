@@ -69,6 +69,7 @@ UPLOAD_LIMITS: tuple[tuple[re.Pattern[str], int], ...] = (
     (re.compile(r"/admin/banks/upload"), BANK_UPLOAD_LIMIT),
     (re.compile(r"/admin/sessions/[^/]+/roster"), FILE_UPLOAD_LIMIT),
     (re.compile(r"/admin/sessions/[^/]+/talent-map/kinerja"), FILE_UPLOAD_LIMIT),
+    (re.compile(r"/admin/programmes/[^/]+/talent-map/kinerja"), FILE_UPLOAD_LIMIT),
     (re.compile(r"/admin/blueprints/upload"), FILE_UPLOAD_LIMIT),
     (re.compile(r"/admin/standards/import"), FILE_UPLOAD_LIMIT),
 )

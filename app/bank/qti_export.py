@@ -150,8 +150,13 @@ def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
     return tostring(root, encoding="utf-8", xml_declaration=True), list(dict.fromkeys(images))
 
 
+MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+
+
 def _fragment(html: str, images: list[str]) -> Element:
     fragment = html_to_element(html.strip())
+    for formula in fragment.iter("math"):  # MathML in its own namespace, as QTI expects
+        formula.set("xmlns", MATHML_NS)
     for image in fragment.iter("img"):
         match = _MEDIA_SRC.match(image.get("src") or "")
         if match:

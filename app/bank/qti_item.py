@@ -188,6 +188,9 @@ def _image_object(element: Element) -> bool:
                                   or (not kind and data.endswith(IMAGE_SUFFIXES)))
 
 
+MATHML_NS = "http://www.w3.org/1998/Math/MathML"
+
+
 class ItemReader:
     """The supported item (one choiceInteraction, single or multiple) as a ParsedItem.
 
@@ -343,7 +346,13 @@ class ItemReader:
                     return UNWRAP if "candidate" in (element.get("view") or "").split() else DROP
                 return DROP if element.tag in _DROPPED else UNWRAP
             if element.tag.startswith("{"):
-                return DROP if local_name(element.tag)[1] == "include" else UNWRAP
+                namespace, local = local_name(element.tag)
+                if namespace == MATHML_NS:
+                    # Formulas stay formulas (Chromium renders MathML Core); the sanitizer
+                    # keeps only the MathML elements and attributes it allows.
+                    element.tag = local
+                    return KEEP
+                return DROP if local == "include" else UNWRAP
             if element.tag == "object" and _image_object(element):
                 alt = "".join(element.itertext()).strip()
                 attributes = {"src": element.get("data") or "", "alt": alt}

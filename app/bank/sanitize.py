@@ -18,10 +18,25 @@ ALLOWED_TAGS = {
     "table", "thead", "tbody", "tr", "th", "td", "caption", "img", "span", "div",
     "blockquote", "code", "pre", "hr",
 }
+# MathML Core presentation elements (formulas in numerical items), without the ones that carry
+# foreign content or are known routes for namespace confusion (annotation-xml, mglyph,
+# malignmark), and without any link or event attribute.
+MATHML_TAGS = {
+    "math", "mi", "mn", "mo", "ms", "mtext", "mspace", "mrow", "mfrac", "msqrt", "mroot",
+    "msub", "msup", "msubsup", "munder", "mover", "munderover", "mmultiscripts",
+    "mprescripts", "none", "mtable", "mtr", "mtd", "mstyle", "mpadded", "mphantom", "menclose",
+    "semantics",
+}
+MATHML_ATTRIBUTES = {"display", "mathvariant", "displaystyle", "scriptlevel", "fence",
+                     "separator", "stretchy", "symmetric", "largeop", "movablelimits", "lspace",
+                     "rspace", "minsize", "maxsize", "accent", "accentunder", "linethickness",
+                     "columnalign", "rowalign", "columnspan", "rowspan", "notation", "form"}
+ALLOWED_TAGS |= MATHML_TAGS
 ALLOWED_ATTRIBUTES = {
     "img": {"src", "alt", "width", "height"},
     "td": {"colspan", "rowspan"},
     "th": {"colspan", "rowspan", "scope"},
+    **{tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS},
 }
 MEDIA_SRC = re.compile(r"^media/([A-Za-z0-9][A-Za-z0-9._-]{0,200})$")
 MEDIA_TYPES = {

@@ -11,9 +11,10 @@ import defusedxml.ElementTree as SafeET
 import pytest
 
 from app.bank.archive import unpack_zip
-from app.bank.parsed import ParsedItem, ParsedOption
+from app.bank.parsed import ParsedBank, ParsedItem, ParsedOption
 from app.bank.qti import QtiResult, export_qti3_package, parse_qti_files
 from app.bank.qti_html import normalize_html
+from app.bank.validate import validate_bank
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "qti"
 QTI3 = "{http://www.imsglobal.org/xsd/imsqtiasi_v3p0}"
@@ -150,9 +151,10 @@ def test_qti3_package_with_images_and_manifest_constructs():
 def test_qti3_mapping_with_rules_and_qti3_names_in_messages():
     item = only_item(parse_one("qti3_multiple_rules.xml"))
     assert (item.code, item.kind) == ("NUM-020", "multiple")
-    # MathML keeps its text, the printed variable and the scorer's rubric are gone
+    # MathML stays MathML; the printed variable and the scorer's rubric are gone
     assert normalize_html(item.stem) == (
-        "<p>Mana yang prima, jika n kecil?</p> <p>Pilih semua yang benar.</p>")
+        "<p>Mana yang prima, jika <math><mi>n</mi></math> kecil?</p> "
+        "<p>Pilih semua yang benar.</p>")
     assert [(o.ident, o.weight) for o in item.options] == [
         ("A", Decimal("1.5")), ("B", Decimal("1.5")), ("C", Decimal(-1))]
     assert item.scoring == {"min": -1.0, "max": 3.0}
@@ -426,3 +428,29 @@ def test_the_authors_option_order_is_kept():
     item = only_item(parse_one("fixed.xml", data))
     assert item.meta.get("fixed") == ["D"] and "shuffle" not in item.meta
     assert "fixed" not in only_item(parse_one("qti21_single.xml")).meta
+
+
+MATH = (b'<p>Hitung <m:math xmlns:m="http://www.w3.org/1998/Math/MathML"><m:mfrac><m:mn>1</m:mn>'
+        b'<m:mn>2</m:mn></m:mfrac><m:mo>+</m:mo><m:msqrt><m:mn>9</m:mn></m:msqrt>'
+        b'<m:msup onclick="x"><m:mi>x</m:mi><m:mn>2</m:mn></m:msup></m:math></p>')
+
+
+def test_mathml_is_kept_as_mathml_and_sanitized():
+    data = fixture("qti21_single.xml").replace(b"<p>Perhatikan deret berikut.</p>", MATH)
+    item = only_item(parse_one("rumus.xml", data))
+    validate_bank(ParsedBank(code="UJI", title="Uji", kind="potensi", items=[item]))
+    assert ("<p>Hitung <math><mfrac><mn>1</mn><mn>2</mn></mfrac><mo>+</mo><msqrt><mn>9</mn>"
+            "</msqrt><msup><mi>x</mi><mn>2</mn></msup></math></p>") in item.stem
+    assert "onclick" not in item.stem and "m:" not in item.stem
+
+
+def test_mathml_round_trips_through_the_qti_export():
+    item = ParsedItem(code="M-1", kind="single", construct="potensi.numerik",
+                      stem="<p>Hitung <math><mfrac><mn>1</mn><mn>2</mn></mfrac></math></p>",
+                      options=[ParsedOption("A", "1", True), ParsedOption("B", "2")])
+    files = unpack_zip(export_qti3_package([item], {}, title="Rumus"), source="rumus.zip").files
+    text = next(v for k, v in files.items() if k.endswith("M-1.xml")).decode()
+    assert '<math xmlns="http://www.w3.org/1998/Math/MathML"><mfrac>' in text
+    again = parse_qti_files(files, source="rumus.zip", default_construct="potensi.numerik",
+                            skip_unsupported=False)
+    assert again.problems == [] and again.items[0].stem == item.stem

@@ -16,8 +16,10 @@ import nh3
 ALLOWED_TAGS = {
     "p", "br", "strong", "b", "em", "i", "u", "sub", "sup", "small", "ul", "ol", "li",
     "table", "thead", "tbody", "tr", "th", "td", "caption", "img", "span", "div",
-    "blockquote", "code", "pre", "hr",
+    "blockquote", "code", "pre", "hr", "ruby", "rt", "rp", "bdi", "bdo",
 }
+# Text direction (Arabic or Jawi passages in a language item) on the block and inline elements.
+DIRECTIONAL = ("p", "span", "div", "td", "th", "li", "blockquote", "bdi", "bdo")
 # MathML Core presentation elements (formulas in numerical items), without the ones that carry
 # foreign content or are known routes for namespace confusion (annotation-xml, mglyph,
 # malignmark), and without any link or event attribute.
@@ -38,6 +40,8 @@ ALLOWED_ATTRIBUTES = {
     "th": {"colspan", "rowspan", "scope"},
     **{tag: set(MATHML_ATTRIBUTES) for tag in MATHML_TAGS},
 }
+for _tag in DIRECTIONAL:
+    ALLOWED_ATTRIBUTES.setdefault(_tag, set()).add("dir")
 MEDIA_SRC = re.compile(r"^media/([A-Za-z0-9][A-Za-z0-9._-]{0,200})$")
 MEDIA_TYPES = {
     ".svg": "image/svg+xml",
@@ -52,6 +56,8 @@ MEDIA_TYPES = {
 def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
     if tag == "img" and attribute == "src":
         return value if MEDIA_SRC.match(value) else None
+    if attribute == "dir":
+        return value if value.strip().lower() in ("ltr", "rtl", "auto") else None
     if attribute in ("width", "height", "colspan", "rowspan"):
         return value if value.isdigit() and len(value) <= 4 else None
     return value

@@ -32,3 +32,11 @@ def test_nothing_active_gets_through(payload):
     for active in ("javascript", "onclick", "onerror", "<script", "<style", "href", "<svg",
                    "maction", "annotation", "mglyph", "<img"):
         assert active not in cleaned, (payload, cleaned)
+
+
+def test_ruby_and_text_direction_are_kept_safely():
+    kept = ('<p dir="rtl">مرحبا</p><p><ruby>漢<rp>(</rp><rt>kan</rt><rp>)</rp></ruby></p>'
+            '<span dir="auto">x</span>')
+    assert clean_html(kept) == kept
+    assert clean_html('<p dir="javascript:x">y</p>') == "<p>y</p>"  # only ltr, rtl, auto
+    assert clean_html('<img dir="rtl" src="media/a.png">') == '<img src="media/a.png">'

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
+from app.bank import qti_rp
 from app.bank.parsed import ParsedItem, ParsedOption, Phrase
 from app.bank.qti_html import DROP, KEEP, UNWRAP, has_block, serialize_children
 
@@ -133,7 +134,12 @@ def unsupported(doc: Doc) -> tuple[Element, Phrase] | None:
         template = processing.get("template")
         if template:
             return processing, Phrase(key="qti_uses_template", params={"template": template})
-        return processing, Phrase(key="qti_uses_custom_processing")
+        try:
+            derived(doc, processing)
+        except qti_rp.NotEvaluable as exc:
+            return exc.element, Phrase(key="qti_uses_custom_processing_why",
+                                       params={"element": doc.name(exc.element),
+                                               "reason": exc.reason})
     if interactions:
         identifier = interactions[0].get("responseIdentifier")
         for declaration in doc.root:
@@ -166,19 +172,78 @@ def _nothing_to_score(declaration: Element, processing: Element | None) -> bool:
 
 
 def _template(processing: Element) -> str | None:
-    """"match_correct", "map_response", "" (no processing at all) or None (anything else)."""
+    """"match_correct", "map_response", "" (no processing at all) or None (processing written
+    out in full: :func:`derived` runs it)."""
     template = (processing.get("template") or "").strip()
     if template:
         name = template.rstrip("/").rsplit("/", 1)[-1]
         name = name[:-4] if name.lower().endswith(".xml") else name
         return name if name in _RULES else None
-    names = {e.tag for e in processing.iter()} - {processing.tag}
-    if not names:
+    if not len(processing):
         return ""
-    for template_name, allowed in _RULES.items():
-        if names <= allowed and names & {"correct", "mapResponse"}:
-            return template_name
     return None
+
+
+def _declaration_of(doc: Doc) -> tuple[Element | None, Element | None]:
+    body = next((e for e in doc.root if e.tag == "itemBody"), None)
+    interaction = next((e for e in (body.iter() if body is not None else ())
+                        if e in doc.qti and e.tag == "choiceInteraction"), None)
+    identifier = interaction.get("responseIdentifier") if interaction is not None else None
+    declaration = next((e for e in doc.root if e.tag == "responseDeclaration"
+                        and e.get("identifier") == identifier), None)
+    return interaction, declaration
+
+
+def _numbers_ok(mapping: Element) -> bool:
+    raws = [mapping.get(a) for a in ("defaultValue", "lowerBound", "upperBound")]
+    raws += [e.get("mappedValue") for e in mapping.findall("mapEntry")]
+    try:
+        return all(raw is None or Decimal(raw.strip()).is_finite() for raw in raws)
+    except InvalidOperation:
+        return False
+
+
+def derived(doc: Doc, processing: Element) -> qti_rp.Derived:
+    """What a response processing written out in full does, by running it for every response
+    (app/bank/qti_rp.py); NotEvaluable when the scorer cannot do the same."""
+    interaction, declaration = _declaration_of(doc)
+    if interaction is None or declaration is None:
+        raise qti_rp.NotEvaluable(processing, "no choice interaction with its declaration")
+    idents = [(c.get("identifier") or "").strip() for c in interaction
+              if c.tag == "simpleChoice"]
+    multiple = declaration.get("cardinality") == "multiple"
+    holder = declaration.find("correctResponse")
+    values = [(v.text or "").strip() for v in holder.findall("value")] \
+        if holder is not None else []
+    correct: object = frozenset(values) if multiple else (values[0] if values else None)
+    mapping = None
+    found = declaration.find("mapping")
+    if found is not None and any(e.tag == "mapResponse" for e in processing.iter()) and not \
+            _numbers_ok(found):
+        # A standard tree over a broken mapping: read as the mapping, whose reader reports
+        # each bad entry where it is.
+        return qti_rp.Derived("map_response")
+    if found is not None:
+        def number(name: str) -> Decimal | None:
+            raw = found.get(name)
+            try:
+                return Decimal(raw.strip()) if raw is not None else None
+            except InvalidOperation:
+                raise qti_rp.NotEvaluable(found, f"{name} is not a number") from None
+
+        entries = {}
+        for entry in found.findall("mapEntry"):
+            value = entry.get("mappedValue")
+            try:
+                entries[(entry.get("mapKey") or "").strip()] = Decimal((value or "").strip())
+            except InvalidOperation:
+                raise qti_rp.NotEvaluable(entry, "mappedValue is not a number") from None
+        mapping = qti_rp.Mapping_(entries, number("defaultValue") or Decimal(0),
+                                  number("lowerBound"), number("upperBound"))
+    score = next((o.get("identifier") for o in doc.root if o.tag == "outcomeDeclaration"
+                  and o.get("identifier") == "SCORE"), "SCORE") or "SCORE"
+    return qti_rp.derive(processing, idents=idents, multiple=multiple, correct=correct,
+                         mapping=mapping, score=score)
 
 
 def _image_object(element: Element) -> bool:
@@ -242,13 +307,18 @@ class ItemReader:
         processing = next((e for e in doc.root if e.tag == "responseProcessing"), None)
         mode = _template(processing) if processing is not None else ""
         mapping = declaration.find("mapping")
-        if not mode:
+        if mode == "":
             mode = "map_response" if mapping is not None else "match_correct"
         multiple = declaration.get("cardinality") == "multiple"
         if declaration.get("cardinality") is None:
             problem(declaration, key="qti_no_cardinality")
         scoring: dict[str, float] = {}
-        if mode == "map_response":
+        found = derived(doc, processing) if mode is None and processing is not None else None
+        if found is not None and found.mode == "map_response":
+            mode = "map_response"
+        if found is not None and found.mode != "map_response":
+            kind, scoring = self.apply_derived(found, options, multiple)
+        elif mode == "map_response":
             kind = "multiple" if multiple else "weighted"
             scoring = self.apply_mapping(declaration, mapping, options, multiple)
         else:
@@ -273,6 +343,21 @@ class ItemReader:
             meta["fixed"] = fixed
         return ParsedItem(code="", kind=kind, construct="", stem=stem, options=options,
                           scoring=scoring, meta=meta, location=doc.path(doc.root))
+
+    def apply_derived(self, found: qti_rp.Derived, options: list[ParsedOption],
+                      multiple: bool) -> tuple[str, dict[str, float]]:
+        """Kind and scoring as the evaluated response processing scores the item."""
+        if found.mode == "weighted":
+            for option in options:
+                option.weight = found.weights.get(option.ident, Decimal(0))
+            return "weighted", {}
+        for option in options:
+            option.is_key = option.ident in found.keys
+            if multiple:
+                option.weight = Decimal(1 if option.is_key else 0)
+        if multiple:
+            return "multiple", {"min": 0.0, "max": float(len(found.keys)), "exact": True}
+        return "single", {}
 
     def correct_values(self, declaration: Element, idents: list[str], multiple: bool) -> set[str]:
         correct = declaration.find("correctResponse")

@@ -189,8 +189,11 @@ def test_custom_response_processing_is_unsupported():
         b"</match>", b"</gte>")
     result = parse_one("custom.xml", data)
     (problem,) = result.problems
-    assert problem.location == "/assessmentItem/responseProcessing"
-    assert "custom response processing" in problem.message and result.items == []
+    # The evaluator names the element it cannot run (a comparison of choices, not numbers).
+    assert problem.location == "/assessmentItem/responseProcessing/responseCondition/" \
+        "responseIf/gte"
+    assert "cannot be scored the same way by CACT (a number was expected, at <gte>)" in \
+        problem.message and result.items == []
 
 
 def test_unknown_template_is_unsupported():

@@ -42,6 +42,13 @@ _RULES = {
 }
 
 
+# Common Cartridge's templates (IMS CC 1.x/2.x, written by LMS exports) are the standard ones
+# under other names: CC2_match scores 1 for exactly the correct response, CC2_map_response
+# applies the mapping.
+_ALIASES = {"cc2_match": "match_correct", "cc2_match_basic": "match_correct",
+            "cc2_map_response": "map_response"}
+
+
 def local_name(tag: str) -> tuple[str, str]:
     namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
     return namespace, local
@@ -178,6 +185,7 @@ def _template(processing: Element) -> str | None:
     if template:
         name = template.rstrip("/").rsplit("/", 1)[-1]
         name = name[:-4] if name.lower().endswith(".xml") else name
+        name = _ALIASES.get(name.lower(), name)
         return name if name in _RULES else None
     if not len(processing):
         return ""
@@ -240,10 +248,22 @@ def derived(doc: Doc, processing: Element) -> qti_rp.Derived:
                 raise qti_rp.NotEvaluable(entry, "mappedValue is not a number") from None
         mapping = qti_rp.Mapping_(entries, number("defaultValue") or Decimal(0),
                                   number("lowerBound"), number("upperBound"))
-    score = next((o.get("identifier") for o in doc.root if o.tag == "outcomeDeclaration"
-                  and o.get("identifier") == "SCORE"), "SCORE") or "SCORE"
+    outcomes: dict[str, object] = {}
+    for outcome in (o for o in doc.root if o.tag == "outcomeDeclaration"):
+        default = outcome.find("defaultValue")
+        holder = default.find("value") if default is not None else None
+        text = (holder.text or "").strip() if holder is not None else ""
+        kind = outcome.get("baseType") or ""
+        try:
+            outcomes[outcome.get("identifier") or ""] = (
+                Decimal(text) if text and kind in ("float", "integer")
+                else text or (Decimal(0) if kind in ("float", "integer") else None))
+        except InvalidOperation:
+            outcomes[outcome.get("identifier") or ""] = None
     return qti_rp.derive(processing, idents=idents, multiple=multiple, correct=correct,
-                         mapping=mapping, score=score)
+                         mapping=mapping, score="SCORE",
+                         name=declaration.get("identifier") or qti_rp.RESPONSE,
+                         outcomes=outcomes)
 
 
 def _image_object(element: Element) -> bool:

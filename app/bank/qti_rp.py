@@ -64,6 +64,7 @@ class _State:
     correct: Any
     mapping: Mapping_ | None
     outcomes: dict[str, Any] = field(default_factory=dict)
+    name: str = RESPONSE  # the interaction's response identifier
 
 
 def _number(element: Element, text: str | None) -> Decimal:
@@ -94,7 +95,7 @@ def _expression(element: Element, state: _State) -> Any:
         raise NotEvaluable(element, f"baseType {kind!r}")
     if tag == "variable":
         name = element.get("identifier") or ""
-        if name == RESPONSE:
+        if name == state.name:
             return state.response
         if name in state.outcomes:
             return state.outcomes[name]
@@ -121,6 +122,8 @@ def _expression(element: Element, state: _State) -> Any:
         return all(truths) if tag == "and" else any(truths)
     if tag == "not":
         return None if values[0] is None else not values[0]
+    if tag == "multiple":  # a container of values, e.g. identifiers for member/match
+        return frozenset(v for v in values if not _is_null(v))
     if tag == "sum":
         return sum((_numeric(element, v) for v in values), Decimal(0))
     if tag in ("gte", "lte", "gt", "lt", "equal"):
@@ -171,9 +174,10 @@ def _condition(condition: Element, state: _State) -> None:
 
 
 def run(processing: Element, *, response: Any, correct: Any, mapping: Mapping_ | None,
-        outcomes: Mapping[str, Any]) -> dict[str, Any]:
-    """The outcome values after processing ``response`` (None, a choice id or a frozenset)."""
-    state = _State(response, correct, mapping, dict(outcomes))
+        outcomes: Mapping[str, Any], name: str = RESPONSE) -> dict[str, Any]:
+    """The outcome values after processing ``response`` (None, a choice id or a frozenset);
+    ``outcomes`` are the declared outcomes with their default values."""
+    state = _State(response, correct, mapping, dict(outcomes), name)
     with contextlib.suppress(_Exit):
         _rules(list(processing), state)
     return state.outcomes
@@ -187,10 +191,12 @@ class Derived:
 
 
 def derive(processing: Element, *, idents: list[str], multiple: bool, correct: Any,
-           mapping: Mapping_ | None, score: str = "SCORE") -> Derived:
+           mapping: Mapping_ | None, score: str = "SCORE", name: str = RESPONSE,
+           outcomes: Mapping[str, Any] | None = None) -> Derived:
     """How the item scores, found by running ``processing`` for every possible response;
-    NotEvaluable (the whole tree) when the scorer cannot give the same scores."""
-    outcomes = {score: Decimal(0)}
+    NotEvaluable (the whole tree) when the scorer cannot give the same scores. ``outcomes``:
+    the item's declared outcomes and their defaults (MAXSCORE, ...)."""
+    outcomes = {**(outcomes or {}), score: (outcomes or {}).get(score) or Decimal(0)}
     if multiple:
         if len(idents) > MAX_CHOICES:
             raise NotEvaluable(processing, f"more than {MAX_CHOICES} choices")
@@ -201,7 +207,7 @@ def derive(processing: Element, *, idents: list[str], multiple: bool, correct: A
     scores: dict[Any, Decimal] = {}
     for response in responses:
         value = run(processing, response=response, correct=correct, mapping=mapping,
-                    outcomes=outcomes).get(score)
+                    outcomes=outcomes, name=name).get(score)
         scores[response] = _numeric(processing, value)
     if mapping is not None and all(mapping.apply(r) == s for r, s in scores.items()):
         return Derived("map_response")  # the standard tree, written out

@@ -96,3 +96,26 @@ def test_what_cannot_be_run_is_named():
              b"<responseElse>" + score("0") + b"</responseElse></responseCondition>")
     [problem] = parsed(with_processing(blank)).problems
     assert "a blank response scores more or less than 0" in problem.message
+
+
+def test_outcome_defaults_other_response_names_and_cc_templates():
+    # SCORE set from a MAXSCORE outcome declared with a default, the response not called
+    # RESPONSE, the correct set given as <multiple> of identifiers: a keyed item all the same.
+    tree = (b'<responseCondition><responseIf><member><variable identifier="R_1"/>'
+            b'<multiple><baseValue baseType="identifier">B</baseValue></multiple></member>'
+            b'<setOutcomeValue identifier="SCORE"><variable identifier="MAXSCORE"/>'
+            b"</setOutcomeValue></responseIf></responseCondition>")
+    data = with_processing(tree).replace(b'identifier="RESPONSE"', b'identifier="R_1"') \
+        .replace(b'responseIdentifier="RESPONSE"', b'responseIdentifier="R_1"').replace(
+        b'<outcomeDeclaration identifier="SCORE" cardinality="single" baseType="float"/>',
+        b'<outcomeDeclaration identifier="SCORE" cardinality="single" baseType="float"/>'
+        b'<outcomeDeclaration identifier="MAXSCORE" cardinality="single" baseType="float">'
+        b"<defaultValue><value>2</value></defaultValue></outcomeDeclaration>")
+    result = parsed(data)
+    assert result.problems == []
+    assert [o.ident for o in result.items[0].options if o.is_key] == ["B"]
+    # Common Cartridge's CC2_match is match_correct under another name.
+    cc2 = SINGLE.replace(b"qti_v2p1/rptemplates/match_correct",
+                         b"qti_v2p1/rptemplates/CC2_match")
+    [item] = parsed(cc2).items
+    assert item.kind == "single" and [o.ident for o in item.options if o.is_key] == ["B"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -80,9 +81,16 @@ def unpack_zip(data: bytes, *, source: str) -> Unpacked:
         if entry.compress_size and entry.file_size / entry.compress_size > MAX_RATIO:
             add(f"entry {name!r}", key="zip_bomb")
             continue
-        with archive.open(entry) as fh:
-            # Read at most what the header declares (+1 byte to catch a lying header).
-            content = fh.read(entry.file_size + 1)
+        try:
+            with archive.open(entry) as fh:
+                # Read at most what the header declares (+1 byte to catch a lying header).
+                content = fh.read(entry.file_size + 1)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+                ValueError) as exc:
+            # A damaged member (CRC, deflate stream, an encrypted or unknown compression):
+            # refused by name instead of a traceback.
+            add(f"entry {name!r}", key="zip_member_unreadable", error=str(exc)[:120])
+            continue
         if len(content) != entry.file_size:
             add(f"entry {name!r}", key="zip_lying_header")
             continue

@@ -67,10 +67,14 @@ def analysis_page(request: Request, bank_version_id: RowId, db: DbSession, _user
                   thresholds={"easy": TOO_EASY, "hard": TOO_HARD})
 
 
-def _calibration(db: Session, bank_version_id: int, session_code: str, model: str,
-                 min_responses: int) -> field_calibration.VersionCalibration:
+def _check(model: str, min_responses: int) -> None:
     if model.upper() not in MODELS or not 2 <= min_responses <= 1_000_000:
         raise HTTPException(status_code=422)
+
+
+def _calibration(db: Session, bank_version_id: int, session_code: str, model: str,
+                 min_responses: int) -> field_calibration.VersionCalibration:
+    _check(model, min_responses)
     done = field_calibration.calibrate_version(
         db, bank_version_id=bank_version_id, session=_session(db, session_code), model=model,
         min_responses=min_responses)
@@ -82,11 +86,10 @@ def _calibration(db: Session, bank_version_id: int, session_code: str, model: st
 def _calibration_page(request: Request, db: Session, done: field_calibration.VersionCalibration,
                       *, status_code: int = 200, error: str = "", adopted: int | None = None,
                       existing: bool = False) -> Response:
-    sessions = service.item_analysis(db, bank_version_id=done.bank_version_id)
     return render(request, "analysis/calibration.html", status_code=status_code, done=done,
                   result=done.calibration, models=MODELS, misfit_at=RMSD_MISFIT,
-                  sessions=sessions.sessions if sessions else [], error=error, adopted=adopted,
-                  existing=existing)
+                  sessions=service.version_sessions(db, done.bank_version_id), error=error,
+                  adopted=adopted, existing=existing)
 
 
 @router.get("/{bank_version_id}/calibration.csv", include_in_schema=False)
@@ -113,15 +116,18 @@ def calibration_adopt(request: Request, bank_version_id: RowId, db: DbSession, c
                       session: Annotated[str, Form(max_length=64)] = "",
                       model: Annotated[str, Form(max_length=8)] = "2PL",
                       min_responses: Annotated[int, Form()] = MIN_RESPONSES) -> Response:
-    """Adopt the estimates shown into a new version of the bank (audited, with the reason)."""
-    done = _calibration(db, bank_version_id, session, model, min_responses)
+    """Adopt the estimates shown into a new version of the bank (audited, with the reason).
+    The calibration runs once, inside the adoption; only a refusal runs it again, for the
+    page that says why."""
+    _check(model, min_responses)
     try:
-        _, outcome = field_calibration.adopt_calibration(
+        done, outcome = field_calibration.adopt_calibration(
             db, bank_version_id=bank_version_id, session=_session(db, session), model=model,
             min_responses=min_responses, reason=reason, actor=f"user:{user.username}",
             actor_id=user.id, now=clock.now())
     except field_calibration.CalibrationRefused as exc:
-        return _calibration_page(request, db, done, status_code=422, error=translate(
+        shown = _calibration(db, bank_version_id, session, model, min_responses)
+        return _calibration_page(request, db, shown, status_code=422, error=translate(
             request_language(request), exc.key, **exc.params))
     query = f"model={done.calibration.model}&min_responses={min_responses}"
     if session:

@@ -168,6 +168,16 @@ def collect(db: Session, bank_version_id: int, session: TestSession | None) -> C
     return Collected(version, bank, items, specs, attempt_ids, scores, choices, len(untrusted))
 
 
+def version_sessions(db: Session, bank_version_id: int) -> list[str]:
+    """Codes of the sessions with finished attempts on this version (the session filters)."""
+    item_ids = select(Item.id).where(Item.bank_version_id == bank_version_id).scalar_subquery()
+    return list(db.scalars(
+        select(TestSession.code).join(Attempt, Attempt.session_id == TestSession.id)
+        .join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
+        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(DONE_STATES))
+        .distinct().order_by(TestSession.code)))
+
+
 def item_analysis(db: Session, *, session: TestSession | None = None, bank_version_id: int
                   ) -> VersionAnalysis | None:
     """The item analysis of a bank version over the finished attempts (of one session when
@@ -176,17 +186,11 @@ def item_analysis(db: Session, *, session: TestSession | None = None, bank_versi
     data = collect(db, bank_version_id, session)
     if data is None:
         return None
-    item_ids = select(Item.id).where(Item.bank_version_id == data.version.id).scalar_subquery()
-    sessions = list(db.scalars(
-        select(TestSession.code).join(Attempt, Attempt.session_id == TestSession.id)
-        .join(AttemptItem, AttemptItem.attempt_id == Attempt.id)
-        .where(AttemptItem.item_id.in_(item_ids), Attempt.state.in_(DONE_STATES))
-        .distinct().order_by(TestSession.code)))
     return VersionAnalysis(
         bank_version_id=data.version.id, bank_code=data.bank.code, bank_title=data.bank.title,
         version=data.version.version, key_revision=data.version.key_revision,
-        session_code=session.code if session is not None else None, sessions=sessions,
-        attempts=len(data.attempt_ids),
+        session_code=session.code if session is not None else None,
+        sessions=version_sessions(db, data.version.id), attempts=len(data.attempt_ids),
         analysis=analyse(data.specs, data.scores, data.choices,
                          _estimates(db, data.attempt_ids, {i.construct for i in data.items})),
         not_scoreable=data.not_scoreable)

@@ -13,46 +13,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from app.delivery.models import Attempt
 from app.programmes.models import Programme
-from app.programmes.results import Candidate
+from app.programmes.results import Candidate, ShowsCandidate
 from app.scoring.models import Result, ValidityDecision
-from app.sessions.models import Participant, RosterEntry, TestSession, clean_nip
+from app.sessions.models import (
+    Job,
+    Participant,
+    RosterEntry,
+    TestSession,
+    clean_nip,
+    current_job,
+    job_at_the_time,
+)
 
 FIND_LIMIT = 50
 UP, DOWN, SAME = "up", "down", "same"
 
 
-@dataclass(frozen=True)
-class Job:
-    job_group: str
-    grade: str
-    position: str
-    unit: str
-
-
-def current_job(person: Participant) -> Job:
-    return Job(person.job_group.value, person.grade or "", person.position or "",
-               person.unit or "")
-
-
-def job_at_the_time(entry: RosterEntry, person: Participant) -> Job:
-    """The job kept on the roster entry, each part falling back to today's when not kept."""
-    now = current_job(person)
-    return Job(entry.job_group.value if entry.job_group is not None else now.job_group,
-               entry.grade if entry.grade is not None else now.grade,
-               entry.position if entry.position is not None else now.position,
-               entry.unit if entry.unit is not None else now.unit)
-
-
 @dataclass
-class HistoryEntry:
+class HistoryEntry(ShowsCandidate):
     """One seat (with its attempt, if any) of the person, in one session."""
     candidate: Candidate
     date: datetime
@@ -62,12 +46,8 @@ class HistoryEntry:
     job: Job
 
     @property
-    def session_code(self) -> str:
-        return self.candidate.session_code
-
-    @property
-    def status(self) -> str:
-        return self.candidate.status
+    def shown(self) -> Candidate:
+        return self.candidate
 
     @property
     def trusted(self) -> bool:
@@ -76,36 +56,6 @@ class HistoryEntry:
     @property
     def attempt_id(self) -> int | None:
         return self.candidate.attempt.id if self.candidate.attempt is not None else None
-
-    @property
-    def jpm(self) -> Decimal | None:
-        return self.candidate.trusted_value("jpm")
-
-    @property
-    def category(self) -> str:
-        return self.candidate.trusted_value("category") or ""
-
-    @property
-    def potensi_band(self) -> str:
-        return self.candidate.trusted_value("potensi_band") or ""
-
-    @property
-    def nine_box(self) -> int | None:
-        return self.candidate.trusted_value("nine_box")
-
-    @property
-    def detail(self) -> dict[str, Any]:
-        return self.candidate.detail
-
-    @property
-    def reasons(self) -> list[dict[str, Any]]:
-        """Why the attempt is not scoreable (empty when it is trusted or has no result)."""
-        return self.candidate.reasons
-
-    @property
-    def achieved(self) -> dict[str, int]:
-        """Levels per competency; kept for the record even when the attempt is withheld."""
-        return self.candidate.achieved
 
 
 @dataclass

@@ -33,7 +33,13 @@ from app.reports.individual import IndividualReport
 from app.reports.service import session_reports
 from app.scoring.models import Result, ValidityDecision
 from app.scoring.validity import withheld
-from app.sessions.models import Participant, RosterEntry, TestSession, clean_nip
+from app.sessions.models import (
+    Participant,
+    RosterEntry,
+    TestSession,
+    clean_nip,
+    job_at_the_time,
+)
 
 RULE, ADMIN = "rule", "admin"
 # The row statuses, in the order the page lists them.
@@ -98,8 +104,56 @@ class Candidate:
         return (handed, self.session_starts, self.attempt.id if self.attempt else 0)
 
 
+class ShowsCandidate:
+    """What a row shows of one candidate: its session and status, and the trusted JPM,
+    category, band and box, or the reasons the result is withheld. The programme row shows the
+    attempt that counts, a person's history each of their attempts."""
+
+    @property
+    def shown(self) -> Candidate:
+        raise NotImplementedError
+
+    @property
+    def session_code(self) -> str:
+        return self.shown.session_code
+
+    @property
+    def status(self) -> str:
+        return self.shown.status
+
+    @property
+    def jpm(self) -> Decimal | None:
+        return self.shown.trusted_value("jpm")
+
+    @property
+    def category(self) -> str:
+        return self.shown.trusted_value("category") or ""
+
+    @property
+    def potensi_band(self) -> str:
+        return self.shown.trusted_value("potensi_band") or ""
+
+    @property
+    def nine_box(self) -> int | None:
+        return self.shown.trusted_value("nine_box")
+
+    @property
+    def detail(self) -> dict[str, Any]:
+        return self.shown.detail
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        """Why the result is not scoreable (empty when it is trusted or has no result)."""
+        return self.shown.reasons
+
+    @property
+    def achieved(self) -> dict[str, int]:
+        """Levels per competency; kept for the record even when the result is withheld."""
+        return self.shown.achieved
+
+
 @dataclass
-class PersonRow:
+class PersonRow(ShowsCandidate):
     nip: str
     name: str
     job_group: str
@@ -112,32 +166,8 @@ class PersonRow:
     choice_reason: str = ""
 
     @property
-    def status(self) -> str:
-        return self.chosen.status
-
-    @property
-    def session_code(self) -> str:
-        return self.chosen.session_code
-
-    @property
-    def jpm(self) -> Decimal | None:
-        return self.chosen.trusted_value("jpm")
-
-    @property
-    def category(self) -> str:
-        return self.chosen.trusted_value("category") or ""
-
-    @property
-    def potensi_band(self) -> str:
-        return self.chosen.trusted_value("potensi_band") or ""
-
-    @property
-    def nine_box(self) -> int | None:
-        return self.chosen.trusted_value("nine_box")
-
-    @property
-    def detail(self) -> dict[str, Any]:
-        return self.chosen.detail
+    def shown(self) -> Candidate:
+        return self.chosen
 
     @property
     def potensi_score(self) -> Decimal | None:
@@ -148,14 +178,6 @@ class PersonRow:
     def combined_jpm(self) -> Decimal | None:
         value = self.detail.get("combined_jpm") if self.chosen.trusted else None
         return None if value in (None, "") else Decimal(str(value))
-
-    @property
-    def reasons(self) -> list[dict[str, Any]]:
-        return self.chosen.reasons
-
-    @property
-    def achieved(self) -> dict[str, int]:
-        return self.chosen.achieved
 
 
 @dataclass
@@ -228,14 +250,10 @@ def programme_results(db: Session, programme: Programme) -> ProgrammeResults:
     for person_id, (person, candidates) in found.items():
         choice = choices.get(person_id)
         chosen, how = _pick(candidates, choice)
-        entry = chosen.entry
+        job = job_at_the_time(chosen.entry, person)
         rows.append(PersonRow(
-            nip=person.nip, name=person.name,
-            job_group=(entry.job_group or person.job_group).value,
-            grade=entry.grade if entry.grade is not None else person.grade,
-            position=entry.position if entry.position is not None else person.position,
-            unit=entry.unit if entry.unit is not None else person.unit,
-            chosen=chosen, chosen_by=how,
+            nip=person.nip, name=person.name, job_group=job.job_group, grade=job.grade,
+            position=job.position, unit=job.unit, chosen=chosen, chosen_by=how,
             candidates=sorted(candidates, key=Candidate.order),
             choice_reason=choice.reason if choice is not None and how == ADMIN else ""))
     rows.sort(key=lambda r: r.nip)

@@ -31,7 +31,7 @@ from app.scoring.models import ConstructScore, Result
 from app.scoring.outcomes import KOMPETENSI_PREFIX, POTENSI, competency_of, item_scores
 from app.scoring.service import ScoringCache
 from app.scoring.validity import withheld
-from app.sessions.models import Participant, RosterEntry, TestSession
+from app.sessions.models import Participant, RosterEntry, TestSession, job_at_the_time
 
 
 @dataclass
@@ -158,10 +158,9 @@ def results_table(db: Session, session: TestSession) -> ResultsTable:
             .where(RosterEntry.session_id == session.id).order_by(Participant.nip)):
         # The job on this session's roster (the one the result was read against), not the
         # person's job today.
-        group = entry.job_group if entry.job_group is not None else person.job_group
-        row = ResultRow(nip=person.nip, name=person.name, job_group=str(group.value),
-                        grade=entry.grade if entry.grade is not None else person.grade,
-                        unit=entry.unit if entry.unit is not None else person.unit,
+        job = job_at_the_time(entry, person)
+        row = ResultRow(nip=person.nip, name=person.name, job_group=job.job_group,
+                        grade=job.grade, unit=job.unit,
                         status=attempt.state.value if attempt else "absent",
                         attempt_id=attempt.id if attempt else None)
         rows.append(row)

@@ -38,7 +38,7 @@ from app.scoring.models import ConstructScore, Result
 from app.scoring.outcomes import KOMPETENSI_PREFIX, aspect_of
 from app.scoring.standards import COMPETENCIES
 from app.scoring.validity import withheld
-from app.sessions.models import Participant, RosterEntry, TestSession
+from app.sessions.models import Participant, RosterEntry, TestSession, job_at_the_time
 
 BOXES = range(1, 10)
 TIERS = ("high", "middle", "low")
@@ -276,14 +276,8 @@ class Person:
 
     @classmethod
     def at_the_time(cls, person: Participant, entry: RosterEntry) -> Person:
-        def kept(value: Any, now: Any) -> Any:
-            return now if value is None else value
-
-        group = kept(entry.job_group, person.job_group)
-        return cls(person.nip, person.name, str(getattr(group, "value", group)),
-                   kept(entry.grade, person.grade) or "",
-                   kept(entry.position, person.position) or "",
-                   kept(entry.unit, person.unit) or "")
+        job = job_at_the_time(entry, person)
+        return cls(person.nip, person.name, job.job_group, job.grade, job.position, job.unit)
 
 
 def _build(session: TestSession, person: Person, attempt: Attempt | None,

@@ -64,7 +64,7 @@ from app.scoring.outcomes import (
     result_values,
 )
 from app.scoring.standards import default_standards
-from app.sessions.models import JobGroup, Participant, RosterEntry, TestSession
+from app.sessions.models import Participant, RosterEntry, TestSession, job_at_the_time
 
 logger = logging.getLogger("cact.scoring")
 # Item kinds answered by choosing one option of a list (the straight-lining indicator).
@@ -248,9 +248,8 @@ def _participant_of(db: Session, attempt: Attempt) -> tuple[Participant, str, st
         select(Participant, RosterEntry).join(RosterEntry,
                                               RosterEntry.participant_id == Participant.id)
         .where(RosterEntry.id == attempt.roster_entry_id)).one()
-    group = entry.job_group if entry.job_group is not None else person.job_group
-    grade = entry.grade if entry.grade is not None else person.grade
-    return person, JobGroup(group).value, grade or ""
+    job = job_at_the_time(entry, person)
+    return person, job.job_group, job.grade
 
 
 def _validity(db: Session, attempt: Attempt, rows: Sequence[Row[int, int, list[int]]],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -115,3 +116,27 @@ class RosterEntry(Base):
     unit: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (UniqueConstraint("session_id", "participant_id"),)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_group: str
+    grade: str
+    position: str
+    unit: str
+
+
+def current_job(person: Participant) -> Job:
+    """The job a person has now (the newest roster of any session)."""
+    return Job(JobGroup(person.job_group).value, person.grade or "", person.position or "",
+               person.unit or "")
+
+
+def job_at_the_time(entry: RosterEntry, person: Participant) -> Job:
+    """The job kept on this roster entry, the one a result of that session is read against;
+    each part falls back to today's where the seat kept none (rosters made before it did)."""
+    now = current_job(person)
+    return Job(JobGroup(entry.job_group).value if entry.job_group is not None else now.job_group,
+               entry.grade if entry.grade is not None else now.grade,
+               entry.position if entry.position is not None else now.position,
+               entry.unit if entry.unit is not None else now.unit)

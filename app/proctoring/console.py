@@ -12,12 +12,14 @@ and the recent events that need attention.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Text, case, cast, func, select
 from sqlalchemy.orm import Session
 
+from app import i18n
 from app.auth import throttle
 from app.auth.models import LoginThrottle
 from app.delivery.models import (
@@ -58,6 +60,17 @@ class Seat:
     last_seen: datetime | None = None
     extra_min: int = 0
     attention: list[tuple[str, str]] = field(default_factory=list)  # (kind, note)
+
+    @property
+    def attention_by_kind(self) -> list[tuple[str, int, str]]:
+        """One (kind, how many, the latest note) per kind, in the order they first came:
+        fourteen failed-save reports are one badge on the row, not fourteen."""
+        grouped: dict[str, list] = {}
+        for kind, note in self.attention:
+            entry = grouped.setdefault(kind, [kind, 0, ""])
+            entry[1] += 1
+            entry[2] = note
+        return [(kind, count, note) for kind, count, note in grouped.values()]
 
 
 @dataclass
@@ -152,11 +165,33 @@ def console_state(db: Session, *, session: TestSession, now: datetime) -> Consol
         if nip in throttled:  # the participant waits at the login page: the proctor can clear
             item.attention = [*item.attention, ("login_throttled", f"{throttled[nip]} s")]
         seats.append(item)
-    seats.sort(key=lambda s: (s.name.casefold(), s.nip))
+    # Rows that need the proctor come first (then by name): in a room of 300 they would
+    # otherwise be somewhere down the list.
+    seats.sort(key=lambda s: (not s.attention, s.name.casefold(), s.nip))
     return ConsoleState(session_id=session.id, code=session.code, name=session.name,
                         room=session.room, session_state=session.state.value,
                         ends_at=session.ends_at, now=now, seats=seats,
                         public_scores=session.public_scores)
+
+
+# What the server itself writes as an incident's note (app/delivery, app/auth), read back as
+# data, so the console says it in the proctor's language: rows already stored keep working.
+_SYSTEM_NOTES = {
+    "seat_refused": re.compile(r"(?P<seat>.*) \(held by (?P<held_by>.*)\)", re.S),
+    "save_failures": re.compile(r"(?P<count>\d+) failed save tries before a save got through"),
+    "login_throttled": re.compile(r"(?P<seconds>\d+) s"),
+}
+
+
+def note_text(lang: str, kind: str, note: str) -> str:
+    """An incident's note as the proctor reads it: the server's own notes (a second PC
+    refused, failed saves, a locked login) as a translated sentence; a proctor's words, and
+    anything not recognised, as written."""
+    pattern = _SYSTEM_NOTES.get(kind)
+    match = pattern.fullmatch(note) if pattern else None
+    if match is None:
+        return note
+    return i18n.translate(lang, f"console.note_{kind}", **match.groupdict())
 
 
 _NIP_LOCKS = (LoginThrottle.key.like("acctip:nip:%"), LoginThrottle.locked_until.is_not(None))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -28,7 +29,7 @@ from app.auth.deps import actor as _actor
 from app.auth.models import Role, User
 from app.db import DbSession, RowId
 from app.proctoring import service
-from app.proctoring.console import board_rows, console_state, fingerprint
+from app.proctoring.console import board_rows, console_state, fingerprint, note_text
 from app.sessions import service as session_service
 from app.sessions.models import ProctorAssignment, TestSession
 from app.web import redirect, render, request_language, template_context, templates, translate
@@ -64,6 +65,7 @@ ConsoleSession = Annotated[TestSession, Depends(console_session)]
 def _grid_context(request: Request, db: Session, session: TestSession, now) -> dict[str, Any]:
     zone = ZoneInfo(request.app.state.settings.timezone)
     return {"console": console_state(db, session=session, now=now), "zone": zone,
+            "note_text": partial(note_text, request_language(request)),
             "actions": session_service.allowed_actions(session),
             # This worker's last failure to store saves (busy or full database), if recent.
             "storage_alert": request.app.state.save_batcher.recent_failure()}
@@ -187,13 +189,21 @@ def _panel(db: Session, session: TestSession, entry_id: int, now) -> dict:
     return {"seat": seat, "notes": notes, "locks": locks}
 
 
+def _panel_fragment(request: Request, session: TestSession, panel: dict, *,
+                    status_code: int = 200, error: str = "", notice: str = "") -> Response:
+    """The participant's panel alone (the console's drawer swaps it in)."""
+    return render(request, "proctor/_panel.html", status_code=status_code, session=session,
+                  panel=panel, error=error, notice=notice,
+                  zone=ZoneInfo(request.app.state.settings.timezone),
+                  note_text=partial(note_text, request_language(request)))
+
+
 @router.get("/proctor/sessions/{code}/peserta/{entry_id}", include_in_schema=False)
 def seat_panel(request: Request, session: ConsoleSession, entry_id: RowId, db: DbSession,
                clock: ClockDep) -> Response:
     panel = _panel(db, session, entry_id, clock.now())
     if request.headers.get("HX-Request"):
-        return render(request, "proctor/_panel.html", session=session, panel=panel,
-                      zone=ZoneInfo(request.app.state.settings.timezone))
+        return _panel_fragment(request, session, panel)
     return _console_page(request, db, session, clock.now(), panel=panel)
 
 
@@ -232,16 +242,13 @@ async def seat_action(
     except service.ActionRefused as exc:  # nothing of the action was kept (a savepoint)
         panel = _panel(db, session, entry_id, now)
         if request.headers.get("HX-Request"):
-            return render(request, "proctor/_panel.html", status_code=422, session=session,
-                          panel=panel, error=_error_text(request, exc),
-                          zone=ZoneInfo(request.app.state.settings.timezone))
+            return _panel_fragment(request, session, panel, status_code=422,
+                                   error=_error_text(request, exc))
         return _console_page(request, db, session, now, status_code=422, panel=panel,
                              error=_error_text(request, exc))
     if request.headers.get("HX-Request"):
-        return render(request, "proctor/_panel.html", session=session,
-                      panel=_panel(db, session, entry_id, now), notice=translate(
-                          request_language(request), done),
-                      zone=ZoneInfo(request.app.state.settings.timezone))
+        return _panel_fragment(request, session, _panel(db, session, entry_id, now),
+                               notice=translate(request_language(request), done))
     return redirect(request, f"/proctor/sessions/{session.code}/peserta/{entry_id}")
 
 

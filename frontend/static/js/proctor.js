@@ -1,7 +1,7 @@
 /* Proctor console: ticks the countdowns and "last seen" between pushes (rows carry absolute
    times, corrected by the server's clock in every push), keeps the selection when rows are
-   replaced, opens a participant's panel, and falls back to polling (and says so) while the
-   event stream is down. */
+   replaced, opens a participant's panel in a drawer, filters the rows that need attention,
+   and falls back to polling (and says so) while the event stream is down. */
 (function () {
   "use strict";
   var stream = document.getElementById("live-stream");
@@ -75,13 +75,55 @@
     }
   });
 
+  // The participant's panel is a drawer at the right: at 1024x768 anything below the rows
+  // would be out of sight. Opened by a name, closed by its button or Esc; the focus goes
+  // into it and back to the name.
+  var drawer = document.getElementById("panel-drawer");
+  var opener = null;  // the href of the name that opened it (its row may be replaced since)
+
+  function openDrawer() {
+    if (!drawer) return;
+    drawer.hidden = false;
+    var title = document.getElementById("panel-title");
+    if (title) title.focus();
+  }
+
+  function closeDrawer() {
+    if (!drawer || drawer.hidden) return;
+    drawer.hidden = true;
+    var back = opener && live.querySelector('a[data-panel][href="' + opener + '"]');
+    if (back) back.focus();
+  }
+
   // One listener for every row's name (rows are replaced on pushes): open the panel.
   live.addEventListener("click", function (event) {
     var link = event.target.closest && event.target.closest("a[data-panel]");
     if (!link || !window.htmx || event.ctrlKey || event.metaKey) return;
     event.preventDefault();
-    window.htmx.ajax("GET", link.getAttribute("href"), {target: "#panel", swap: "innerHTML"});
+    opener = link.getAttribute("href");
+    window.htmx.ajax("GET", opener, {target: "#panel", swap: "innerHTML"}).then(openDrawer);
   });
+
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest && event.target.closest("[data-close-panel]");
+    if (!close) return;
+    event.preventDefault();
+    closeDrawer();
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" || event.key === "Esc") closeDrawer();
+  });
+
+  // "Needs attention only": a class on the live area, which pushes never replace.
+  var filter = document.querySelector("[data-attention-filter]");
+  if (filter) {
+    filter.addEventListener("click", function () {
+      var on = filter.getAttribute("aria-pressed") !== "true";
+      filter.setAttribute("aria-pressed", on ? "true" : "false");
+      live.classList.toggle("only-attention", on);
+    });
+  }
 
   function setStatus(kind) {
     if (!status) return;

@@ -23,6 +23,7 @@ class PoolItem:
     # never shuffled, or these options keeping their place while the others are shuffled.
     shuffle: bool = True
     fixed: frozenset[int] = frozenset()
+    passage: str | None = None  # the passage it is asked about (code, within its version)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ def build_form(spec: dict[str, Any], pool: list[PoolItem], seed: int) -> list[Fo
             rng.shuffle(chosen)
         else:
             chosen.sort(key=lambda i: i.id)  # the bank's own order
+        if section.get("keep_passages", True):
+            chosen = keep_passages_together(chosen)
         for item in chosen:
             options = list(item.option_ids)
             if section.get("shuffle_options", True) and item.shuffle:
@@ -78,3 +81,24 @@ def build_form(spec: dict[str, Any], pool: list[PoolItem], seed: int) -> list[Fo
             position += 1
             entries.append(FormEntry(position, index, item.id, tuple(options)))
     return entries
+
+
+def keep_passages_together(items: list[PoolItem]) -> list[PoolItem]:
+    """The items asked about one passage moved together, in bank order, to where the first
+    of them is; other items keep their places. Draws nothing, so a form without passages is
+    exactly the form it was before passages existed."""
+    groups: dict[tuple[int, str], list[PoolItem]] = {}
+    for item in items:
+        if item.passage:
+            groups.setdefault((item.bank_version_id, item.passage), []).append(item)
+    if not groups:
+        return items
+    result: list[PoolItem] = []
+    for item in items:
+        if not item.passage:
+            result.append(item)
+            continue
+        group = groups.pop((item.bank_version_id, item.passage), None)
+        if group is not None:  # its first appearance: the whole group, in bank order
+            result.extend(sorted(group, key=lambda i: i.id))
+    return result

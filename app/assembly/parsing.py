@@ -34,6 +34,8 @@ class Section:
     shuffle_items: bool = True
     shuffle_options: bool = True
     allow_back: bool = True
+    # Items asked about the same passage follow each other, in bank order (default).
+    keep_passages: bool = True
     picks: list[Pick] = field(default_factory=list)
     location: str = ""
 
@@ -107,6 +109,7 @@ def parse_blueprint(text: str, *, source: str) -> tuple[BlueprintSpec | None, li
             shuffle_items=_as_bool(node.get("shuffle_items"), True),
             shuffle_options=_as_bool(node.get("shuffle_options"), True),
             allow_back=_as_bool(node.get("allow_back"), True),
+            keep_passages=_as_bool(node.get("keep_passages"), True),
             location=f"line {yamlio.line_of(node)}",
         )
         for pick in node.get("picks") or []:

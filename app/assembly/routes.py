@@ -93,6 +93,8 @@ def spec_to_document(spec: BlueprintSpec) -> dict[str, Any]:
             section["time_limit_minutes"] = s.time_limit_minutes
         section.update(shuffle_items=s.shuffle_items, shuffle_options=s.shuffle_options,
                        allow_back=s.allow_back)
+        if not s.keep_passages:
+            section["keep_passages"] = False
         section["picks"] = [{k: v for k, v in (("bank", p.bank), ("version", p.version),
                                                 ("construct", p.construct), ("level", p.level),
                                                 ("count", p.count)) if v is not None}
@@ -132,6 +134,7 @@ def spec_from_form(form: Any) -> BlueprintSpec:
             shuffle_items=form.get(f"s{i}_shuffle_items") == "on",
             shuffle_options=form.get(f"s{i}_shuffle_options") == "on",
             allow_back=form.get(f"s{i}_allow_back") == "on",
+            keep_passages=form.get(f"s{i}_keep_passages") == "on",
         )
         for j in range(min(_int(form.get(f"s{i}_picks")) or 0, MAX_PICKS)):
             prefix = f"s{i}_p{j}_"

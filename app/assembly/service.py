@@ -249,6 +249,8 @@ def spec_to_json(spec: BlueprintSpec) -> dict[str, Any]:
          "time_limit_s": s.time_limit_minutes * 60 if s.time_limit_minutes else None,
          "shuffle_items": s.shuffle_items, "shuffle_options": s.shuffle_options,
          "allow_back": s.allow_back,
+         # Stored only when off: blueprints saved before passages existed keep their spec.
+         **({} if s.keep_passages else {"keep_passages": False}),
          "picks": [{"bank": p.bank, "version": p.version, "bank_version_id": p.bank_version_id,
                     "construct": p.construct, "level": p.level, "count": p.count}
                    for p in s.picks]}
@@ -265,6 +267,7 @@ def spec_from_model(blueprint: Blueprint) -> BlueprintSpec:
             time_limit_minutes=s["time_limit_s"] // 60 if s.get("time_limit_s") else None,
             shuffle_items=s.get("shuffle_items", True),
             shuffle_options=s.get("shuffle_options", True), allow_back=s.get("allow_back", True),
+            keep_passages=s.get("keep_passages", True),
             picks=[Pick(bank=p["bank"], construct=p["construct"], count=p["count"],
                         version=p.get("version"), level=p.get("level"),
                         bank_version_id=p.get("bank_version_id")) for p in s["picks"]])

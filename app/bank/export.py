@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.bank.formats import FORMAT_ID
-from app.bank.models import BankMedia, BankVersion, Item, ItemBank, ItemKind, ItemOption
+from app.bank.models import (
+    BankMedia,
+    BankPassage,
+    BankVersion,
+    Item,
+    ItemBank,
+    ItemKind,
+    ItemOption,
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -55,6 +63,11 @@ def version_document(db: Session, version: BankVersion) -> dict[str, Any]:
         doc["constructs"] = constructs
     if rules:
         doc["scoring"] = rules
+    passages = db.scalars(select(BankPassage).where(BankPassage.bank_version_id == version.id)
+                          .order_by(BankPassage.id)).all()
+    if passages:
+        doc["passages"] = [{"code": p.code, "title": p.title, "text": p.content}
+                           for p in passages]
     doc["items"] = [_item_document(item, options.get(item.id, [])) for item in items]
     return doc
 
@@ -72,6 +85,8 @@ def _item_document(item: Item, options: list[ItemOption]) -> dict[str, Any]:
         entry["tags"] = list(item.tags)
     if item.meta:
         entry["meta"] = dict(item.meta)
+    if item.passage:
+        entry["passage"] = item.passage
     scoring = dict(item.scoring or {})
     if scoring.pop("reverse", False):
         entry["reverse"] = True

@@ -12,14 +12,23 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from app.bank import yamlio
-from app.bank.parsed import ParsedBank, ParsedItem, ParsedOption, Phrase, Problem, problem
+from app.bank.parsed import (
+    ParsedBank,
+    ParsedItem,
+    ParsedOption,
+    ParsedPassage,
+    Phrase,
+    Problem,
+    problem,
+)
 from app.spreadsheets import TableError, read_rows
 
 FORMAT_ID = "cact-itembank/1"
 BANK_FIELDS = {"code", "title", "kind"}
-TOP_FIELDS = {"format", "bank", "constructs", "scoring", "items"}
+TOP_FIELDS = {"format", "bank", "constructs", "scoring", "passages", "items"}
 ITEM_FIELDS = {"code", "kind", "construct", "level", "stem", "irt", "tags", "reverse",
-               "scoring", "options", "meta"}
+               "scoring", "options", "meta", "passage"}
+PASSAGE_FIELDS = {"code", "title", "text"}
 OPTION_FIELDS = {"id", "text", "key", "weight", "points", "level"}
 LETTERS = "abcdefghij"
 
@@ -124,6 +133,7 @@ def parse_bank_file(text: str, *, source: str) -> tuple[ParsedBank | None, list[
         reader.problem(doc_line, "", key="items_not_list")
         items_node = []
     items = [_parse_item(reader, node, index) for index, node in enumerate(items_node, 1)]
+    passages = _parse_passages(reader, doc.get("passages"), doc_line)
     parsed = ParsedBank(
         code=reader.text(bank.get("code"), bank_line, "", "bank.code"),
         title=reader.text(bank.get("title"), bank_line, "", "bank.title"),
@@ -132,8 +142,36 @@ def parse_bank_file(text: str, *, source: str) -> tuple[ParsedBank | None, list[
         scoring_rules=_plain(scoring),
         extra_constructs={str(k): str(v) for k, v in constructs.items()},
         source_filename=source,
+        passages=passages,
     )
     return parsed, reader.problems
+
+
+def _parse_passages(reader: _Reader, node: Any, doc_line: int) -> dict[str, ParsedPassage]:
+    """``passages:``, a list of {code, title, text}: texts several items are asked about."""
+    if node is None:
+        return {}
+    if not isinstance(node, list):
+        reader.problem(doc_line, "", key="passages_not_list")
+        return {}
+    passages: dict[str, ParsedPassage] = {}
+    for index, entry in enumerate(node, 1):
+        if not isinstance(entry, dict):
+            reader.problem(yamlio.line_of(node, doc_line), "", key="passage_not_mapping",
+                           index=index)
+            continue
+        line = yamlio.line_of(entry, doc_line)
+        reader.check_fields(entry, PASSAGE_FIELDS, line, "", Phrase(key="in_passage"))
+        code = reader.text(entry.get("code"), line, "", "passage code")
+        if code in passages:
+            reader.problem(line, "", key="passage_code_twice", code=code,
+                           first=passages[code].location)
+            continue
+        passages[code] = ParsedPassage(
+            code=code, title=reader.text(entry.get("title"), line, "", "title", required=False),
+            content=reader.text(entry.get("text"), line, "", "passage text"),
+            location=f"line {line}", source=reader.source)
+    return passages
 
 
 def _plain(value: Any) -> Any:
@@ -226,6 +264,7 @@ def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
         meta=_plain(node.get("meta") or {}),
         location=f"line {line}",
         source=reader.source,
+        passage=reader.text(node.get("passage"), line, code, "passage", required=False) or None,
     )
 
 

@@ -88,6 +88,8 @@ class Item(Base):
     scoring: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Code of the BankPassage of the same version the item is asked about, if any.
+    passage: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         UniqueConstraint("bank_version_id", "code"),
@@ -108,6 +110,23 @@ class ItemOption(Base):
     level: Mapped[int | None]
 
     __table_args__ = (UniqueConstraint("item_id", "position"),)
+
+
+class BankPassage(Base):
+    """A reading passage (story, table, case) of a bank version that several items are asked
+    about: stored once, shown beside each of its items."""
+
+    __tablename__ = "bank_passages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    bank_version_id: Mapped[int] = mapped_column(
+        ForeignKey("bank_versions.id", ondelete="CASCADE")
+    )
+    code: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    content: Mapped[str] = mapped_column(Text)  # sanitized HTML
+
+    __table_args__ = (UniqueConstraint("bank_version_id", "code"),)
 
 
 class BankMedia(Base):

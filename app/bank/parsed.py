@@ -70,6 +70,18 @@ class ParsedOption:
 
 
 @dataclass
+class ParsedPassage:
+    """A text (story, table, case) that several items are asked about: shown beside each of
+    them, stored once per bank version."""
+
+    code: str
+    title: str
+    content: str  # HTML (sanitized by the validator)
+    location: str = ""
+    source: str = ""
+
+
+@dataclass
 class ParsedItem:
     code: str
     kind: str
@@ -83,6 +95,7 @@ class ParsedItem:
     meta: dict[str, Any] = field(default_factory=dict)
     location: str = ""  # where the item starts in its file, for error messages
     source: str = ""  # file name inside an archive
+    passage: str | None = None  # code of the ParsedPassage it is asked about
 
 
 @dataclass
@@ -96,6 +109,7 @@ class ParsedBank:
     media: dict[str, bytes] = field(default_factory=dict)  # "name.svg" -> bytes
     source_filename: str = ""
     skipped: list[Problem] = field(default_factory=list)  # unsupported items the admin accepted
+    passages: dict[str, ParsedPassage] = field(default_factory=dict)  # code -> passage
 
 
 class ImportFailed(Exception):

@@ -20,7 +20,7 @@ from xml.etree.ElementTree import Element
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException, EntitiesForbidden
 
-from app.bank.parsed import ParsedItem, Phrase, Problem, problem
+from app.bank.parsed import ParsedItem, ParsedPassage, Phrase, Problem, problem
 from app.bank.qti_export import export_qti3_package
 from app.bank.qti_item import (
     QTI_NAMESPACES,
@@ -31,12 +31,14 @@ from app.bank.qti_item import (
     parent_map,
     unsupported,
 )
+from app.bank.qti_passage import PassageFiles, media_element
 
 __all__ = ["QtiResult", "export_qti3_package", "parse_qti_files"]
 
 ITEM_RESOURCE = re.compile(r"^imsqti_(?:apip)?item_xmlv(?:2p1|2p2|3p0)$")
 CONSTRUCT_KEYWORD = re.compile(r"^\s*cact:construct\s*=\s*(\S+)\s*$")
 XML_BASE = "{http://www.w3.org/XML/1998/namespace}base"
+XHTML = "{http://www.w3.org/1999/xhtml}"
 
 
 @dataclass
@@ -46,6 +48,7 @@ class QtiResult:
     media: dict[str, bytes]
     problems: list[Problem]  # errors: the whole import will be refused if any
     skipped: list[Problem]  # unsupported items left out because skip_unsupported=True
+    passages: dict[str, ParsedPassage]  # code -> passage, of the items read
 
 
 def parse_qti_files(files: dict[str, bytes], *, source: str, default_construct: str | None,
@@ -57,7 +60,9 @@ def parse_qti_files(files: dict[str, bytes], *, source: str, default_construct: 
     left out of ``items``; unsupported ones go to ``skipped`` or ``problems``."""
     reader = _Reader(files, source, default_construct, skip_unsupported)
     reader.run()
-    return QtiResult(reader.items, reader.media, reader.problems, reader.skipped)
+    used = {item.passage for item in reader.items if item.passage}
+    passages = {code: p for code, p in reader.passage_files.passages.items() if code in used}
+    return QtiResult(reader.items, reader.media, reader.problems, reader.skipped, passages)
 
 
 class _Reader:
@@ -73,6 +78,7 @@ class _Reader:
         self.problems: list[Problem] = []
         self.skipped: list[Problem] = []
         self.seen: dict[str, str] = {}  # item identifier -> file it was first found in
+        self.passage_files = PassageFiles(files)
 
     def label(self, path: str) -> str:
         single = len(self.files) == 1 and path == PurePosixPath(self.source).name
@@ -196,6 +202,10 @@ class _Reader:
             problems.append(problem(label, doc.path(element), code, key=key, **params))
 
         reason_at = unsupported(doc)
+        body = next((e for e in doc.root if e.tag == "itemBody"), None)
+        media = media_element(body) if body is not None and not reason_at else None
+        if media is not None:
+            reason_at = media, Phrase(key="qti_uses_media", params={"element": doc.name(media)})
         if reason_at:
             element, reason = reason_at
             entry = problem(label, doc.path(element), code, key="qti_unsupported",
@@ -211,15 +221,45 @@ class _Reader:
         construct = construct or self.default_construct
         if not construct:
             add(root, key="qti_no_construct")
-        item = ItemReader(doc, path, add, self.files, self.media_name).read()
+        passages: list[str] = []
+
+        def passage(element: Element, href: str) -> None:
+            report = lambda **params: add(element, **params)  # noqa: E731
+            target = self.passage_files.resolve(path, href, report)
+            found = target and self.passage_files.load(
+                target, element.get("identifier") or "", report,
+                lambda at, body, version: self.passage_html(at, body, version, code))
+            if found and found not in passages:
+                passages.append(found)
+
+        for ref in (e for e in doc.root if e.tag == "assessmentStimulusRef"):
+            passage(ref, ref.get("href") or "")
+        item = ItemReader(doc, path, add, self.files, self.media_name, passage).read()
+        if len(passages) > 1:
+            add(doc.root, key="qti_many_passages", codes=", ".join(passages))
         if item is None or problems:
             self.problems.extend(problems)
             return
         item.code, item.construct, item.source = code, construct or "", path
+        item.passage = passages[0] if passages else None
         title = (root.get("title") or "").strip()
         if title and title != code:  # the exporter writes the code where QTI needs a title
             item.meta["title"] = title
         self.items.append(item)
+
+    def passage_html(self, path: str, body: Element, version: str, item: str) -> str:
+        """A passage's body as HTML, read like an item's text (images stored as media, MathML
+        kept); problems are located in the passage's own file."""
+        for element in body.iter():  # XHTML pages: plain HTML names
+            if isinstance(element.tag, str) and element.tag.startswith(XHTML):
+                element.tag = element.tag[len(XHTML):]
+        doc = Doc(body, version)
+
+        def add(element: Element, *, key: str, **params: object) -> None:
+            self.problems.append(problem(self.label(path), doc.path(element), item, key=key,
+                                         **params))
+
+        return ItemReader(doc, path, add, self.files, self.media_name).html(body, None)
 
     def media_name(self, path: str, data: bytes) -> str:
         """A flat name the sanitizer accepts, the same for the same file and distinct for

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from xml.etree.ElementTree import Element, SubElement, indent, tostring
 
-from app.bank.parsed import ParsedItem
+from app.bank.parsed import ParsedItem, ParsedPassage
 from app.bank.qti_html import html_to_element, xml_text
 
 QTI3_NS = "http://www.imsglobal.org/xsd/imsqtiasi_v3p0"
@@ -24,8 +24,12 @@ _MEDIA_SRC = re.compile(r"^media/([^/]+)$")
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed, so the same bank gives the same bytes
 
 
-def export_qti3_package(items: list[ParsedItem], media: dict[str, bytes], *, title: str) -> bytes:
-    """A zip with imsmanifest.xml, items/<code>.xml and items/media/<name>.
+def export_qti3_package(items: list[ParsedItem], media: dict[str, bytes], *, title: str,
+                        passages: dict[str, ParsedPassage] | None = None) -> bytes:
+    """A zip with imsmanifest.xml, items/<code>.xml, items/media/<name> and, for items asked
+    about a passage, items/passages/<code>.xml: a shared stimulus
+    (``qti-assessment-stimulus``) each of its items refers to with
+    ``qti-assessment-stimulus-ref``.
 
     Each item's construct is kept as the manifest keyword ``cact:construct=<code>`` and its
     ``meta["title"]`` as the item title. single -> match_correct; weighted -> map_response with
@@ -41,30 +45,63 @@ def export_qti3_package(items: list[ParsedItem], media: dict[str, bytes], *, tit
     Raises ValueError when an image the items refer to is not in ``media``."""
     files: list[tuple[str, bytes]] = []
     resources: list[tuple[ParsedItem, str, list[str]]] = []
+    stimuli: dict[str, tuple[str, list[str]]] = {}  # passage code -> (resource id, hrefs)
     written: set[str] = set()
     used: set[str] = set()
-    for item in items:
-        name = _unique(re.sub(r"[^A-Za-z0-9._-]+", "-", item.code) or "item", used)
-        href = f"items/{name}.xml"
-        document, images = _item_document(item)
-        files.append((href, document))
-        hrefs = [href]
+
+    def add_media(images: list[str], hrefs: list[str], who: str) -> None:
         for image in images:
             if image not in media:
-                raise ValueError(f"item {item.code} shows media/{image}, which is not in the "
-                                 "bank's media")
+                raise ValueError(f"{who} shows media/{image}, which is not in the bank's media")
             hrefs.append(f"items/media/{image}")
             if image not in written:
                 written.add(image)
                 files.append((f"items/media/{image}", media[image]))
+
+    for item in items:
+        if item.passage and item.passage not in stimuli:
+            passage = (passages or {})[item.passage]
+            href = f"passages/{_unique('P-' + _file_name(passage.code), used)}.xml"
+            document, images = _stimulus_document(passage)
+            files.append((f"items/{href}", document))
+            stimuli[item.passage] = (href, [f"items/{href}"])
+            add_media(images, stimuli[item.passage][1], f"passage {passage.code}")
+        name = _unique(_file_name(item.code) or "item", used)
+        href = f"items/{name}.xml"
+        document, images = _item_document(
+            item, stimuli[item.passage][0] if item.passage else None)
+        files.append((href, document))
+        hrefs = [href]
+        add_media(images, hrefs, f"item {item.code}")
         resources.append((item, name, hrefs))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in [("imsmanifest.xml", _manifest(resources, title)), *files]:
+        manifest = _manifest(resources, title, stimuli)
+        for path, data in [("imsmanifest.xml", manifest), *files]:
             info = zipfile.ZipInfo(path, date_time=_ZIP_TIME)
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, data)
     return buffer.getvalue()
+
+
+def _file_name(code: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", code)
+
+
+def _stimulus_document(passage: ParsedPassage) -> tuple[bytes, list[str]]:
+    """A passage as a QTI 3 shared stimulus; its images are one folder up (items/media)."""
+    root = Element("qti-assessment-stimulus", {
+        "xmlns": QTI3_NS, "xmlns:xsi": XSI_NS,
+        "xsi:schemaLocation": f"{QTI3_NS} {QTI3_SCHEMA}",
+        "identifier": passage.code, "title": xml_text(passage.title or passage.code)})
+    body = SubElement(root, "qti-stimulus-body")
+    images: list[str] = []
+    content = _fragment(passage.content, images)
+    for image in content.iter("img"):
+        image.set("src", "../" + (image.get("src") or ""))
+    body.text = content.text
+    body.extend(list(content))
+    return tostring(root, encoding="utf-8", xml_declaration=True), list(dict.fromkeys(images))
 
 
 def _unique(name: str, used: set[str]) -> str:
@@ -92,7 +129,7 @@ def _scores(item: ParsedItem) -> Sequence[Decimal | None]:
     return [count + 1 - w for w in weights] if item.scoring.get("reverse") else weights
 
 
-def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
+def _item_document(item: ParsedItem, stimulus: str | None = None) -> tuple[bytes, list[str]]:
     kind = "weighted" if item.kind == "likert" else item.kind
     root = Element("qti-assessment-item", {
         "xmlns": QTI3_NS, "xmlns:xsi": XSI_NS, "xsi:schemaLocation": f"{QTI3_NS} {QTI3_SCHEMA}",
@@ -124,6 +161,9 @@ def _item_document(item: ParsedItem) -> tuple[bytes, list[str]]:
                                                       "mapped-value": _number(score)})
     SubElement(root, "qti-outcome-declaration", {"identifier": "SCORE", "cardinality": "single",
                                                  "base-type": "float"})
+    if stimulus is not None and item.passage:
+        SubElement(root, "qti-assessment-stimulus-ref", {"identifier": item.passage,
+                                                         "href": stimulus})
     body = SubElement(root, "qti-item-body")
     interaction = SubElement(body, "qti-choice-interaction", {
         "response-identifier": "RESPONSE", "max-choices": "0" if kind == "multiple" else "1"})
@@ -164,7 +204,8 @@ def _fragment(html: str, images: list[str]) -> Element:
     return fragment
 
 
-def _manifest(resources: list[tuple[ParsedItem, str, list[str]]], title: str) -> bytes:
+def _manifest(resources: list[tuple[ParsedItem, str, list[str]]], title: str,
+              stimuli: dict[str, tuple[str, list[str]]]) -> bytes:
     root = Element("manifest", {
         "xmlns": CP3_NS, "xmlns:imsmd": LOM_NS, "xmlns:xsi": XSI_NS,
         "xsi:schemaLocation": f"{CP3_NS} {CP3_SCHEMA}", "identifier": "MANIFEST-CACT"})
@@ -175,6 +216,12 @@ def _manifest(resources: list[tuple[ParsedItem, str, list[str]]], title: str) ->
     SubElement(SubElement(general, "imsmd:title"), "imsmd:string").text = xml_text(title)
     SubElement(root, "organizations")
     holder = SubElement(root, "resources")
+    for code, (_href, hrefs) in stimuli.items():
+        resource = SubElement(holder, "resource", {
+            "identifier": f"STIM-{_file_name(code)}", "type": "imsqti_stimulus_xmlv3p0",
+            "href": hrefs[0]})
+        for href in hrefs:
+            SubElement(resource, "file", {"href": href})
     for item, name, hrefs in resources:
         resource = SubElement(holder, "resource", {
             "identifier": f"RES-{name}", "type": "imsqti_item_xmlv3p0", "href": hrefs[0]})
@@ -184,5 +231,8 @@ def _manifest(resources: list[tuple[ParsedItem, str, list[str]]], title: str) ->
         SubElement(keyword, "imsmd:string").text = f"cact:construct={item.construct}"
         for href in hrefs:
             SubElement(resource, "file", {"href": href})
+        if item.passage in stimuli:
+            SubElement(resource, "dependency",
+                       {"identifierref": f"STIM-{_file_name(item.passage)}"})
     indent(root)
     return tostring(root, encoding="utf-8", xml_declaration=True)

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from urllib.parse import unquote
 from xml.etree.ElementTree import Element
 
-from app.bank import qti_rp
+from app.bank import qti_passage, qti_rp
 from app.bank.parsed import ParsedItem, ParsedOption, Phrase
 from app.bank.qti_html import DROP, KEEP, UNWRAP, has_block, serialize_children
 
@@ -283,9 +283,11 @@ class ItemReader:
     flat name an image file is stored under."""
 
     def __init__(self, doc: Doc, path: str, problem: Callable[..., None],
-                 files: dict[str, bytes], media_name: Callable[[str, bytes], str]) -> None:
+                 files: dict[str, bytes], media_name: Callable[[str, bytes], str],
+                 passage: Callable[[Element, str], None] | None = None) -> None:
         self.doc, self.path, self.problem = doc, path, problem
         self.files, self.media_name = files, media_name
+        self.passage = passage  # told of each embedded HTML page or XInclude (a passage)
 
     def read(self) -> ParsedItem | None:
         doc, problem, spell = self.doc, self.problem, self.doc.spell
@@ -457,7 +459,12 @@ class ItemReader:
                     # keeps only the MathML elements and attributes it allows.
                     element.tag = local
                     return KEEP
+                if local == "include" and self.passage is not None:
+                    self.passage(element, element.get("href") or "")
                 return DROP if local == "include" else UNWRAP
+            if self.passage is not None and qti_passage.is_passage_object(element):
+                self.passage(element, element.get("data") or "")
+                return DROP
             if element.tag == "object" and _image_object(element):
                 alt = "".join(element.itertext()).strip()
                 attributes = {"src": element.get("data") or "", "alt": alt}

@@ -121,7 +121,7 @@ def _parse_qti(files: dict[str, bytes], *, source: str, options: ImportOptions
     problems = result.problems + _missing_options(options, source)
     bank = ParsedBank(code=options.code, title=options.title, kind=options.kind,
                       items=result.items, media=result.media, source_filename=source,
-                      skipped=result.skipped)
+                      skipped=result.skipped, passages=result.passages)
     return bank, problems
 
 

@@ -17,6 +17,7 @@ from app import audit
 from app.bank.models import (
     BankKind,
     BankMedia,
+    BankPassage,
     BankVersion,
     Item,
     ItemBank,
@@ -51,8 +52,10 @@ def _decimal(value: Decimal | None) -> str | None:
 
 
 def canonical_content(bank: ParsedBank) -> dict[str, Any]:
-    """What a version *is*: equal content gives an equal checksum, whatever the format."""
-    return {
+    """What a version *is*: equal content gives an equal checksum, whatever the format.
+    Passages count only where there are some, so banks stored before passages existed keep
+    their checksum (re-uploading one is still recognised as the same version)."""
+    content = {
         "code": bank.code,
         "title": bank.title,
         "kind": bank.kind,
@@ -66,10 +69,14 @@ def canonical_content(bank: ParsedBank) -> dict[str, Any]:
                 "meta": i.meta,
                 "options": [[o.ident, o.content, o.is_key, _decimal(o.weight), o.level]
                             for o in i.options],
+                **({"passage": i.passage} if i.passage else {}),
             }
             for i in bank.items
         ],
     }
+    if bank.passages:
+        content["passages"] = {code: [p.title, p.content] for code, p in bank.passages.items()}
+    return content
 
 
 def checksum(bank: ParsedBank) -> str:
@@ -135,10 +142,11 @@ def _store_items(db: Session, version_id: int, bank: ParsedBank) -> None:
     rows = [
         {"bank_version_id": version_id, "code": i.code, "kind": ItemKind(i.kind),
          "construct": i.construct, "level": i.level, "stem": i.stem,
-         "media": sorted(_media_names(i)),
+         "media": sorted(_media_names(i) | (media_names(bank.passages[i.passage].content)
+                                            if i.passage in bank.passages else set())),
          "irt_a": (i.irt or {}).get("a"), "irt_b": (i.irt or {}).get("b"),
          "irt_c": (i.irt or {}).get("c"), "scoring": i.scoring, "tags": i.tags,
-         "meta": i.meta}
+         "meta": i.meta, "passage": i.passage}
         for i in bank.items
     ]
     ids = db.scalars(insert(Item).returning(Item.id, sort_by_parameter_order=True), rows).all()
@@ -150,6 +158,10 @@ def _store_items(db: Session, version_id: int, bank: ParsedBank) -> None:
     ]
     if options:
         db.execute(insert(ItemOption), options)
+    if bank.passages:
+        db.execute(insert(BankPassage), [
+            {"bank_version_id": version_id, "code": p.code, "title": p.title[:200],
+             "content": p.content} for p in bank.passages.values()])
     for name, data in sorted(bank.media.items()):
         suffix = "." + name.rsplit(".", 1)[-1].lower()
         db.add(BankMedia(bank_version_id=version_id, name=name, mime_type=MEDIA_TYPES[suffix],

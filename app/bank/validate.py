@@ -16,7 +16,16 @@ from defusedxml import ElementTree as SafeET
 
 from app.bank import levels
 from app.bank.constructs import KNOWN_CONSTRUCTS
-from app.bank.parsed import BANK_KINDS, ITEM_KINDS, ParsedBank, ParsedItem, Phrase, Problem, problem
+from app.bank.parsed import (
+    BANK_KINDS,
+    ITEM_KINDS,
+    ParsedBank,
+    ParsedItem,
+    ParsedPassage,
+    Phrase,
+    Problem,
+    problem,
+)
 from app.bank.sanitize import MEDIA_SRC, MEDIA_TYPES, clean_html, image_sources, visible_text
 
 BANK_CODE_RE = re.compile(r"^[A-Z0-9][A-Z0-9._-]{1,63}$")
@@ -67,11 +76,42 @@ def validate_bank(bank: ParsedBank) -> list[Problem]:
         else:
             seen[item.code] = item
         _check_item(check, item, used_media)
+    _check_passages(check, used_media)
     for name in sorted(used_media - set(bank.media)):
         check.add(None, key="media_missing", name=name)
     for name, data in sorted(bank.media.items()):
         _check_media(check, name, data)
     return check.problems
+
+
+def _check_passages(check: _Checker, used_media: set[str]) -> None:
+    """Each passage has a code, a title within bounds and text; each item's passage exists.
+    Passage HTML is sanitized like a stem."""
+    bank = check.bank
+    for code, passage in bank.passages.items():
+
+        def add(key: str, passage: ParsedPassage = passage, **params: Any) -> None:
+            check.problems.append(problem(passage.source or bank.source_filename,
+                                          passage.location, "", key=key,
+                                          passage=passage.code, **params))
+
+        if not ITEM_CODE_RE.match(code):
+            add("passage_code", code=code)
+        if len(passage.title) > 200:
+            add("passage_title_long")
+        for src in image_sources(passage.content):
+            match = MEDIA_SRC.match(src)
+            if match:
+                used_media.add(match.group(1))
+            else:
+                add("passage_image_source", src=src)
+        passage.content = clean_html(passage.content)
+        if not visible_text(passage.content) and "<img" not in passage.content:
+            add("passage_empty")
+    for item in bank.items:
+        if item.passage and item.passage not in bank.passages:
+            known = ", ".join(sorted(bank.passages)) or "-"
+            check.add(item, key="item_passage_unknown", passage=item.passage, known=known)
 
 
 def _check_bank(check: _Checker) -> None:

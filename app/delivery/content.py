@@ -15,11 +15,11 @@ import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.assembly.forms import PoolItem
-from app.bank.models import BankVersion, Item, ItemOption
+from app.bank.models import BankPassage, BankVersion, Item, ItemOption
 from app.bank.sanitize import media_names
 from app.delivery.models import DONE_STATES, Attempt, AttemptItem
 
@@ -57,6 +57,8 @@ class ItemContent:
     bank_version_id: int
     kind: str
     stem: str
+    passage_title: str = ""
+    passage: str = ""  # HTML of the passage the item is asked about, "" when none
 
 
 def forget(engine) -> None:
@@ -90,14 +92,16 @@ def pool(db: Session, version_ids: Iterable[int]) -> list[PoolItem]:
         options.setdefault(item_id, []).append(option_id)
         labels.setdefault(item_id, {})[label] = option_id
     items = []
-    for i, v, c, lv, meta in db.execute(
-            select(Item.id, Item.bank_version_id, Item.construct, Item.level, Item.meta)
+    for i, v, c, lv, meta, passage in db.execute(
+            select(Item.id, Item.bank_version_id, Item.construct, Item.level, Item.meta,
+                   Item.passage)
             .where(Item.bank_version_id.in_(key))):
         order = meta or {}
         fixed = frozenset(labels.get(i, {})[label] for label in order.get("fixed") or ()
                           if label in labels.get(i, {}))
         items.append(PoolItem(i, v, c, lv, tuple(options.get(i, ())),
-                              shuffle=order.get("shuffle") is not False, fixed=fixed))
+                              shuffle=order.get("shuffle") is not False, fixed=fixed,
+                              passage=passage))
     if _all_frozen(db, key):
         with _lock:
             cache.pools[key] = items
@@ -115,11 +119,14 @@ def contents(db: Session, item_ids: Iterable[int]
     if missing:
         fresh: dict[int, ItemContent] = {}
         frozen_of: dict[int, bool] = {}
-        for item_id, version_id, kind, stem, frozen in db.execute(
-                select(Item.id, Item.bank_version_id, Item.kind, Item.stem, BankVersion.frozen)
+        for item_id, version_id, kind, stem, frozen, title, passage in db.execute(
+                select(Item.id, Item.bank_version_id, Item.kind, Item.stem, BankVersion.frozen,
+                       BankPassage.title, BankPassage.content)
                 .join(BankVersion, BankVersion.id == Item.bank_version_id)
+                .outerjoin(BankPassage, and_(BankPassage.bank_version_id == Item.bank_version_id,
+                                             BankPassage.code == Item.passage))
                 .where(Item.id.in_(missing))):
-            fresh[item_id] = ItemContent(version_id, kind.value, stem)
+            fresh[item_id] = ItemContent(version_id, kind.value, stem, title or "", passage or "")
             frozen_of[item_id] = frozen
         fresh_options: dict[int, dict[int, str]] = {i: {} for i in fresh}
         for item_id, option_id, content in db.execute(
@@ -157,7 +164,8 @@ def _form_media(db: Session, attempt: Attempt) -> dict[tuple[int, str], int]:
     items, options = contents(db, sections)
     shown: dict[tuple[int, str], int] = {}
     for item_id, section in sections.items():
-        html = items[item_id].stem + "".join(options[item_id].values())
+        html = (items[item_id].passage + items[item_id].stem
+                + "".join(options[item_id].values()))
         for name in media_names(html):
             where = (items[item_id].bank_version_id, name)
             shown[where] = min(section, shown.get(where, section))

@@ -51,6 +51,10 @@ class ItemRead(BaseModel):
     kind: str
     stem: str | None = Field(description="HTML; null while the item's section is not open")
     options: list[OptionRead]
+    passage: str | None = Field(default=None, description="HTML of the passage (story, table, "
+                                "case) the item is asked about, the same for each of its items; "
+                                "null when there is none or the section is not open")
+    passage_title: str | None = None
     response: Any = Field(default=None, description="the stored answer, as option `id`s of "
                                                     "this form")
     seq: int = 0

@@ -33,6 +33,8 @@ class ItemView:
     bank_version_id: int
     stem: str | None  # None while the section is not open yet
     options: list[OptionView]
+    passage: str | None = None  # HTML of the text it is asked about (None: none, or not open)
+    passage_title: str | None = None
     response: Any = None
     seq: int = 0
     flagged: bool = False
@@ -130,6 +132,8 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             item_id=entry.item_id, position=entry.position, section=entry.section,
             kind=item.kind, bank_version_id=item.bank_version_id if shown else 0,
             stem=item.stem if shown else None,
+            passage=item.passage if shown and item.passage else None,
+            passage_title=item.passage_title if shown and item.passage else None,
             # Real option ids follow the author's order: the taker sees places instead
             # (saving.shown_to_real turns them back into ids when an answer is saved).
             options=[OptionView(n, options[entry.item_id][o])

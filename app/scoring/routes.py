@@ -1,6 +1,8 @@
 """Admin pages for a session's results: the sortable results table, the audited rescore button,
 and the CSV / XLSX downloads. Sorting is done by the server (links in the column headers), so
-the page needs no script."""
+the page needs no script. The table is compact by default (name, job, unit, JPM, category,
+potensi, box, validity) with every column one link away, and its rows come in groups: people
+with a result first, then those without one yet, then the absent."""
 
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ def _sort_key(column: str):
             cell = row.constructs.get(column[2:])
             return None if cell is None else (cell.level or 0, cell.percent)
         return {"name": row.name.lower(), "nip": row.nip, "job": (row.job_group, row.grade),
+                "unit": row.unit.lower() or None,
                 "total": row.total, "jpm": row.jpm, "category": row.category or None,
                 "band": row.potensi_band or None, "box": row.nine_box}[column]
     return value
@@ -56,6 +59,25 @@ def _sorted(table: ResultsTable, query: ResultsQuery) -> list[ResultRow]:
     return present + missing
 
 
+# The results page shows its rows in these groups, in this order: people with a result, people
+# who came but have none yet (still working, or handed in and not scored), and the absent.
+RESULT_GROUPS = ("scored", "pending", "absent")
+
+
+def _group(row: ResultRow) -> str:
+    if row.scored:
+        return "scored"
+    return "absent" if row.status == "absent" else "pending"
+
+
+def _grouped(rows: list[ResultRow]) -> list[tuple[str, list[ResultRow]]]:
+    """The sorted rows split into RESULT_GROUPS (each keeps the sort), empty groups left out."""
+    groups: dict[str, list[ResultRow]] = {name: [] for name in RESULT_GROUPS}
+    for row in rows:
+        groups[_group(row)].append(row)
+    return [(name, members) for name, members in groups.items() if members]
+
+
 def _construct_label(code: str, lang: str) -> str:
     known = KNOWN_CONSTRUCTS.get(code)
     if known is None:
@@ -64,13 +86,16 @@ def _construct_label(code: str, lang: str) -> str:
 
 
 def _page(request: Request, db: Session, session: TestSession, query: ResultsQuery, *,
-          status_code: int = 200, error: str = "", notice: str = "") -> Response:
+          status_code: int = 200, error: str = "", notice: str = "",
+          all_columns: bool = False) -> Response:
     table = results_table(db, session)
     lang = request_language(request)
+    rows = _sorted(table, query)
     return render(
         request, "scoring/results.html", fragment="scoring/_results_table.html",
         status_code=status_code, session=session, table=table,
-        rows=_sorted(table, query), query=query, error=error, notice=notice,
+        rows=rows, groups=_grouped(rows), all_columns=all_columns,
+        query=query, error=error, notice=notice,
         construct_labels={c: _construct_label(c, lang) for c in table.constructs},
         scored=sum(1 for r in table.rows if r.scored), sort_columns=SORT_COLUMNS,
         number=_number,
@@ -116,14 +141,16 @@ def _rescore_notice(lang: str, rescored: int, changed: int, unchanged: int, new:
 def results_page(request: Request, code: str, db: DbSession, _user: AdminUser,
                  sort: str = "nip", dir: str = "asc", rescored: int | None = None,
                  changed: int | None = None, unchanged: int = 0, new: int = 0,
-                 fields: str = "") -> Response:
+                 fields: str = "", view: str = "") -> Response:
     session = _session_or_404(db, code)
     query = ResultsQuery.parse(sort, dir)
     notice = ""
     if rescored is not None and changed is not None:
         notice = _rescore_notice(request_language(request), rescored, changed, unchanged, new,
                                  fields[:500])
-    return _page(request, db, session, query, notice=notice)
+    # The compact view fits a 1024 px screen; ``view=all`` adds every construct and the total
+    # (the export has all of them and more).
+    return _page(request, db, session, query, notice=notice, all_columns=view == "all")
 
 
 @router.post("/{code}/results/rescore", include_in_schema=False)

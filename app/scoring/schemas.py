@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 # Fixed columns of the results table that can be sorted; a construct column is "c:<code>".
-SORT_COLUMNS = ("name", "nip", "job", "total", "jpm", "category", "band", "box")
+SORT_COLUMNS = ("name", "nip", "job", "unit", "total", "jpm", "category", "band", "box")
 _CONSTRUCT = re.compile(r"^c:[a-z0-9_.]{1,100}$")
 
 
@@ -29,6 +29,10 @@ class ResultsQuery:
         descending = not self.descending if column == self.sort else column in (
             "total", "jpm", "box") or column.startswith("c:")
         return f"?sort={column}&dir={'desc' if descending else 'asc'}"
+
+    def here(self) -> str:
+        """The query string of this order (to switch the view and keep the order)."""
+        return f"?sort={self.sort}&dir={'desc' if self.descending else 'asc'}"
 
     def aria(self, column: str) -> str:
         if column != self.sort:

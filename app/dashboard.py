@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.assembly.models import Blueprint
+from app.audit_text import audit_lines
 from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.auth.models import Role, User
 from app.bank.models import ItemBank
 from app.db import BigRowIdQuery, DbSession
 from app.sessions.models import Participant, TestSession
 from app.sessions.service import session_rows
-from app.web import render
+from app.web import render, request_language
 
 router = APIRouter()
 
@@ -37,7 +38,8 @@ def admin_dashboard(request: Request, db: DbSession, _user: AdminUser,
     }
     recent = db.scalars(select(audit.AuditEvent).order_by(audit.AuditEvent.id.desc()).limit(8))
     return render(request, "admin/dashboard.html", counts=counts, sessions=session_rows(db),
-                  recent=list(recent), system_alerts=_system_alerts(request, db, clock.now()))
+                  lines=audit_lines(db, recent, lang=request_language(request)),
+                  system_alerts=_system_alerts(request, db, clock.now()))
 
 
 def _system_alerts(request: Request, db: Session, now: datetime) -> list:
@@ -70,5 +72,6 @@ def audit_page(request: Request, db: DbSession, _user: AdminUser, before: BigRow
     events = list(db.scalars(query))
     result = audit.verify(db) if check else None
     older = events[-1].id if len(events) == AUDIT_PAGE_SIZE else None
-    return render(request, "admin/audit.html", fragment="admin/_audit_rows.html", events=events,
+    return render(request, "admin/audit.html", fragment="admin/_audit_rows.html",
+                  lines=audit_lines(db, events, lang=request_language(request)),
                   verify_result=result, older=older)

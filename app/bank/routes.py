@@ -177,5 +177,20 @@ FORMAT_DOC = paths.DOCS_DIR / "itembank-format.md"
 
 @router.get("/admin/help/itembank-format", include_in_schema=False)
 def format_help(request: Request, _user: AdminUser) -> Response:
-    """The format guide, for admins who only have the browser."""
-    return render(request, "bank/help.html", text=FORMAT_DOC.read_text(encoding="utf-8"))
+    """The format guide, for admins who only have the browser: docs/itembank-format.md as HTML,
+    in Indonesian from docs/itembank-format.id.md when that is the page's language (English
+    when there is no translation). The Markdown is ours, but the renderer still refuses raw
+    HTML (it is shown as text) and unsafe link targets (javascript:, data:)."""
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    from app.web import request_language
+
+    lang = request_language(request)
+    translated = FORMAT_DOC.with_name(f"itembank-format.{lang}.md")
+    source = translated if lang != "en" and translated.is_file() else FORMAT_DOC
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    # Safe: raw HTML in the Markdown is escaped by the renderer ("html": False).
+    html = Markup(renderer.render(source.read_text(encoding="utf-8")))  # noqa: S704
+    return render(request, "bank/help.html", html=html,
+                  doc_lang="en" if source == FORMAT_DOC else lang)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
+from contextvars import ContextVar
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
@@ -15,12 +15,15 @@ from zoneinfo import ZoneInfo
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import __version__, paths
+from app import __version__, formatting, paths
 from app.auth.security import constant_time_equal, keyed_digest, random_token
 from app.i18n import LANGUAGES, translate
+from app.problem_text import location_text
 
 # The checkout's frontend/ or, in an installed wheel, its packaged copy (app/paths.py).
 FRONTEND_DIR = paths.FRONTEND_DIR
@@ -101,13 +104,79 @@ templates.env.globals["app_version"] = __version__
 templates.env.globals["languages"] = LANGUAGES
 
 
+# The language of the page being rendered, for the filters: a macro imported from another
+# template (components/format.html) does not see the page's ``lang``, so template_context
+# also sets it here (a template renders in the request's own context).
+_render_lang: ContextVar[str] = ContextVar("render_lang", default="id")
+_zone: list[ZoneInfo] = [ZoneInfo(formatting.DEFAULT_TIMEZONE)]
+
+
+def _lang(context: Context) -> str:
+    lang = context.get("lang")
+    return lang if lang in LANGUAGES else _render_lang.get()
+
+
 def install_filters(timezone: str) -> None:
-    zone = ZoneInfo(timezone)
+    """Dates and times on the pages are in the agency's time zone (CACT_TIMEZONE)."""
+    _zone[0] = ZoneInfo(timezone)
 
-    def local(value: datetime | None, fmt: str = "%d-%m-%Y %H:%M") -> str:
-        return value.astimezone(zone).strftime(fmt) if value else ""
 
-    templates.env.filters["local"] = local
+# Numbers, percentages and dates as the page's language writes them (app/formatting.py):
+#   number(x), number(x, 2), percent(x)   "—" for None, in a table cell
+#   x|number                              "" for None and no thousands separator: a form
+#                                         field's value the server reads back ("2,5")
+#   t|local, t|local_date, t|local_time   "5 Des 2026 08.07", "5 Des 2026", "08.07"
+#   t|local("%H:%M:%S")                   a clock a script keeps ticking: its own fixed format
+
+
+@pass_context
+def _number_cell(context: Context, value: Any, places: int | None = None) -> str:
+    return "—" if value is None else formatting.format_decimal(value, _lang(context), places)
+
+
+@pass_context
+def _number_field(context: Context, value: Any, places: int | None = None) -> str:
+    if value is None:
+        return ""
+    return formatting.format_decimal(value, _lang(context), places, group=False)
+
+
+@pass_context
+def _percent(context: Context, value: Any, places: int | None = None) -> str:
+    return "—" if value is None else formatting.format_percent(value, _lang(context), places)
+
+
+@pass_context
+def _local(context: Context, value: datetime | None, fmt: str | None = None) -> str:
+    if not value:
+        return ""
+    if fmt is not None:
+        return value.astimezone(_zone[0]).strftime(fmt)
+    return formatting.format_datetime(value, _lang(context), _zone[0])
+
+
+@pass_context
+def _local_date(context: Context, value: date | None, style: str = "medium") -> str:
+    return formatting.format_date(value, _lang(context), _zone[0], style=style) if value else ""
+
+
+@pass_context
+def _local_time(context: Context, value: datetime | None, seconds: bool = False) -> str:
+    return (formatting.format_time(value, _lang(context), _zone[0], seconds=seconds)
+            if value else "")
+
+
+@pass_context
+def _kind(context: Context, value: Any) -> str:
+    """An item kind (single, weighted, multiple, likert) as staff call it."""
+    kind = str(getattr(value, "value", value) or "")
+    return translate(_lang(context), f"kind.{kind}") if kind else ""
+
+
+@pass_context
+def _where(context: Context, location: str | None, lang: str | None = None) -> str:
+    """Where a problem is ("row 2, column nip (A)") in the page's language (app/problem_text.py)."""
+    return location_text(location or "", lang or _lang(context))
 
 
 _MEDIA_SRC = re.compile(r'src="media/')
@@ -119,16 +188,16 @@ def _media(html: str, version_id: int, prefix: str = "/media/") -> str:
     return _MEDIA_SRC.sub(f'src="{prefix}{int(version_id)}/', html)
 
 
-def _number(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")  # 5.000 -> "5", 2.500 -> "2.5"
-    return str(value)
-
-
 templates.env.filters["media"] = _media
-templates.env.filters["number"] = _number
+templates.env.filters["number"] = _number_field
+templates.env.filters["percent"] = _percent
+templates.env.filters["local"] = _local
+templates.env.filters["local_date"] = _local_date
+templates.env.filters["local_time"] = _local_time
+templates.env.filters["kind"] = _kind
+templates.env.filters["where"] = _where
+templates.env.globals["number"] = _number_cell
+templates.env.globals["percent"] = _percent
 templates.env.filters["pair"] = lambda value: (value, value)
 templates.env.filters["construct_option"] = lambda row: (row[0], f"{row[0]} ({row[1]})")
 
@@ -139,6 +208,7 @@ def is_htmx(request: Request) -> bool:
 
 def template_context(request: Request, **context: Any) -> dict[str, Any]:
     lang = request_language(request)
+    _render_lang.set(lang)
     token = csrf_token(request)
 
     def t(key: str, **params: Any) -> str:

@@ -56,8 +56,7 @@ def to_xlsx(table: ProgrammeResults) -> bytes:
     sheet.title = "Hasil program"
     append_row(sheet, header(table))
     for row in table.rows:
-        append_row(sheet, [float(v) if isinstance(v, Decimal) else v
-                           for v in values(table, row)])
+        append_row(sheet, values(table, row))  # numbers with their display formats
     for cell in sheet["A"]:  # 18-digit NIPs as text: a number would be rounded
         cell.number_format = "@"
     buffer = io.BytesIO()

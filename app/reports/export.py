@@ -296,12 +296,6 @@ def response_rows(db: Session, session: TestSession) -> list[tuple[str, str, int
     return out
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value
-
-
 def to_xlsx(table: ResultsTable, responses: list[tuple[str, str, int, str, Decimal]]) -> bytes:
     """Sheet "Hasil": one row per participant; sheet "Jawaban": item-level responses."""
     from openpyxl import Workbook
@@ -311,14 +305,14 @@ def to_xlsx(table: ResultsTable, responses: list[tuple[str, str, int, str, Decim
     sheet.title = "Hasil"
     append_row(sheet, _header(table))
     for row in table.rows:
-        append_row(sheet, [_cell(v) for v in _values(table, row)])
+        append_row(sheet, _values(table, row))  # numbers with their display formats
     # NIPs are 18 digits: as numbers a spreadsheet would round them, so they stay text.
     for cell in sheet["A"]:
         cell.number_format = "@"
     answers = book.create_sheet("Jawaban")
     append_row(answers, ["nip", "item_code", "position", "response", "score"])
     for nip, code, position, response, score in responses:
-        append_row(answers, [nip, code, position, response or None, _cell(score)])
+        append_row(answers, [nip, code, position, response or None, score])
     sheet.freeze_panes = "C2"
     answers.freeze_panes = "A2"
     buffer = io.BytesIO()

@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from fpdf import FPDF
 
+from app import formatting
 from app.sessions.cards import core_font_text
 
 
@@ -117,12 +118,6 @@ LABELS: dict[str, dict[str, str]] = {
 }
 # Potensi bands are stored in Indonesian (the scoring convention); English shows both.
 BANDS_EN = {"Tinggi": "High", "Menengah": "Medium", "Rendah": "Low"}
-MONTHS = {
-    "id": ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-           "September", "Oktober", "November", "Desember"],
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"],
-}
 
 MARGIN = 15.0
 PAGE_W = 210.0
@@ -135,15 +130,17 @@ LEVELS = 5
 
 
 def format_date(value: date | datetime, lang: str) -> str:
-    return f"{value.day} {MONTHS[lang][value.month - 1]} {value.year}"
+    """The day as the language writes it in full ("5 Desember 2026", "December 5, 2026"), in
+    the time zone ``value`` carries (the caller's: the agency's)."""
+    zone = value.tzinfo if isinstance(value, datetime) else None
+    return formatting.format_date(value, lang, zone, style="long")
 
 
 def format_number(value: float | Decimal | None, lang: str, places: int = 2) -> str:
-    """2 decimals, with the decimal comma in Indonesian (87,50) and a point in English."""
+    """2 decimals as the language writes them (87,50 in Indonesian, 87.50 in English)."""
     if value is None:
         return "-"
-    text = f"{float(value):.{places}f}"
-    return text.replace(".", ",") if lang == "id" else text
+    return formatting.format_decimal(value, lang, places)
 
 
 class _ReportPDF(FPDF):
@@ -428,7 +425,7 @@ def individual_report_pdf(report: IndividualReport, lang: str = "id") -> bytes:
     pdf.use_font("", 10)
     pdf.text_cell(70, 7, words["jpm"])
     pdf.use_font("B", 10)
-    jpm = "-" if report.jpm is None else f"{format_number(report.jpm, lang)} %"
+    jpm = "-" if report.jpm is None else formatting.format_percent(report.jpm, lang, 2)
     pdf.text_cell(CONTENT_W - 70, 7, jpm, new_x="LMARGIN", new_y="NEXT")
     pdf.use_font("", 10)
     pdf.text_cell(70, 7, words["category"])

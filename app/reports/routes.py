@@ -166,7 +166,7 @@ def report_page(request: Request, code: str, nip: str, db: DbSession, user: Admi
                      target=f"participant:{nip}", now=clock.now(),
                      data={"session": session.code, "lang": lang})
     return render(request, "reports/individual.html", session=session,
-                  report=report, number=_number(lang), rating_key=_rating_key,
+                  report=report, rating_key=_rating_key,
                   decisions=_decision_forms(db, session, report))
 
 
@@ -187,7 +187,7 @@ def _decision_refused(request: Request, db: Session, session: TestSession, nip: 
     lang = request_language(request)
     report = _report_or_404(request, db, session, nip, lang)
     return render(request, "reports/individual.html", status_code=422, session=session,
-                  report=report, number=_number(lang), rating_key=_rating_key,
+                  report=report, rating_key=_rating_key,
                   decisions=_decision_forms(db, session, report, form=form,
                                             error=translate(lang, exc.key, **exc.params)))
 
@@ -236,15 +236,6 @@ def _enrol(db: Session, secret: str, actor: str, now: datetime) -> decisions.Enr
             grade=person.grade, position=person.position, unit=person.unit)],
             secret=secret, actor=actor, now=now)
     return enrol
-
-
-def _number(lang: str):
-    def number(value, places: int = 2) -> str:
-        if value is None:
-            return "—"
-        text = f"{float(value):.{places}f}"
-        return text.replace(".", ",") if lang == "id" else text
-    return number
 
 
 def _rating_key(performance: dict | None) -> str:

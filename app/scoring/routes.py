@@ -6,7 +6,6 @@ with a result first, then those without one yet, then the absent."""
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -98,15 +97,8 @@ def _page(request: Request, db: Session, session: TestSession, query: ResultsQue
         query=query, error=error, notice=notice,
         construct_labels={c: _construct_label(c, lang) for c in table.constructs},
         scored=sum(1 for r in table.rows if r.scored), sort_columns=SORT_COLUMNS,
-        number=_number,
         not_scoreable={r.nip: [validity_reason(x, lang) for x in r.validity.get("reasons", [])]
                        for r in table.rows if r.not_scoreable})
-
-
-def _number(value: Decimal | None) -> str:
-    if value is None:
-        return "—"
-    return format(value.normalize(), "f")
 
 
 def _rescore_query(summary: SessionScoring) -> str:

@@ -28,7 +28,7 @@ def test_upload_reports_every_problem_then_imports(admin, database):
     bad = upload(admin, "uji.zip", bank_zip(doc))
     assert bad.status_code == 422 and "<html" not in bad.text
     assert 'data-testid="problem-table"' in bad.text
-    assert "NUM-1" in bad.text and "EMO-1" in bad.text and "line " in bad.text
+    assert "NUM-1" in bad.text and "EMO-1" in bad.text and "baris " in bad.text  # "line"
     with database.transaction(write=False) as s:
         assert s.scalar(select(Item)) is None
     good = upload(admin, "uji.zip", bank_zip())
@@ -87,7 +87,7 @@ def test_key_correction_form(admin, database):
     assert "kunci tertukar" in done.text
     weights = admin.post(f"/admin/items/{emo}/key", data={
         "csrf_token": token, "weight_A": "4", "weight_B": "2,5", "reason": "panel"})
-    assert weights.status_code == 200 and "bobot 2.5" in weights.text
+    assert weights.status_code == 200 and "bobot 2,5" in weights.text
     with database.transaction(write=False) as s:
         assert s.scalar(select(BankVersion.key_revision)) == 2
 

@@ -148,9 +148,9 @@ def test_admin_page_csv_and_access(client, make_user, committed):
     assert '<tr class="flagged" data-code="NUM-1">' in html
     assert '<tr data-code="FIG-1">' in html  # p = .67, r undefined: nothing to flag
     num_row = html.split('data-code="NUM-1">')[1].split("</tr>")[0]
-    assert ">1.00<" in num_row and "pengecoh tidak dipilih" in num_row
+    assert ">1,00<" in num_row and "pengecoh tidak dipilih" in num_row
     fig_row = html.split('data-code="FIG-1">')[1].split("</tr>")[0]
-    assert ">0.67<" in fig_row
+    assert ">0,67<" in fig_row
     # Sorting by difficulty puts the hardest (lowest p) first; by code is the default.
     by_p = client.get(f"/admin/analysis/{version_id}?sort=p").text
     assert by_p.index('data-code="MUL-1"') < by_p.index('data-code="NUM-1"')

@@ -232,7 +232,7 @@ def test_pages_files_and_cli(programme, admin, database, settings, tmp_path):
                      files={"file": ("kinerja.csv", kinerja_csv(
                          RATED, "199901012020011999,2025,above\n"), "text/csv")})
     assert bad.status_code == 422 and "199901012020011999" in bad.text
-    assert f"row {len(RATED) + 2}, column nip" in bad.text
+    assert f"baris {len(RATED) + 2}, kolom nip" in bad.text  # "row N, column nip"
     no_csrf = admin.post(f"/admin/programmes/{CODE}/talent-map/kinerja",
                          files={"file": ("kinerja.csv", kinerja_csv(RATED), "text/csv")})
     assert no_csrf.status_code in (400, 403)

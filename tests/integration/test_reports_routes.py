@@ -85,7 +85,7 @@ def test_report_page_shows_the_scored_participant(admin, scored, database):
     assert re.search(r"Kerja sama</th>\s*<td[^>]*>3</td>\s*<td[^>]*>1</td>\s*<td[^>]*>-2<",
                      table)
     assert "<svg" in table  # the psychogram picture
-    assert 'data-testid="report-jpm">83,33 %' in html  # Indonesian decimal comma
+    assert 'data-testid="report-jpm">83,33%' in html  # Indonesian decimal comma
     assert 'data-testid="report-category">Cukup Optimal' in html
     assert "Integritas" in section(html, 'data-testid="strengths"')
     assert "Kerja sama" in section(html, 'data-testid="development"')
@@ -99,7 +99,7 @@ def test_report_page_shows_the_scored_participant(admin, scored, database):
 
     admin.cookies.set("cact_lang", "en")
     english = admin.get(f"/admin/sessions/S1/results/{one}").text
-    assert "Individual report: Peserta 1" in english and "83.33 %" in english
+    assert "Individual report: Peserta 1" in english and "83.33%" in english
     assert "Teamwork" in english and "Development priorities: Teamwork" in english
     admin.cookies.delete("cact_lang")
 
@@ -240,7 +240,8 @@ def test_talent_map_with_kinerja_upload(admin, scored, database):
                          files={"file": ("kinerja.csv", bad.encode(), "text/csv")})
     assert refused.status_code == 422
     problems = section(refused.text, 'data-testid="import-errors"') + refused.text
-    assert "row 2, column nip (A)" in problems and "row 3, column rating (C)" in problems
+    # located in the page's language: "row 2, column nip (A)" in Indonesian
+    assert "baris 2, kolom nip (A)" in problems and "baris 3, kolom rating (C)" in problems
     with database.transaction(write=False) as db:
         assert db.scalar(select(func.count()).select_from(PerformanceRating)) == 0
 
@@ -308,8 +309,8 @@ def test_standards_page_edit_defaults_and_import(admin, database):
     refused = admin.post("/admin/standards/import", data={"csrf_token": token},
                          files={"file": ("standar.csv", bad.encode(), "text/csv")})
     assert refused.status_code == 422
-    assert "row 2, column job_key (A)" in refused.text
-    assert "row 3, column required_level (C)" in refused.text
+    assert "baris 2, kolom job_key (A)" in refused.text  # "row 2, column ..." in Indonesian
+    assert "baris 3, kolom required_level (C)" in refused.text
     with database.transaction(write=False) as db:
         assert db.scalar(select(func.count()).select_from(JobStandard)) == 1  # nothing imported
 

@@ -106,7 +106,7 @@ def test_admin_sees_the_sortable_results_page(client, make_user, taken):
     assert csp_problems(page.text) == []
     assert "Hasil sesi S1" in page.text and "Hitung ulang" in page.text
     assert "2 dari 3 peserta sudah memiliki hasil" in page.text
-    assert "Cukup Optimal" in page.text and "83.33" in page.text
+    assert "Cukup Optimal" in page.text and "83,33" in page.text  # the decimal comma
     # The compact view leaves the constructs to "all columns" (construct names, not codes).
     assert "Integritas" not in page.text
     assert "Integritas" in client.get("/admin/sessions/S1/results?view=all").text

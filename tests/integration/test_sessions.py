@@ -260,7 +260,8 @@ def test_roster_upload_reports_every_problem_then_imports(admin, database):
                  .replace("Ahli Muda", "").encode())
     assert bad.status_code == 422 and "<html" not in bad.text
     assert 'data-testid="problem-table"' in bad.text
-    assert "row 2, column nip (A)" in bad.text and "row 3, column jenjang (D)" in bad.text
+    # "row 2, column nip (A)" as Indonesian says it
+    assert "baris 2, kolom nip (A)" in bad.text and "baris 3, kolom jenjang (D)" in bad.text
     assert "format kolom NIP sebagai teks" in bad.text  # Indonesian first
     with database.transaction(write=False) as db:
         assert db.scalar(select(func.count()).select_from(RosterEntry)) == 0

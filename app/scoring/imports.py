@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.bank.parsed import ImportFailed, Problem, problem
+from app.bank.parsed import ImportFailed, problem
 from app.exports import csv_bytes
 from app.scoring import engine
 from app.scoring.models import JobStandard, PerformanceRating
@@ -103,8 +103,12 @@ class _Table:
         return f"row {row}" + (f", column {column} ({_letter(self.columns[column])})"
                                if column else "")
 
-    def problem(self, row: int, column: str | None, message: str, who: str = "") -> None:
-        self.problems.append(Problem(self.source, self.where(row, column), who, message))
+    def problem(self, row: int, column: str | None, key: str, who: str = "",
+                **params: object) -> None:
+        """A problem at ``row`` / ``column``: the message ``problem.<key>``, in the reader's
+        language when shown."""
+        self.problems.append(problem(self.source, self.where(row, column), who, key=key,
+                                     **params))
 
 
 # -- job standards ------------------------------------------------------------------------------
@@ -137,27 +141,24 @@ def parse_standards(data: bytes, *, source: str) -> list[StandardRow]:
     for number, record in table.rows():
         key = _job_key(record["job_key"])
         if key is None:
-            table.problem(number, "job_key",
-                          f"unknown job {record['job_key']!r}: use {', '.join(JOB_GROUPS)} or "
-                          f"fungsional:<grade> with a grade of {', '.join(GRADES)}")
+            table.problem(number, "job_key", "standards_job_key", value=record["job_key"],
+                          groups=", ".join(JOB_GROUPS), grades=", ".join(GRADES))
         competency = record["competency"].lower().removeprefix("kompetensi.")
         if competency not in COMPETENCIES:
-            table.problem(number, "competency",
-                          f"unknown competency {record['competency']!r}; one of "
-                          f"{', '.join(COMPETENCIES)}")
+            table.problem(number, "competency", "standards_competency",
+                          value=record["competency"], competencies=", ".join(COMPETENCIES))
         level = record["required_level"]
         if not (level.isdigit() and 1 <= int(level) <= 5):
-            table.problem(number, "required_level",
-                          f"the required level must be a whole number 1 to 5, not {level!r}")
+            table.problem(number, "required_level", "standards_level", value=level)
         if key and competency in COMPETENCIES and level.isdigit() and 1 <= int(level) <= 5:
             if (key, competency) in seen:
-                table.problem(number, "competency", f"{key} / {competency} is already given "
-                              f"in row {seen[(key, competency)]}")
+                table.problem(number, "competency", "standards_duplicate", job=key,
+                              competency=competency, earlier=seen[(key, competency)])
             else:
                 seen[(key, competency)] = number
                 rows.append(StandardRow(key, competency, int(level)))
     if not rows and not table.problems:
-        table.problem(2, None, "the file has no rows")
+        table.problem(2, None, "import_no_rows")
     if table.problems:
         raise ImportFailed(table.problems)
     return rows
@@ -233,12 +234,11 @@ def parse_ratings(data: bytes, *, source: str) -> list[RatingRow]:
                                           key="roster_nip_scientific", value=nip))
             ok = False
         elif not (nip.isdigit() and len(nip) == 18):
-            table.problem(number, "nip", f"a NIP has 18 digits, not {record['nip']!r}", nip)
+            table.problem(number, "nip", "kinerja_nip", nip, value=record["nip"])
             ok = False
         period = record["period"]
         if not period or len(period) > 32:
-            table.problem(number, "period", "give the period (e.g. 2025), at most 32 "
-                          "characters", nip)
+            table.problem(number, "period", "kinerja_period", nip)
             ok = False
         text, score = record["rating"].strip(), None
         rating = RATING_WORDS.get(" ".join(text.lower().replace("_", " ").split())) \
@@ -249,21 +249,19 @@ def parse_ratings(data: bytes, *, source: str) -> list[RatingRow]:
             except InvalidOperation:
                 score = None
             if score is None or not score.is_finite() or not 0 <= score <= 100:
-                table.problem(number, "rating", f"{text!r} is not a rating: write below, "
-                              "as_expected, above (or di bawah / sesuai / di atas "
-                              "ekspektasi) or a score 0-100", nip)
+                table.problem(number, "rating", "kinerja_rating", nip, value=text)
                 ok = False
             else:
                 rating = engine.performance_from_score(score)
         if ok and (nip, period) in seen:
-            table.problem(number, "nip", f"NIP {nip} period {period} is already in row "
-                          f"{seen[(nip, period)]}", nip)
+            table.problem(number, "nip", "kinerja_duplicate", nip, nip=nip, period=period,
+                          earlier=seen[(nip, period)])
             ok = False
         if ok and rating is not None:  # a rating word, or one from the score
             seen[(nip, period)] = number
             rows.append(RatingRow(nip, period, rating, score))
     if not rows and not table.problems:
-        table.problem(2, None, "the file has no rows")
+        table.problem(2, None, "import_no_rows")
     if table.problems:
         raise ImportFailed(table.problems)
     return rows
@@ -282,8 +280,8 @@ def import_ratings(db: Session, *, rows: list[RatingRow], source: str, actor: st
             Participant.nip.in_(nips[start:start + 500]))).all())
     unknown = [r for r in rows if r.nip not in people]
     if unknown:
-        raise ImportFailed([Problem(source, "", r.nip, f"no participant with NIP {r.nip}; "
-                                    "import the roster first") for r in unknown])
+        raise ImportFailed([problem(source, "", r.nip, key="kinerja_unknown_nip", nip=r.nip)
+                            for r in unknown])
     existing = {(p.participant_id, p.period): p for p in db.scalars(
         select(PerformanceRating).where(PerformanceRating.participant_id.in_(
             list(people.values()))))} if people else {}

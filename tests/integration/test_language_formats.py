@@ -1,7 +1,8 @@
 """The staff pages, the report PDF and the XLSX export in the chosen language: the same JPM is
 "83,33" in Indonesian and "83.33" in English on the results table, the report page and the PDF;
 the XLSX holds numbers with a display format; a refused roster says where in Indonesian
-("baris 3, kolom nip (A)"); item kinds are named, not coded, on the bank pages."""
+("baris 3, kolom nip (A)"), and so does a refused job standards file, with its messages; item
+kinds are named, not coded, on the bank pages."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from tests.conftest import log_in_admin
+from tests.conftest import csrf_from, log_in_admin
 from tests.factories import bank_zip
 from tests.integration.test_bank_routes import upload as bank_upload
 from tests.integration.test_results_routes import api_take
@@ -120,3 +121,28 @@ def test_item_kinds_are_named_on_the_bank_pages(admin):
     items = admin.get("/admin/banks/UJI-POT/v/1").text
     rows = items[items.index("<tbody"):]
     assert "<td>single choice</td>" in rows and "<td>weighted options</td>" in rows
+
+
+def test_a_refused_job_standards_file_is_explained_in_the_language_of_the_page(admin):
+    bad = ("job_key,competency,required_level\n"
+           "direktur,integritas,3\n"
+           "administrator,integritas,2\n"
+           "administrator,integritas,3\n")
+
+    def send():
+        token = csrf_from(admin.get("/admin/standards").text)
+        return admin.post("/admin/standards/import", data={"csrf_token": token},
+                          files={"file": ("standar.csv", bad.encode(), "text/csv")})
+
+    refused = send()
+    assert refused.status_code == 422
+    assert "baris 2, kolom job_key (A)" in refused.text
+    assert "jabatan &#39;direktur&#39; tidak dikenal" in refused.text
+    assert "sudah tercantum di baris 3" in refused.text
+    assert "unknown job" not in refused.text and "already given" not in refused.text
+
+    admin.cookies.set("cact_lang", "en")
+    refused = send()
+    assert "row 2, column job_key (A)" in refused.text
+    assert "unknown job &#39;direktur&#39;" in refused.text
+    assert "already given in row 3" in refused.text

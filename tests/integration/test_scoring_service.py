@@ -464,7 +464,8 @@ def test_command_line_standards_rescore_export_and_kinerja(database, clock, tmp_
     for where in ("row 3, column job_key (A)", "row 4, column competency (B)",
                   "row 4, column required_level (C)", "row 5, column competency (B)"):
         assert where in refused.stderr, (where, refused.stderr)
-    assert "row 2," not in refused.stderr and "already given in row 2" in refused.stderr
+    # the message in the server's language (Indonesian), as for a roster's problems
+    assert "row 2," not in refused.stderr and "sudah tercantum di baris 2" in refused.stderr
     good = tmp_path / "standar.csv"
     good.write_text("job_key;competency;required_level\nadministrator;kerjasama;1\n"
                     "fungsional:ahli muda;integritas;4\n")

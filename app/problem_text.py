@@ -4,8 +4,9 @@
 the readers (and the command line, which prints the English) keep one plain string.
 
 A location is a list of parts joined by ", "; each part is a known word and its value
-(``line``, ``row``, ``column``, ``sheet``). A location that is anything else (the path of an
-element in a QTI file, "/assessmentItem/itemBody/...") is shown as it is.
+(``line``, ``row``, ``column``, ``sheet``, and a blueprint's ``section``). A location that is
+anything else (the path of an element in a QTI file, "/assessmentItem/itemBody/...") is shown
+as it is.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 
 from app.i18n import translate
 
-_PART = re.compile(r"(line|row|column|sheet) (\S.*)")
+_PART = re.compile(r"(line|row|column|sheet|section) (\S.*)")
 
 
 def location_text(location: str, lang: str) -> str:

@@ -78,6 +78,7 @@ def test_an_unknown_language_is_indonesian():
     ("line 3, column 7", "baris 3, kolom 7", "line 3, column 7"),
     ("row 1, column E", "baris 1, kolom E", "row 1, column E"),
     ("sheet Data, row 4", "lembar Data, baris 4", "sheet Data, row 4"),
+    ("section 2", "bagian 2", "section 2"),  # a blueprint's section without a line
     # anything else is shown as it is: a QTI element path, a half-known location, nothing
     ("/assessmentItem/itemBody", "/assessmentItem/itemBody", "/assessmentItem/itemBody"),
     ("row 2, cell B", "row 2, cell B", "row 2, cell B"),

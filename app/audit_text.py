@@ -12,6 +12,7 @@ kind of name on the page, never one per row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -247,6 +248,24 @@ def sentence(lang: str, event: AuditEvent, names: Names) -> str:
     if not reason and event.action not in _VARIANTS and isinstance(data.get("reason"), str):
         reason = data["reason"].strip()  # a reason kept in the data (a calibration's)
     return f"{text}: {reason}" if reason else text
+
+
+# What ``audit.verify`` says of a broken chain (in English, for the command line), read back
+# as data so the audit page says it in the reader's language.
+_PROBLEMS = (
+    ("missing", re.compile(r"row (?P<first>\d+) to (?P<last>\d+) missing before row (?P<row>\d+)")),
+    ("unlinked", re.compile(r"row (?P<row>\d+) does not link to row (?P<before>\d+) .*")),
+    ("altered", re.compile(r"row (?P<row>\d+) was altered .*")),
+)
+
+
+def verify_problem(lang: str, problem: str) -> str:
+    """A broken chain's problem in ``lang``; one not recognised as written."""
+    for key, pattern in _PROBLEMS:
+        match = pattern.fullmatch(problem)
+        if match:
+            return _t(lang, "problem_" + key, **match.groupdict())
+    return problem
 
 
 def audit_lines(db: Session, events: Iterable[AuditEvent], *, lang: str) -> list[AuditLine]:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.assembly.models import Blueprint
-from app.audit_text import audit_lines
+from app.audit_text import audit_lines, verify_problem
 from app.auth.deps import AdminUser, ClockDep, StaffUser
 from app.auth.models import Role, User
 from app.bank.models import ItemBank
@@ -72,6 +72,8 @@ def audit_page(request: Request, db: DbSession, _user: AdminUser, before: BigRow
     events = list(db.scalars(query))
     result = audit.verify(db) if check else None
     older = events[-1].id if len(events) == AUDIT_PAGE_SIZE else None
+    lang = request_language(request)
+    problem = verify_problem(lang, result.problem) if result and not result.ok else ""
     return render(request, "admin/audit.html", fragment="admin/_audit_rows.html",
-                  lines=audit_lines(db, events, lang=request_language(request)),
-                  verify_result=result, older=older)
+                  lines=audit_lines(db, events, lang=lang), verify_result=result,
+                  verify_problem=problem, older=older)

@@ -87,3 +87,16 @@ def test_names_are_looked_up_per_page_not_per_row(admin, app, database, settings
     more(2, 40)
     many = page_queries()  # a full page of 50 of them: 150 references
     assert many <= few < 15
+
+
+def test_a_broken_chain_is_explained_in_the_readers_language(admin, database, clock):
+    from tests.integration.test_audit import tamper, write_events
+
+    write_events(database, clock)
+    tamper(database, "UPDATE audit_events SET reason = 'nothing happened' WHERE id = 3")
+    page = html.unescape(admin.get("/admin/audit?check=1").text)
+    assert "Log TIDAK utuh mulai baris 3: baris 3 telah diubah (isinya tidak cocok" in page
+    assert "was altered" not in page
+    admin.cookies.set("cact_lang", "en")
+    page = html.unescape(admin.get("/admin/audit?check=1").text)
+    assert "row 3 was altered (its content does not match its hash)" in page

@@ -12,7 +12,9 @@ import re
 import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
+from sqlalchemy import select
 
+from app.bank.models import BankVersion
 from tests.conftest import csrf_from, log_in_admin
 from tests.factories import bank_zip
 from tests.integration.test_bank_routes import upload as bank_upload
@@ -146,3 +148,13 @@ def test_a_refused_job_standards_file_is_explained_in_the_language_of_the_page(a
     assert "row 2, column job_key (A)" in refused.text
     assert "unknown job &#39;direktur&#39;" in refused.text
     assert "already given in row 3" in refused.text
+
+
+def test_the_item_analysis_legend_writes_its_thresholds_as_the_language_does(admin, database):
+    assert bank_upload(admin, "uji.zip", bank_zip()).status_code == 200
+    with database.transaction(write=False) as db:
+        version = db.scalar(select(BankVersion.id))
+    legend = admin.get(f"/admin/analysis/{version}").text
+    assert "p &gt; 0,95, p &lt; 0,1" in legend
+    admin.cookies.set("cact_lang", "en")
+    assert "p &gt; 0.95, p &lt; 0.1" in admin.get(f"/admin/analysis/{version}").text

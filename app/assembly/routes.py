@@ -24,7 +24,7 @@ from app.assembly.service import (
 )
 from app.auth.deps import AdminUser, ClockDep
 from app.bank.constructs import KNOWN_CONSTRUCTS
-from app.bank.parsed import ImportFailed, Problem
+from app.bank.parsed import ImportFailed, Problem, problem
 from app.db import DbSession
 from app.uploads import read_isolated
 from app.web import redirect, render
@@ -57,7 +57,7 @@ def blueprints_upload(request: Request, db: DbSession, clock: ClockDep, user: Ad
     try:
         text = data.decode("utf-8-sig")
         if len(data) > MAX_BLUEPRINT_BYTES:
-            raise ImportFailed([Problem(name, "", "", "a blueprint file is at most 1 MB")])
+            raise ImportFailed([problem(name, "", "", key="blueprint_too_large", limit_mb=1)])
         spec, problems = read_isolated("blueprint", text, source=name)
         if problems or spec is None:
             raise ImportFailed(problems)
@@ -65,7 +65,7 @@ def blueprints_upload(request: Request, db: DbSession, clock: ClockDep, user: Ad
                                    now=clock.now())
     except UnicodeDecodeError:
         return _list_page(request, db, status_code=422,
-                          problems=[Problem(name, "", "", "not UTF-8 text")])
+                          problems=[problem(name, "", "", key="blueprint_not_utf8")])
     except ImportFailed as exc:
         return _list_page(request, db, status_code=422, problems=exc.problems)
     return _list_page(request, db, saved=blueprint.code)

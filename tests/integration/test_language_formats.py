@@ -158,3 +158,16 @@ def test_the_item_analysis_legend_writes_its_thresholds_as_the_language_does(adm
     assert "p &gt; 0,95, p &lt; 0,1" in legend
     admin.cookies.set("cact_lang", "en")
     assert "p &gt; 0.95, p &lt; 0.1" in admin.get(f"/admin/analysis/{version}").text
+
+
+def test_a_blueprint_that_is_not_text_is_refused_in_the_language_of_the_page(admin):
+    def send():
+        token = csrf_from(admin.get("/admin/blueprints").text)
+        return admin.post("/admin/blueprints/upload", data={"csrf_token": token},
+                          files={"file": ("kisi.yaml", b"\xff\xfe\x00bad", "text/yaml")})
+
+    refused = send()
+    assert refused.status_code == 422 and "berkas kisi-kisi bukan teks UTF-8" in refused.text
+    admin.cookies.set("cact_lang", "en")
+    refused = send()
+    assert refused.status_code == 422 and "not UTF-8 text" in refused.text

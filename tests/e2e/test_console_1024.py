@@ -126,6 +126,12 @@ def test_console_fits_1024_shows_attention_and_opens_the_panel_in_view(
     page.get_by_test_id("attention-filter").click()
     expect(calm).to_be_hidden()
     expect(saves).to_be_visible()
+    # "select all" while filtered takes the rows on screen, not the hidden ones
+    select_all = page.get_by_label("Pilih semua")
+    select_all.check()
+    expect(page.get_by_test_id("bulk-form").locator("[data-selected-count]")).to_have_text("3")
+    select_all.uncheck()
+    expect(page.get_by_test_id("bulk-form").locator("[data-selected-count]")).to_have_text("0")
     page.get_by_test_id("attention-filter").click()
     expect(calm).to_be_visible()
 

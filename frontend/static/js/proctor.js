@@ -67,7 +67,9 @@
       if (box.checked) selected[box.value] = true; else delete selected[box.value];
       countSelected();
     } else if (box.hasAttribute && box.hasAttribute("data-select-all")) {
-      live.querySelectorAll('input[name="entry"]').forEach(function (b) {
+      // only the rows on screen: with "needing attention only", not the hidden ones
+      var only = live.classList.contains("only-attention") ? "tr.needs-attention " : "";
+      live.querySelectorAll(only + 'input[name="entry"]').forEach(function (b) {
         b.checked = box.checked;
         if (box.checked) selected[b.value] = true; else delete selected[b.value];
       });

@@ -171,3 +171,12 @@ def test_a_blueprint_that_is_not_text_is_refused_in_the_language_of_the_page(adm
     admin.cookies.set("cact_lang", "en")
     refused = send()
     assert refused.status_code == 422 and "not UTF-8 text" in refused.text
+
+
+def test_dates_and_times_on_a_session_page_in_the_language_of_the_page(planner):
+    assert create_via_form(planner, proctors=[]).status_code == 303  # 08:00-12:00 WIB
+    page = planner.get("/admin/sessions/WEB-1").text
+    assert "1 Des 2026 08.00" in page and "1 Des 2026 12.00" in page
+    planner.cookies.set("cact_lang", "en")
+    page = planner.get("/admin/sessions/WEB-1").text
+    assert "Dec 1, 2026, 08:00" in page and "Dec 1, 2026, 12:00" in page

@@ -228,12 +228,17 @@ def _parse_item(reader: _Reader, node: Any, index: int) -> ParsedItem | None:
     item_scoring = node.get("scoring")
     if item_scoring is not None:
         if isinstance(item_scoring, dict):
-            reader.check_fields(item_scoring, {"min", "max", "exact"}, line, code,
+            reader.check_fields(item_scoring, {"min", "max", "exact", "min_choices",
+                                               "max_choices"}, line, code,
                                 Phrase(key="in_item_scoring"))
             for bound in ("min", "max"):
                 value = reader.number(item_scoring.get(bound), line, code, f"scoring.{bound}")
                 if value is not None:
                     scoring[bound] = float(value)
+            for bound in ("min_choices", "max_choices"):  # options a taker may tick (QTI's)
+                count = reader.integer(item_scoring.get(bound), line, code, f"scoring.{bound}")
+                if count is not None and count > 0:
+                    scoring[bound] = count
             exact = item_scoring.get("exact", False)
             if not isinstance(exact, bool):
                 reader.problem(line, code, key="field_not_boolean", field="scoring.exact",

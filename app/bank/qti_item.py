@@ -354,6 +354,11 @@ class ItemReader:
                 # QTI match_correct: the response scores only when it is exactly the correct
                 # set; ticking every choice earns nothing.
                 scoring = {"min": 0.0, "max": float(len(keys)), "exact": True}
+        if multiple:  # how many choices a taker may tick, enforced on save (0: any number)
+            for bound, attribute in (("min_choices", "minChoices"), ("max_choices", "maxChoices")):
+                raw = (interaction.get(attribute) or "").strip()
+                if raw.isdigit() and int(raw) > 0:
+                    scoring[bound] = int(raw)
         # The author's option order: shuffle="false" keeps it; fixed="true" choices keep their
         # place while the others are shuffled (form assembly, app/assembly/forms.py).
         meta: dict[str, object] = {}

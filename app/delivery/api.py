@@ -54,7 +54,9 @@ def status_of(db: Session, attempt: Attempt, now: datetime) -> AttemptStatus:
     section = db.get(AttemptSection, (attempt.id, attempt.current_section))
     return AttemptStatus(state=attempt.state.value, current_section=attempt.current_section,
                          remaining_s=timing.remaining_seconds(attempt, section, now),
-                         server_time=now)
+                         server_time=now,
+                         test_remaining_s=timing.remaining_seconds(attempt, None, now)
+                         if attempt.deadline_at else None)
 
 
 HEARTBEAT_S = 20

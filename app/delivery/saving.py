@@ -56,7 +56,30 @@ class SaveResult:
     attempt_id: int | None = None
 
 
-def _validate_response(kind: ItemKind, option_order: list[int], response: Any) -> Any:
+def choice_bounds(scoring: dict[str, Any] | None) -> tuple[int | None, int | None]:
+    """(min, max) options a multiple-response item lets the taker choose, from the item's
+    scoring data (``min_choices`` / ``max_choices``; QTI minChoices / maxChoices). These are
+    counts of options, not the score bounds ``min`` / ``max`` beside them. A missing,
+    non-positive or non-integer value means no bound (QTI's maxChoices="0": any number)."""
+    def bound(name: str) -> int | None:
+        value = (scoring or {}).get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+            return None
+        return int(value) if float(value).is_integer() else None
+    low, high = bound("min_choices"), bound("max_choices")
+    if low is not None and high is not None and low > high:
+        low = high
+    return low, high
+
+
+def _validate_response(kind: ItemKind, option_order: list[int], response: Any,
+                       scoring: dict[str, Any] | None = None) -> Any:
+    """The answer as stored, or a 422. A multiple-response item's ``max_choices`` is enforced
+    here: more options than that is refused, never stored. Its ``min_choices`` is not: while
+    answering, a taker ticks one option after the other and each tick is saved, so fewer is a
+    state on the way to the answer (the page shows "choose 2", and the summary before hand-in
+    counts the item as not yet answered, ``views.ItemView.answered``). Scoring reads whatever
+    was stored. ``scoring`` comes with the item row the save already reads: no extra query."""
     if response is None:
         return None
     allowed = set(option_order)
@@ -67,6 +90,11 @@ def _validate_response(kind: ItemKind, option_order: list[int], response: Any) -
             raise TakerError(422, "taker.error_response",
                              "a multiple-response answer is a list of distinct option ids of "
                              "this item")
+        _, most = choice_bounds(scoring)
+        if most is not None and len(response) > most:
+            raise TakerError(422, "takerscreen.error_max_choices",
+                             f"this item accepts at most {most} chosen options "
+                             f"({len(response)} were sent)")
         return sorted(response, key=option_order.index) or None
     if isinstance(response, bool) or not isinstance(response, int) or response not in allowed:
         raise TakerError(422, "taker.error_response",
@@ -110,7 +138,7 @@ _BY_TOKEN = aliased(Attempt, name="by_token")
 _SAVE_CONTEXT = (
     select(Attempt.id, Attempt.state, Attempt.current_section, Attempt.deadline_at,
            Attempt.paused_at, AttemptSection.deadline_at.label("section_deadline"),
-           AttemptItem.section, AttemptItem.option_order, Item.kind)
+           AttemptItem.section, AttemptItem.option_order, Item.kind, Item.scoring)
     .select_from(Attempt)
     .join(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
           & (AttemptSection.section == Attempt.current_section))
@@ -178,7 +206,7 @@ def save_with_token(db: Session, *, token: str, secret: str, item_id: int, respo
                            flagged=flagged, workstation=workstation, grace_s=grace_s, now=now,
                            shown=True)
     value = _validate_response(ItemKind(row.kind), row.option_order,
-                               shown_to_real(row.option_order, response))
+                               shown_to_real(row.option_order, response), row.scoring)
     params = {"a": row.id, "i": item_id, "r": value, "s": seq, "f": bool(flagged), "t": now,
               "w": workstation}
     stored = conn.execute(_upsert_statement(conn.dialect.name), params).scalar()
@@ -222,16 +250,17 @@ def save_answer(db: Session, *, attempt: Attempt, item_id: int, response: Any, s
     ``response`` holds real option ids, or with ``shown`` the places the taker saw
     (``shown_to_real``), as every taker request sends them."""
     _check_seq(seq)
-    row = db.execute(select(AttemptItem.section, AttemptItem.option_order, Item.kind)
+    row = db.execute(select(AttemptItem.section, AttemptItem.option_order, Item.kind,
+                            Item.scoring)
                      .join(Item, Item.id == AttemptItem.item_id)
                      .where(AttemptItem.attempt_id == attempt.id,
                             AttemptItem.item_id == item_id)).first()
     if row is None:
         raise TakerError(404, "taker.error_item", "this item is not in your form")
-    section_index, option_order, kind = row
+    section_index, option_order, kind, scoring = row
     if shown:
         response = shown_to_real(option_order, response)
-    value = _validate_response(kind, option_order, response)
+    value = _validate_response(kind, option_order, response, scoring)
     refresh(db, attempt=attempt, now=now)
     _require_save_window(db, attempt, section_index, grace_s, now)
     insert = _upsert(db)

@@ -59,6 +59,12 @@ class ItemRead(BaseModel):
                                                     "this form")
     seq: int = 0
     flagged: bool = False
+    min_choices: int | None = Field(default=None, description="multiple: the fewest options "
+                                    "that make an answer (fewer is saved but counts as not yet "
+                                    "answered)")
+    max_choices: int | None = Field(default=None, description="multiple: the most options that "
+                                    "may be chosen; more is refused with 422 "
+                                    "`takerscreen.error_max_choices`")
 
 
 class SectionRead(BaseModel):
@@ -79,6 +85,8 @@ class AttemptRead(BaseModel):
     last_seq: int
     sections: list[SectionRead]
     items: list[ItemRead]
+    test_remaining_s: int | None = Field(default=None, description="the whole test's seconds "
+                                         "left, when the test has its own limit")
 
 
 class AttemptStatus(BaseModel):
@@ -86,6 +94,8 @@ class AttemptStatus(BaseModel):
     current_section: int
     remaining_s: int | None
     server_time: datetime
+    test_remaining_s: int | None = Field(default=None, description="the whole test's seconds "
+                                         "left, when the test has its own limit")
 
 
 def _fields(model: type[BaseModel], **nested: Any) -> dict[str, Any]:

@@ -7,17 +7,20 @@ the API; without JavaScript the item form posts back and is saved the same way.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import random
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
 from app.auth.deps import ClockDep, OptionalStaff
 from app.bank.media import media_response
-from app.db import DbSession, RowId
-from app.delivery import attempts, content, login_flow, saving, timing
+from app.db import DbSession, RowId, in_transaction
+from app.delivery import attempts, content, login_flow, saving, timing, watch
 from app.delivery.api import client_addr, json_response, save_work, status_response
 from app.delivery.deps import (
     SEAT_COOKIE,
@@ -112,6 +115,8 @@ def _item_page(request: Request, db: Session, attempt, position: int, now) -> Re
         request, "taker/item.html", view=view, item=item,
         section=view.sections[item.section], open_positions=open_positions,
         has_next_section=view.current_section + 1 < len(view.sections),
+        # the current section's place among the sections ("bagian 2 dari 3")
+        section_number=view.current_section + 1, section_count=len(view.sections),
     )
 
 
@@ -158,6 +163,40 @@ async def exam_save(request: Request, item_id: RowId, body: AnswerUpdate,
 async def exam_status(request: Request, clock: ClockDep) -> JSONResponse:
     return await status_response(request, lambda db: cookie_lookup_json(request, db),
                                  clock.now(), request.cookies.get(TAKER_COOKIE, ""))
+
+
+@router.get("/ujian/peristiwa", include_in_schema=False)
+async def exam_events(request: Request, clock: ClockDep) -> Response:
+    """Server-sent events for the taker's page: ``status`` (as ``/ujian/status`` answers)
+    now and whenever the attempt's state, section or deadlines change: a pause shows within
+    about a second (``app.delivery.watch``). Ends after a few minutes; the page reconnects."""
+    def first(db: Session) -> tuple[int, int, watch.Mark, dict[str, Any]]:
+        # without a valid cookie this is a page like the others: off to the login (the
+        # browser's EventSource then gives up, and the page's poll takes the taker there)
+        attempt = cookie_attempt(request, db)
+        mark, payload = watch.state_of(db, attempt.id, clock.now())
+        return attempt.id, attempt.session_id, mark, payload
+    attempt_id, session_id, mark, payload = await in_transaction(request, first, write=False)
+    watcher = watch.watch_of(request.app)
+
+    async def events():
+        queue = watcher.subscribe(attempt_id, session_id, mark)
+        try:
+            # a room's pages reconnect spread over a second, not all in the same instant
+            yield f"retry: {1000 + random.randrange(1000)}\n\n"  # noqa: S311 - jitter
+            yield watch.sse(payload)
+            ends = time.monotonic() + watch.STREAM_MAX_S
+            while (left := ends - time.monotonic()) > 0:
+                try:
+                    yield watch.sse(await asyncio.wait_for(
+                        queue.get(), min(watch.KEEPALIVE_S, left)))
+                except TimeoutError:
+                    yield ": -\n\n"
+        finally:
+            watcher.unsubscribe(attempt_id, queue)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"X-Accel-Buffering": "no"})
 
 
 @router.post("/ujian/bagian-berikut", include_in_schema=False)

@@ -1,5 +1,9 @@
 """What a test taker may see of their attempt: the form without keys, weights or parameters,
-their stored answers, and the time the server says is left."""
+their stored answers, and the time the server says is left.
+
+Also what the page's submit and next-section dialogs count (:meth:`AttemptView.summary`): the
+same answers and flags the hand-in stores, over every section, so the numbers a taker reads
+before handing in are the server's."""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.assembly.models import Blueprint
+from app.bank.models import Item
 from app.delivery import content
 from app.delivery.models import Answer, Attempt, AttemptItem, AttemptSection
-from app.delivery.saving import real_to_shown
+from app.delivery.saving import choice_bounds, real_to_shown
 from app.delivery.timing import refresh, remaining_seconds
 from app.sessions.models import Participant, RosterEntry, TestSession
 
@@ -38,10 +43,21 @@ class ItemView:
     response: Any = None
     seq: int = 0
     flagged: bool = False
+    # A multiple-response item's bounds on how many options are chosen (QTI minChoices and
+    # maxChoices; see ``choice_bounds``); None when the item sets none.
+    min_choices: int | None = None
+    max_choices: int | None = None
 
     @property
     def answered(self) -> bool:
-        return self.response not in (None, [])
+        """Answered: an option chosen, and for a multiple-response item with a minimum, at
+        least that many (fewer is kept as the taker's work in progress, but it is not yet an
+        answer, so the summary before hand-in lists it as unanswered)."""
+        if self.response in (None, []):
+            return False
+        if self.min_choices and isinstance(self.response, list):
+            return len(self.response) >= self.min_choices
+        return True
 
 
 @dataclass
@@ -69,12 +85,21 @@ class AttemptView:
     last_seq: int
     sections: list[SectionView] = field(default_factory=list)
     items: list[ItemView] = field(default_factory=list)
+    test_remaining_s: int | None = None  # the whole test's time left, when it has a limit
 
     @property
     def counts(self) -> dict[str, int]:
         return {"total": len(self.items),
                 "answered": sum(1 for i in self.items if i.answered),
                 "flagged": sum(1 for i in self.items if i.flagged)}
+
+    def summary(self, section: int | None = None) -> dict[str, list[int]]:
+        """The positions still unanswered and flagged: of the whole test (before hand-in,
+        where a closed section's answers count as much as the open one's) or of one section
+        (before leaving it)."""
+        items = [i for i in self.items if section is None or i.section == section]
+        return {"unanswered": [i.position for i in items if not i.answered],
+                "flagged": [i.position for i in items if i.flagged]}
 
 
 def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
@@ -105,7 +130,8 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
         session_name=session.name, participant_name=person.name, nip=person.nip,
         current_section=attempt.current_section,
         remaining_s=remaining_seconds(attempt, current, now), server_time=now,
-        last_seq=attempt.last_seq)
+        last_seq=attempt.last_seq,
+        test_remaining_s=remaining_seconds(attempt, None, now) if attempt.deadline_at else None)
     for index, spec in enumerate(spec_sections):
         state = section_state(attempt, index, spec)
         row = sections.get(index)
@@ -121,6 +147,9 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
                          .order_by(AttemptItem.position)).all()
     visible = {e.item_id for e in entries if view.sections[e.section].state != "pending"}
     items, options = content.contents(db, (e.item_id for e in entries))
+    multiple = [i for i, c in items.items() if c.kind == "multiple"]
+    bounds = {item_id: choice_bounds(scoring) for item_id, scoring in db.execute(
+        select(Item.id, Item.scoring).where(Item.id.in_(multiple)))} if multiple else {}
     answers = {a.item_id: a for a in db.execute(
         select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)
         .where(Answer.attempt_id == attempt.id))}
@@ -140,5 +169,7 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
                      for n, o in enumerate(entry.option_order, 1)] if shown else [],
             response=real_to_shown(entry.option_order, answer.response) if answer else None,
             seq=answer.seq if answer else 0,
-            flagged=answer.flagged if answer else False))
+            flagged=answer.flagged if answer else False,
+            min_choices=bounds.get(entry.item_id, (None, None))[0],
+            max_choices=bounds.get(entry.item_id, (None, None))[1]))
     return view

@@ -209,6 +209,9 @@ def world(app, database, settings, clock, make_user, monkeypatch):
     # The console's event stream ends by itself after this long (normally minutes).
     monkeypatch.setattr(proctor_routes, "STREAM_MAX_S", 0.2)
     monkeypatch.setattr(proctor_routes, "STREAM_TICK_S", 0.05)
+    # So does the taker page's stream (pause pushed to the page).
+    from app.delivery import watch
+    monkeypatch.setattr(watch, "STREAM_MAX_S", 0.2)
     w = World(app, database)
     passwords = {"admin": make_user("admin"), "proctor_x": make_user("pak.budi", "proctor"),
                  "proctor_y": make_user("bu.sri", "proctor")}

@@ -270,7 +270,7 @@ def test_keys_weights_and_parameters_never_reach_taker_pages(app, database, sett
     status = taker.get("/ujian/status")
     seen["status"] = status.text
     assert json_keys(status.json()) == {"state", "current_section", "remaining_s",
-                                        "server_time"}
+                                        "server_time", "test_remaining_s"}
     item_id = int(started.text.split('data-item="')[1].split('"')[0])
     saved = taker.put(f"/ujian/jawaban/{item_id}", json={"response": None, "seq": 1},
                       headers={"X-CSRF-Token": csrf})

@@ -6,6 +6,8 @@
 // keeps working, and replays the journal in order when it can; nothing the taker clicked is
 // lost even if the PC is rebooted before the server answered (the journal survives reloads).
 // The server owns time: the countdown only displays what the server last said is left.
+// A pause reaches the page through an event stream (/ujian/peristiwa) within about a second;
+// an answer the server refused because of a pause stays in the journal and is sent on resume.
 (function () {
   "use strict";
   var bar = document.getElementById("exam-bar");
@@ -56,10 +58,18 @@
 
   var failures = 0;
 
+  var refused = false;  // the last change was refused (422): never say "tersimpan" for it
+
+  function isPaused() { return bar.dataset.state === "paused"; }
+
   function flush() {
     if (sending) return Promise.resolve();
     var queue = pending();
-    if (!queue.length) { showState("saved"); offlineBanner.hidden = true; return Promise.resolve(); }
+    if (!queue.length) {
+      showState(refused ? "refused" : "saved"); offlineBanner.hidden = true; return Promise.resolve();
+    }
+    // While paused the server refuses every save: the journal keeps them until the resume.
+    if (isPaused()) { showState("paused"); return Promise.resolve(); }
     sending = true;
     showState("saving");
     var entry = queue[0];
@@ -86,14 +96,20 @@
         if (r.body.remaining_s !== null && r.body.remaining_s !== undefined) setRemaining(r.body.remaining_s);
         return flush();
       }
+      if (r.status === 409 && r.body && (r.body.code === "taker.error_paused"
+                                         || r.body.code === "taker.error_session_paused")) {
+        // Paused before the page heard of it: keep the answer, send it after the resume.
+        setPaused(true);
+        return;
+      }
       if (r.status === 409 || r.status === 401) {
-        // Closed, paused, time up, or the seat moved: the server decides what to show.
+        // Closed, time up, or the seat moved: the server decides what to show.
         dropEntry(entry);
         showState("rejected");
         setTimeout(function () { window.location.assign("/ujian"); }, 1500);
         return;
       }
-      if (r.status === 422 || r.status === 404) { dropEntry(entry); return flush(); }
+      if (r.status === 422 || r.status === 404) { dropEntry(entry); refused = true; return flush(); }
       offline(r.status === 503 ? "storage" : "offline");  // keep the answer and try again
     }).catch(function () { sending = false; offline(); });
   }
@@ -124,6 +140,15 @@
     return chosen.length ? chosen[0] : null;
   }
   function flagOf(f) { return f.querySelector("input[name=flagged]").checked; }
+  function minChoices(f) { return parseInt(f.dataset.minChoices || "0", 10) || 0; }
+  function maxChoices(f) { return parseInt(f.dataset.maxChoices || "0", 10) || 0; }
+  function answered(f) {
+    // The server's rule (views.ItemView.answered): fewer than the item's minimum is not yet
+    // an answer, though it is saved as the taker's work in progress.
+    var response = responseOf(f);
+    if (response === null) return false;
+    return f.dataset.kind !== "multiple" || response.length >= minChoices(f);
+  }
 
   function markChoices(f) {
     var labels = f.querySelectorAll("label.choice");
@@ -132,12 +157,30 @@
     }
     var cell = document.querySelector('.nav-grid a[data-item="' + f.dataset.item + '"]');
     if (cell) {
-      cell.classList.toggle("answered", responseOf(f) !== null);
+      cell.classList.toggle("answered", answered(f));
       cell.classList.toggle("flagged", flagOf(f));
     }
   }
 
+  function tooMany(f, input) {
+    // A multiple-response item's maximum: the extra tick is undone and the hint says why
+    // (the server refuses more with 422 as well).
+    var most = maxChoices(f);
+    if (!most || f.dataset.kind !== "multiple" || !input.checked) return false;
+    var chosen = responseOf(f);
+    if (!chosen || chosen.length <= most) return false;
+    input.checked = false;
+    var hint = f.querySelector(".choice-hint");
+    if (hint) {
+      if (!hint.dataset.plain) hint.dataset.plain = hint.textContent;
+      hint.textContent = hint.dataset.tooMany || hint.dataset.plain;
+      hint.classList.add("warn");
+    }
+    return true;
+  }
+
   function record(f) {
+    refused = false;
     var journal = readJournal();
     journal[f.dataset.item] = {
       item: parseInt(f.dataset.item, 10), response: responseOf(f), flagged: flagOf(f), seq: nextSeq()
@@ -168,8 +211,7 @@
     forms.forEach(function (f) { f.hidden = f !== target; });
     form = target;
     // The section's instructions were read on its first item; keep the question in view.
-    var head = document.querySelector("details.section-head");
-    if (head) head.open = false;
+    if (sectionHead) sectionHead.open = false;
     var cells = document.querySelectorAll(".nav-grid a.cell");
     for (var i = 0; i < cells.length; i++) {
       var current = cells[i].dataset.position === String(position);
@@ -183,18 +225,36 @@
 
   // -- countdown ----------------------------------------------------------------------------
   var countdown = document.getElementById("countdown");
+  var testCountdown = document.getElementById("test-countdown");
   var deadline = null;  // in performance.now() milliseconds
+  var testDeadline = null;
+  var frozenLeft = null, frozenTestLeft = null;  // while paused the clocks stand still
   var submitted = false;
-  function setRemaining(seconds) {
-    if (seconds === "" || seconds === null || seconds === undefined) { deadline = null; return; }
-    deadline = performance.now() + Number(seconds) * 1000;
+  function absent(value) { return value === "" || value === null || value === undefined; }
+  function setRemaining(seconds, testSeconds) {
+    deadline = absent(seconds) ? null : performance.now() + Number(seconds) * 1000;
+    if (testSeconds !== undefined) {
+      testDeadline = absent(testSeconds) ? null : performance.now() + Number(testSeconds) * 1000;
+    }
+    frozenLeft = frozenTestLeft = null;
     tick();
   }
-  function tick() {
-    if (deadline === null) return;
-    var left = Math.max(0, Math.round((deadline - performance.now()) / 1000));
+  function clockText(left) {
     var h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
-    countdown.textContent = (h ? h + ":" : "") + (h && m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
+    return (h ? h + ":" : "") + (h && m < 10 ? "0" : "") + m + ":" + (s < 10 ? "0" : "") + s;
+  }
+  function secondsLeft(until) { return Math.max(0, Math.round((until - performance.now()) / 1000)); }
+  function tick() {
+    if (isPaused()) {
+      // The server does not count paused time; the page shows the clock stopped.
+      if (frozenLeft === null && deadline !== null) frozenLeft = secondsLeft(deadline);
+      if (frozenTestLeft === null && testDeadline !== null) frozenTestLeft = secondsLeft(testDeadline);
+      return;
+    }
+    if (testCountdown && testDeadline !== null) testCountdown.textContent = clockText(secondsLeft(testDeadline));
+    if (deadline === null) return;
+    var left = secondsLeft(deadline);
+    countdown.textContent = clockText(left);
     countdown.classList.toggle("low", left <= 300);
     if (left === 0 && !submitted && bar.dataset.state === "active") timeUp();
   }
@@ -217,7 +277,7 @@
           && String(status.current_section) === String(bar.dataset.section || status.current_section)) {
         submitted = false;
         offlineBanner.hidden = pending().length === 0;
-        setRemaining(status.remaining_s);
+        setRemaining(status.remaining_s, status.test_remaining_s);
         return;
       }
       window.location.assign("/ujian");
@@ -238,35 +298,91 @@
     })();
   }
 
+  // -- pause, resume and the server's clock ---------------------------------------------------
+  var pauseKept = document.getElementById("pause-kept");
+  function setPaused(paused) {
+    var was = isPaused();
+    if (paused) {
+      tick();  // freeze the clocks at what they show now
+      bar.dataset.state = "paused";
+      if (document.activeElement && document.activeElement.blur) document.activeElement.blur();
+      var open = document.querySelectorAll("dialog[open]");
+      for (var i = 0; i < open.length; i++) open[i].close();
+    }
+    pauseOverlay.hidden = !paused;
+    if (pauseKept) pauseKept.hidden = !(paused && pending().length);
+    if (paused && pending().length) showState("paused");
+    if (was && !paused) {
+      bar.dataset.state = "active";
+      flush();  // what was answered just before the pause goes now
+    }
+  }
+
+  function applyStatus(status) {
+    // One status from the poll or the event stream (same shape as /ujian/status).
+    if (!status) return;
+    if (status.state === "submitted" || status.state === "expired") { window.location.assign("/ujian"); return; }
+    if (status.state === "not_started") { window.location.assign("/ujian"); return; }
+    if (String(status.current_section) !== String(bar.dataset.section || status.current_section)) {
+      flushThen(function () { window.location.assign("/ujian"); });
+      return;
+    }
+    bar.dataset.section = status.current_section;
+    if (status.state === "paused") {
+      setPaused(true);
+      return;
+    }
+    setPaused(false);
+    setRemaining(status.remaining_s, status.test_remaining_s);
+  }
+
   function poll() {
     fetch("/ujian/status", { credentials: "same-origin" }).then(function (res) {
       if (res.status === 401) { window.location.assign("/"); return null; }
       return res.ok ? res.json() : null;
     }).then(function (status) {
       if (!status) return;
-      offlineBanner.hidden = pending().length === 0;
-      if (status.state === "submitted" || status.state === "expired") { window.location.assign("/ujian"); return; }
-      var wasPaused = bar.dataset.state === "paused";
-      bar.dataset.state = status.state;
-      pauseOverlay.hidden = status.state !== "paused";
-      if (String(status.current_section) !== String(bar.dataset.section || status.current_section) || (wasPaused && status.state === "active")) {
-        window.location.assign("/ujian");
-        return;
-      }
-      bar.dataset.section = status.current_section;
-      setRemaining(status.remaining_s);
+      offlineBanner.hidden = pending().length === 0 || isPaused();
+      applyStatus(status);
     }).catch(function () { if (pending().length) offline(); });
   }
 
+  var stream = null;
+  function listen() {
+    // The server pushes a status whenever the attempt's state, section or deadlines change.
+    if (!window.EventSource) return;
+    stream = new EventSource("/ujian/peristiwa");
+    stream.addEventListener("status", function (event) {
+      try { applyStatus(JSON.parse(event.data)); } catch (e) { /* a broken line: the poll corrects */ }
+    });
+  }
+  function streamOpen() { return stream !== null && stream.readyState === 1; }
+  var polledAt = Date.now();
+  function maybePoll() {
+    // Every 10 s (the console's "last seen"), every 3 s while the stream is down.
+    var every = streamOpen() ? 10000 : 3000;
+    if (Date.now() - polledAt >= every) { polledAt = Date.now(); poll(); }
+  }
+
   // -- wiring -------------------------------------------------------------------------------
-  setRemaining(bar.dataset.remaining);
+  setRemaining(bar.dataset.remaining, bar.dataset.testRemaining);
   setInterval(tick, 1000);
-  setInterval(poll, 10000);  // pause, extra time and section changes show within 10 s
+  setInterval(maybePoll, 1000);
   window.addEventListener("online", flush);
-  if (bar.dataset.state === "paused") pauseOverlay.hidden = false;
+  if (bar.dataset.state === "paused") setPaused(true);
+  listen();
+
+  var sectionHead = document.querySelector("details.section-head");
+  if (sectionHead) {
+    // Instructions open on a section's first view only; one click on the title reopens them.
+    var seenKey = sectionHead.dataset.seenKey;
+    if (localStorage.getItem(seenKey)) sectionHead.open = false;
+    else localStorage.setItem(seenKey, "1");
+  }
 
   forms.forEach(function (f) {
     f.addEventListener("change", function (event) {
+      if (event.target.name === "response" && tooMany(f, event.target)) { markChoices(f); return; }
       if (event.target.name === "response" || event.target.name === "flagged") record(f);
     });
     f.querySelector(".clear-answer").addEventListener("click", function () {
@@ -287,10 +403,18 @@
   document.addEventListener("keydown", function (event) {
     if (!form || event.ctrlKey || event.altKey || event.metaKey) return;
     if (event.target.tagName === "TEXTAREA" || (event.target.tagName === "INPUT" && event.target.type === "text")) return;
-    if (document.getElementById("submit-dialog") && document.getElementById("submit-dialog").open) return;
+    if (document.querySelector("dialog[open]") || isPaused()) return;
     var key = event.key.toLowerCase();
+    if (key === "r") {  // ragu-ragu
+      var flag = form.querySelector("input[name=flagged]");
+      flag.checked = !flag.checked; record(form); event.preventDefault(); return;
+    }
     var input = form.querySelector('label.choice[data-key="' + key + '"] input');
-    if (input) { input.checked = form.dataset.kind === "multiple" ? !input.checked : true; record(form); event.preventDefault(); return; }
+    if (input) {
+      input.checked = form.dataset.kind === "multiple" ? !input.checked : true;
+      if (tooMany(form, input)) { markChoices(form); event.preventDefault(); return; }
+      record(form); event.preventDefault(); return;
+    }
     if (event.key === "ArrowRight" && form.dataset.next) { show(form.dataset.next); event.preventDefault(); }
     if (event.key === "ArrowLeft" && form.dataset.prev) { show(form.dataset.prev); event.preventDefault(); }
   });
@@ -307,20 +431,64 @@
     applyFont(large);
   });
 
+  // -- the submit and next-section dialogs ----------------------------------------------------
+  function gridState(onlySection) {
+    // Every numbered cell of the grid: open sections as the taker left them (saved or in the
+    // journal, sent before leaving), closed ones as the server stored them.
+    var cells = document.querySelectorAll(".nav-grid .cell[data-position]");
+    var out = { unanswered: [], flagged: [] };
+    for (var i = 0; i < cells.length; i++) {
+      var cell = cells[i];
+      var link = cell.tagName === "A";
+      if (onlySection && !(link && cellSection(cell) === String(bar.dataset.section))) continue;
+      var entry = { position: cell.dataset.position, link: link };
+      if (!cell.classList.contains("answered")) out.unanswered.push(entry);
+      if (cell.classList.contains("flagged")) out.flagged.push(entry);
+    }
+    return out;
+  }
+  function cellSection(cell) {
+    var f = document.getElementById("item-" + cell.dataset.position);
+    return f ? f.dataset.section : null;
+  }
+  var closedTitle = document.getElementById("closed-item-title");
+  function fillLinks(holder, entries, dialog) {
+    while (holder.firstChild) holder.removeChild(holder.firstChild);
+    holder.parentNode.hidden = entries.length === 0;
+    entries.forEach(function (entry, index) {
+      if (index) holder.appendChild(document.createTextNode(" "));
+      var node;
+      if (entry.link) {
+        node = document.createElement("a");
+        node.href = "/ujian/soal/" + entry.position;
+        node.className = "jump";
+        node.addEventListener("click", function (event) {
+          event.preventDefault();
+          dialog.close();
+          show(entry.position);
+        });
+      } else {
+        node = document.createElement("span");
+        node.className = "jump closed";
+        if (closedTitle) node.title = (closedTitle.content || closedTitle).textContent.replace("{n}", entry.position);
+      }
+      node.textContent = entry.position;
+      holder.appendChild(node);
+    });
+  }
+
   var submitForm = document.getElementById("submit-form");
   var dialog = document.getElementById("submit-dialog");
   if (submitForm && dialog) {
     submitForm.addEventListener("submit", function (event) {
       if (submitted) return;
       event.preventDefault();
-      var cells = document.querySelectorAll(".nav-grid .cell");
-      var unanswered = 0, flagged = 0;
-      for (var i = 0; i < cells.length; i++) {
-        if (!cells[i].classList.contains("answered")) unanswered++;
-        if (cells[i].classList.contains("flagged")) flagged++;
-      }
+      var state = gridState(false);
       var summary = document.getElementById("submit-summary");
-      summary.textContent = summary.dataset.template.replace("{u}", unanswered).replace("{f}", flagged);
+      summary.textContent = summary.dataset.template.replace("{u}", state.unanswered.length)
+        .replace("{f}", state.flagged.length);
+      fillLinks(document.getElementById("submit-unanswered"), state.unanswered, dialog);
+      fillLinks(document.getElementById("submit-flagged"), state.flagged, dialog);
       dialog.showModal();
     });
     document.getElementById("submit-cancel").addEventListener("click", function () { dialog.close(); });
@@ -330,10 +498,21 @@
     });
   }
   var nextSectionForm = document.getElementById("next-section-form");
-  if (nextSectionForm) {
+  var nextDialog = document.getElementById("next-dialog");
+  if (nextSectionForm && nextDialog) {
     nextSectionForm.addEventListener("submit", function (event) {
       event.preventDefault();
-      if (window.confirm(nextSectionForm.dataset.confirm)) flushThen(function () { nextSectionForm.submit(); });
+      var state = gridState(true);
+      var text = document.getElementById("next-summary");
+      text.textContent = state.unanswered.length
+        ? nextDialog.dataset.unanswered.replace("{n}", state.unanswered.length) : nextDialog.dataset.all;
+      fillLinks(document.getElementById("next-unanswered"), state.unanswered, nextDialog);
+      nextDialog.showModal();
+    });
+    document.getElementById("next-cancel").addEventListener("click", function () { nextDialog.close(); });
+    document.getElementById("next-confirm").addEventListener("click", function () {
+      nextDialog.close();
+      flushThen(function () { nextSectionForm.submit(); });
     });
   }
   flush();

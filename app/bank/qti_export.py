@@ -165,8 +165,12 @@ def _item_document(item: ParsedItem, stimulus: str | None = None) -> tuple[bytes
         SubElement(root, "qti-assessment-stimulus-ref", {"identifier": item.passage,
                                                          "href": stimulus})
     body = SubElement(root, "qti-item-body")
+    limits = {"max-choices": str(item.scoring.get("max_choices") or 0)
+              if kind == "multiple" else "1"}
+    if kind == "multiple" and item.scoring.get("min_choices"):
+        limits["min-choices"] = str(item.scoring["min_choices"])
     interaction = SubElement(body, "qti-choice-interaction", {
-        "response-identifier": "RESPONSE", "max-choices": "0" if kind == "multiple" else "1"})
+        "response-identifier": "RESPONSE", **limits})
     choices = [SubElement(interaction, "qti-simple-choice", {"identifier": option.ident})
                for option in item.options]
     template = "match_correct" if kind == "single" or exact else "map_response"

@@ -108,6 +108,28 @@ with database.transaction() as db:
 """
 
 
+# A multiple-response item that takes at most two options (a bank of its own code).
+SETUP_CHOICES = """
+import json
+from app.clock import SystemClock
+from app.db import Database
+from app.settings import get_settings
+from tests.factories import BLUEPRINT, bank_doc, bank_zip, make_open_session, run_import
+settings = get_settings()
+database = Database(settings.database_url)
+doc = bank_doc(bank={"code": "UJI-PILIH", "title": "Bank pilih", "kind": "potensi"})
+for item in doc["items"]:
+    if item["kind"] == "multiple":
+        item["scoring"] = {"min": 0, "max": 5, "max_choices": 2}
+with database.transaction() as db:
+    run_import(db, SystemClock(), "pilih.zip", bank_zip(doc))
+    _, logins = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
+                                  participants=1, code="PILIH", first=70,
+                                  blueprint_yaml=BLUEPRINT.replace("UJI-POT", "UJI-PILIH"))
+print(json.dumps(logins))
+"""
+
+
 def run(env: dict, script: str, *args: str) -> str:
     result = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True,
                             text=True, timeout=120)
@@ -318,3 +340,29 @@ def test_pause_arrives_by_push_and_an_answer_refused_during_it_is_sent_after(
     saved(page)
     stored = server_view(live_env, nip)["answers"][item]
     assert stored[0] is not None
+
+
+def test_a_third_option_is_not_ticked_where_two_is_the_most(page: Page, live_server, live_env):
+    nip, token = json.loads(run(live_env, SETUP_CHOICES))[0]
+    login(page, live_server, nip, token)
+    page.get_by_test_id("start-exam").click()
+    expect(shown(page).get_by_test_id("taker-item")).to_be_visible()
+    position = page.locator('form.item-form[data-kind="multiple"]').get_attribute("data-position")
+    page.locator(f'.nav-grid a[data-position="{position}"]').click()
+    hint = shown(page).get_by_test_id("choice-hint")
+    expect(hint).to_have_text("Pilih paling banyak 2 jawaban.")
+    options = shown(page).locator("label.choice")
+    options.nth(0).click()
+    saved(page)
+    options.nth(1).click()
+    saved(page)
+    options.nth(2).click()
+    expect(options.nth(2)).not_to_have_class(re.compile("chosen"))
+    expect(hint).to_have_text(
+        "Sudah 2 jawaban dipilih: hapus salah satu dulu untuk memilih yang lain.")
+    item = shown(page).get_attribute("data-item")
+    stored = server_view(live_env, nip)["answers"][item]
+    assert len(stored[0]) == 2, stored
+    options.nth(0).click()  # one off: room again, and the hint says so
+    expect(hint).to_have_text("Pilih paling banyak 2 jawaban.")
+    saved(page)

@@ -155,6 +155,12 @@
     for (var i = 0; i < labels.length; i++) {
       labels[i].classList.toggle("chosen", labels[i].querySelector("input").checked);
     }
+    var hint = f.querySelector(".choice-hint.warn");
+    var chosen = responseOf(f);
+    if (hint && (!chosen || chosen.length < maxChoices(f))) {
+      hint.textContent = hint.dataset.plain;  // room again: the plain hint is back
+      hint.classList.remove("warn");
+    }
     var cell = document.querySelector('.nav-grid a[data-item="' + f.dataset.item + '"]');
     if (cell) {
       cell.classList.toggle("answered", answered(f));

@@ -247,6 +247,7 @@ def test_question_first_grid_in_its_panel_nothing_sideways(page: Page, live_serv
     nip, token = screen_logins[1 if width == 1024 else 2]
     login(page, live_server, nip, token)
     page.set_viewport_size({"width": width, "height": 768})
+    no_sideways_scroll(page)  # the instructions page too
     page.get_by_test_id("start-exam").click()
     expect(page).to_have_url(re.compile(r"/ujian/soal/1$"))
     # item 1: the section's instructions are open (first view), yet the question and every
@@ -295,8 +296,7 @@ def test_question_first_grid_in_its_panel_nothing_sideways(page: Page, live_serv
     page.locator(".nav-grid a.cell").last.click()
     no_sideways_scroll(page)
     assert in_viewport(page, "[data-testid=submit-exam]")
-    if width == 1024:
-        page.screenshot(path=str(SHOTS / "taker-large-font-1024.png"))
+    page.screenshot(path=str(SHOTS / f"taker-large-font-{width}.png"))
     page.locator("#font-toggle").click()  # the setting is kept per PC: leave it off
     # the key for ragu-ragu, named in the help under the grid
     page.keyboard.press("r")

@@ -330,6 +330,8 @@ def test_pause_arrives_by_push_and_an_answer_refused_during_it_is_sent_after(
     expect(page.get_by_test_id("pause-overlay")).to_be_visible()  # the refusal said why
     expect(page.get_by_test_id("pause-kept")).to_be_visible()
     expect(page.get_by_test_id("save-state")).to_have_text("jeda - menunggu")
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "taker-pause-kept.png"))
     journal = page.evaluate("() => Object.keys(localStorage).filter(k => k.endsWith(':journal'))"
                             ".map(k => JSON.parse(localStorage.getItem(k)))")
     assert any(item in entries for entries in journal), journal

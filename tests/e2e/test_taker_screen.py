@@ -287,6 +287,15 @@ def test_question_first_grid_in_its_panel_nothing_sideways(page: Page, live_serv
         assert in_viewport(page, f"form.item-form:not([hidden]) {nav}"), position
         assert in_viewport(page, "[data-testid=submit-exam]"), position
         no_sideways_scroll(page)
+    # every item of the open section: the question's start and the submit button on screen,
+    # nothing wider than the window
+    for position in page.evaluate(
+            "[...document.querySelectorAll('.nav-grid a.cell')].map(a => a.dataset.position)"):
+        page.locator(f'.nav-grid a[data-position="{position}"]').click()
+        expect(page).to_have_url(re.compile(rf"/ujian/soal/{position}$"))
+        assert in_viewport(page, "form.item-form:not([hidden]) .item-number"), position
+        assert in_viewport(page, "[data-testid=submit-exam]"), position
+        no_sideways_scroll(page)
     # the larger text keeps the page inside the window and the submit button on screen
     page.locator("#font-toggle").click()
     expect(page.locator("body")).to_have_class(re.compile("large-font"))

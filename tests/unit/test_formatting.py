@@ -38,6 +38,15 @@ def test_decimals_in_both_languages(value, places, indonesian, english):
     assert format_decimal(value, "en", places) == english
 
 
+def test_a_value_is_formatted_by_its_own_type_whatever_was_formatted_before():
+    # the formatted values are cached; equal values of another type keep their own rule
+    assert format_decimal(Decimal("2.5"), "id") == "2,5"
+    assert format_decimal(2.5, "id") == "2,5" and format_decimal(2.5, "id", 2) == "2,50"
+    assert format_decimal(Decimal("1.2345"), "en") == "1.2345"  # a Decimal: all its digits
+    assert format_decimal(1.2345, "en") == "1.234"  # a float: at most three
+    assert format_decimal(5, "en") == format_decimal(5.0, "en") == "5"
+
+
 def test_a_form_value_has_no_grouping_so_the_server_reads_it_back():
     assert format_decimal(Decimal("1000.5"), "id", group=False) == "1000,5"
     assert format_decimal(Decimal("1000.5"), "en", group=False) == "1000.5"

@@ -7,6 +7,7 @@ button close. The conditions are made through the services, as the taker side ma
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -101,6 +102,10 @@ def test_console_fits_1024_shows_attention_and_opens_the_panel_in_view(
         "title", "14 kali gagal menyimpan sebelum berhasil tersimpan")
     expect(second_pc).to_have_attribute(
         "title", "Mencoba masuk dari seat-8f3a9c2d1e77; ujian masih terkunci di PC-04")
+
+    # three minutes of silence in minutes, short enough for its column
+    expect(page.get_by_test_id(f"seat-{logins[5][0]}").locator("[data-seen-at] time")).to_have_text(
+        re.compile(r"^[345] mnt lalu$"))
 
     # nothing wider than the window: neither the page nor the table inside its box
     widths = page.evaluate("""() => {

@@ -36,6 +36,8 @@
     if (clock && clockFormat) clock.textContent = clockFormat.format(new Date(now * 1000));
     var table = live.querySelector("[data-seen-label]");
     var label = table ? table.getAttribute("data-seen-label") : "{s}";
+    // after two minutes in minutes: "31 mnt lalu" fits the column, "1901 dtk lalu" did not
+    var minLabel = (table && table.getAttribute("data-seen-min-label")) || "";
     live.querySelectorAll("[data-deadline]").forEach(function (cell) {
       var time = cell.querySelector("time");
       if (time) time.textContent = fmt(parseInt(cell.getAttribute("data-deadline"), 10) - now);
@@ -43,7 +45,10 @@
     live.querySelectorAll("[data-seen-at]").forEach(function (cell) {
       var time = cell.querySelector("time");
       var ago = Math.max(0, Math.floor(now - parseInt(cell.getAttribute("data-seen-at"), 10)));
-      if (time) time.textContent = label.replace("{s}", ago);
+      if (time) {
+        time.textContent = ago >= 120 && minLabel ? minLabel.replace("{m}", Math.floor(ago / 60))
+                                                  : label.replace("{s}", ago);
+      }
     });
   }
 

@@ -168,9 +168,12 @@ def _local_time(context: Context, value: datetime | None, seconds: bool = False)
 
 @pass_context
 def _kind(context: Context, value: Any) -> str:
-    """An item kind (single, weighted, multiple, likert) as staff call it."""
+    """An item kind (single, weighted, multiple, likert) as staff call it; a kind without a
+    name in the locale files as it is."""
     kind = str(getattr(value, "value", value) or "")
-    return translate(_lang(context), f"kind.{kind}") if kind else ""
+    key = f"kind.{kind}"
+    name = translate(_lang(context), key) if kind else ""
+    return kind if name == key else name
 
 
 @pass_context

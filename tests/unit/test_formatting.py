@@ -1,5 +1,6 @@
 """Numbers and dates as each language writes them (app/formatting.py), where a problem is in
-the reader's language (app/problem_text.py), and the XLSX cell of a value (app/exports.py)."""
+the reader's language (app/problem_text.py), the XLSX cell of a value (app/exports.py) and the
+name of an item kind (the kind filter of app/web.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import Workbook
 
+from app.bank.models import ItemKind
 from app.exports import append_row, xlsx_cell
 from app.formatting import (
     format_date,
@@ -19,6 +21,7 @@ from app.formatting import (
     format_time,
 )
 from app.problem_text import location_text
+from app.web import templates
 
 # 18:07:05 UTC on 4 December is 01:07 on 5 December in Jakarta (UTC+7).
 EVENING_UTC = datetime(2026, 12, 4, 18, 7, 5, tzinfo=UTC)
@@ -118,3 +121,14 @@ def test_xlsx_cells_are_numbers_and_dates_with_a_display_format():
     assert (score.data_type, score.value, score.number_format) == ("n", 81.48, "0.00")
     assert (count.value, count.number_format) == (3, "0")
     assert empty.value is None
+
+
+@pytest.mark.parametrize(("lang", "names"), [
+    ("id", ["pilihan tunggal", "bobot", "pilihan ganda kompleks", "skala Likert"]),
+    ("en", ["single choice", "weighted options", "multiple response", "Likert scale"]),
+])
+def test_item_kinds_by_their_names(lang, names):
+    kinds = templates.env.from_string("{% for k in kinds %}{{ k|kind }}|{% endfor %}")
+    shown = kinds.render(lang=lang, kinds=list(ItemKind)).split("|")[:-1]
+    assert shown == names
+    assert kinds.render(lang=lang, kinds=["essay"]) == "essay|"  # no name yet: as it is

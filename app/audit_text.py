@@ -33,7 +33,8 @@ PREFIX = "auditlog."
 UNKNOWN = PREFIX + "unknown"
 
 # Actors that are no person: the command line, the demo loader, the server's own jobs.
-_MACHINE_ACTORS = {"cli": "actor_cli", "demo": "actor_demo", "server": "actor_server"}
+_MACHINE_ACTORS = {"cli": "actor_cli", "demo": "actor_demo", "server": "actor_server",
+                   "system": "actor_system"}
 
 
 @dataclass
@@ -102,7 +103,7 @@ def resolve(db: Session, events: Sequence[AuditEvent]) -> Names:
     if nips:
         names.people = dict(db.execute(select(Participant.nip, Participant.name)
                                        .where(Participant.nip.in_(nips))).all())
-    ids = {int(x) for x in want.get("attempt", set()) if x.isdigit()}
+    ids = {int(x) for x in want.get("attempt", set()) if x.isdigit() and len(x) < 19}
     if ids:
         names.attempts = dict(db.execute(
             select(Attempt.id, Participant.name)

@@ -363,10 +363,15 @@
     });
   }
   function streamOpen() { return stream !== null && stream.readyState === 1; }
+  // Without a network the stream is dead even if the browser has not noticed yet: stop it,
+  // and listen again (told the current state at once) when the network is back.
+  window.addEventListener("offline", function () { if (stream) { stream.close(); stream = null; } });
+  window.addEventListener("online", function () { if (!stream) listen(); });
   var polledAt = Date.now();
   function maybePoll() {
-    // Every 10 s (the console's "last seen"), every 3 s while the stream is down.
-    var every = streamOpen() ? 10000 : 3000;
+    // Every 10 s (the console's "last seen"), every 3 s while the stream is down but the
+    // network is up.
+    var every = streamOpen() || navigator.onLine === false ? 10000 : 3000;
     if (Date.now() - polledAt >= every) { polledAt = Date.now(); poll(); }
   }
 

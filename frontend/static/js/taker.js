@@ -463,6 +463,8 @@
     return f ? f.dataset.section : null;
   }
   var closedTitle = document.getElementById("closed-item-title");
+  var jumpLabel = document.getElementById("jump-label");
+  function templateText(node, position) { return (node.content || node).textContent.replace("{n}", position); }
   function fillLinks(holder, entries, dialog) {
     while (holder.firstChild) holder.removeChild(holder.firstChild);
     holder.parentNode.hidden = entries.length === 0;
@@ -473,6 +475,7 @@
         node = document.createElement("a");
         node.href = "/ujian/soal/" + entry.position;
         node.className = "jump";
+        if (jumpLabel) node.setAttribute("aria-label", templateText(jumpLabel, entry.position));
         node.addEventListener("click", function (event) {
           event.preventDefault();
           dialog.close();
@@ -481,7 +484,7 @@
       } else {
         node = document.createElement("span");
         node.className = "jump closed";
-        if (closedTitle) node.title = (closedTitle.content || closedTitle).textContent.replace("{n}", entry.position);
+        if (closedTitle) node.title = templateText(closedTitle, entry.position);
       }
       node.textContent = entry.position;
       holder.appendChild(node);

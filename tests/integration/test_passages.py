@@ -82,6 +82,18 @@ def test_a_passage_is_stored_once_and_named_by_its_items(db, clock):
     assert items["V1"].media == ["buaya.svg"] and items["V4"].media == []
 
 
+def test_the_published_schema_describes_passages():
+    import jsonschema
+
+    from tests.integration.test_samples_and_qti import SCHEMA
+
+    jsonschema.validate(reading_doc(), SCHEMA)
+    bad = reading_doc()
+    bad["passages"][0]["author"] = "Franz"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, SCHEMA)
+
+
 def test_the_export_carries_the_passage_and_reads_back_as_the_same_version(db, clock):
     first = run_import(db, clock, "baca.zip", reading_zip())
     exported = export_version_zip(db, db.get_one(BankVersion, first.version_id))

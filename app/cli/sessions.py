@@ -84,6 +84,23 @@ def session_open(code: str) -> None:
     _session_state(code, "open")
 
 
+@session_cli.command("prepare")
+def session_prepare(code: str) -> None:
+    """Draw every taker's form now (the day before), so that logins at the start only check
+    the token and bind the seat. Run again after a roster change to draw what is missing;
+    opening a session prepares it if this was not done."""
+    import time
+
+    from app.sessions.prepare import PrepareRefused, prepare_session
+
+    started = time.perf_counter()
+    with session_transaction(code, "Not prepared: ", PrepareRefused) as (db, session):
+        done = prepare_session(db, session=session, actor="cli", now=now())
+    typer.echo(f"Session {code.upper()} prepared: {done.drawn} form(s) drawn "
+               f"({done.items} item rows), {done.already} already there, "
+               f"in {time.perf_counter() - started:.1f} s")
+
+
 @session_cli.command("pause")
 def session_pause(
     code: str,

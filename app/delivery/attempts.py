@@ -182,6 +182,9 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
         db.add(attempt)
         db.flush()
         build_attempt_form(db, attempt, session)
+    elif attempt.state == AttemptState.prepared:
+        # Drawn when the session was prepared (app/sessions/prepare.py): the taker sits down.
+        attempt.state = AttemptState.not_started
     elif attempt.state in LIVE_STATES and attempt.workstation_id not in (None, workstation):
         audit.record(db, actor=f"taker:{nip}", action="taker.login_refused_seat",
                      target=f"attempt:{attempt.id}", now=now,
@@ -256,6 +259,8 @@ def unlock_seat(db: Session, *, attempt: Attempt, reason: str, actor: str,
         raise ValueError("unlocking a seat needs a reason (e.g. 'PC 12 rusak')")
     if attempt.state in DONE_STATES:
         raise ValueError("the attempt is already closed")
+    if attempt.state == AttemptState.prepared:
+        raise ValueError("the participant has not logged in yet; there is no seat to unlock")
     previous = attempt.workstation_id
     attempt.workstation_id = None
     attempt.access_token_hmac = None  # the old computer is logged out and cannot save

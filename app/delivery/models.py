@@ -19,6 +19,9 @@ from app.db import Base, BigIntPK, JSONType, UTCDateTime, str_enum
 
 
 class AttemptState(enum.StrEnum):
+    # Drawn when the session was prepared, before its taker logged in: nobody is there yet, so
+    # everything that counts who came treats it like no attempt at all (see PRESENT).
+    prepared = "prepared"
     not_started = "not_started"  # logged in, reading instructions
     active = "active"
     paused = "paused"
@@ -28,6 +31,9 @@ class AttemptState(enum.StrEnum):
 
 # Handed in, by the taker or a proctor (submitted) or by the clock (expired): what is scored.
 DONE_STATES = (AttemptState.submitted, AttemptState.expired)
+# Every state of someone who logged in (a prepared attempt is a seat nobody took yet).
+PRESENT_STATES = (AttemptState.not_started, AttemptState.active, AttemptState.paused,
+                  AttemptState.submitted, AttemptState.expired)
 
 
 class Attempt(Base):

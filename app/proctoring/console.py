@@ -117,7 +117,8 @@ def console_state(db: Session, *, session: TestSession, now: datetime) -> Consol
         select(RosterEntry.id, RosterEntry.seat, Participant.nip, Participant.name, Attempt,
                AttemptSection)
         .join(Participant, Participant.id == RosterEntry.participant_id)
-        .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+        .outerjoin(Attempt, (Attempt.roster_entry_id == RosterEntry.id)
+                   & (Attempt.state != AttemptState.prepared))
         .outerjoin(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
                    & (AttemptSection.section == Attempt.current_section))
         .where(RosterEntry.session_id == session.id)).all()

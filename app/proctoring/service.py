@@ -265,6 +265,14 @@ def attempt_for_entry(db: Session, *, session: TestSession, entry_id: int,
     if entry is None or entry.session_id != session.id:
         return None
     attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
+    if attempt is not None and attempt.state == AttemptState.prepared:
+        # Drawn in advance, nobody there yet: as if there were no attempt, except that
+        # ``create`` keeps the form already drawn instead of drawing another.
+        if not create or session.state == SessionState.closed:
+            return None
+        attempt.state = AttemptState.not_started
+        db.flush()
+        return attempt
     if attempt is None and create and session.state != SessionState.closed:
         attempt = _new_attempt(db, entry.id, session.id)
     return attempt

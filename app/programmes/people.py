@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from app.delivery.models import Attempt
+from app.delivery.models import Attempt, AttemptState
 from app.programmes.models import Programme
 from app.programmes.results import Candidate, ShowsCandidate
 from app.scoring.models import Result, ValidityDecision
@@ -139,7 +139,8 @@ def person_history(db: Session, nip: str) -> PersonHistory | None:
             select(RosterEntry, TestSession, Programme, Attempt)
             .join(TestSession, TestSession.id == RosterEntry.session_id)
             .outerjoin(Programme, Programme.id == TestSession.programme_id)
-            .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+            .outerjoin(Attempt, (Attempt.roster_entry_id == RosterEntry.id)
+                   & (Attempt.state != AttemptState.prepared))
             .where(RosterEntry.participant_id == person.id)):
         candidate = Candidate(session.code, session.starts_at, attempt, None, entry)
         if attempt is not None:

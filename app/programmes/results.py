@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.delivery.models import DONE_STATES, Attempt
+from app.delivery.models import DONE_STATES, Attempt, AttemptState
 from app.programmes.models import Programme, ProgrammeChoice
 from app.programmes.service import ProgrammeError
 from app.reports.individual import IndividualReport
@@ -228,7 +228,8 @@ def programme_results(db: Session, programme: Programme) -> ProgrammeResults:
             select(RosterEntry, Participant, TestSession, Attempt)
             .join(Participant, Participant.id == RosterEntry.participant_id)
             .join(TestSession, TestSession.id == RosterEntry.session_id)
-            .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+            .outerjoin(Attempt, (Attempt.roster_entry_id == RosterEntry.id)
+                   & (Attempt.state != AttemptState.prepared))
             .where(TestSession.programme_id == programme.id)):
         candidate = Candidate(session.code, session.starts_at, attempt, None, entry)
         found.setdefault(person.id, (person, []))[1].append(candidate)

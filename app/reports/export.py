@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem
+from app.delivery.models import DONE_STATES, Answer, Attempt, AttemptItem, AttemptState
 from app.exports import NumberText, append_row, csv_bytes
 from app.i18n import translate
 from app.scoring.models import ConstructScore, Result
@@ -154,7 +154,8 @@ def results_table(db: Session, session: TestSession) -> ResultsTable:
     for person, entry, attempt in db.execute(
             select(Participant, RosterEntry, Attempt)
             .join(RosterEntry, RosterEntry.participant_id == Participant.id)
-            .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+            .outerjoin(Attempt, (Attempt.roster_entry_id == RosterEntry.id)
+                   & (Attempt.state != AttemptState.prepared))
             .where(RosterEntry.session_id == session.id).order_by(Participant.nip)):
         # The job on this session's roster (the one the result was read against), not the
         # person's job today.

@@ -24,7 +24,7 @@ from app.analysis.service import ScaleError, measurement_errors
 from app.bank import levels
 from app.bank.constructs import KNOWN_CONSTRUCTS
 from app.bank.models import BankVersion
-from app.delivery.models import Attempt
+from app.delivery.models import Attempt, AttemptState
 from app.i18n import translate
 from app.reports.export import validity_reason
 from app.reports.individual import (
@@ -360,7 +360,8 @@ def _build(session: TestSession, person: Person, attempt: Attempt | None,
 def _rows(db: Session, session: TestSession, nip: str | None = None):
     query = (select(Participant, RosterEntry, Attempt)
              .join(RosterEntry, RosterEntry.participant_id == Participant.id)
-             .outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+             .outerjoin(Attempt, (Attempt.roster_entry_id == RosterEntry.id)
+                   & (Attempt.state != AttemptState.prepared))
              .where(RosterEntry.session_id == session.id).order_by(Participant.nip))
     if nip is not None:
         query = query.where(Participant.nip == nip)

@@ -41,6 +41,7 @@ from app.delivery.models import (
     Attempt,
     AttemptItem,
     AttemptSection,
+    AttemptState,
 )
 from app.scoring import validity
 from app.scoring.engine import ScoredItem, ScoredOption
@@ -462,7 +463,8 @@ def score_session(db: Session, *, session: TestSession, now: datetime) -> Sessio
     never started an attempt (they have no result)."""
     summary = SessionScoring()
     summary.without_attempt = len(db.scalars(
-        select(RosterEntry.id).outerjoin(Attempt, Attempt.roster_entry_id == RosterEntry.id)
+        select(RosterEntry.id).outerjoin(Attempt, (Attempt.roster_entry_id == RosterEntry.id)
+                   & (Attempt.state != AttemptState.prepared))
         .where(RosterEntry.session_id == session.id, Attempt.id.is_(None))).all())
     return _rescore(db, _done_attempts(db, session), now, summary)
 

@@ -60,6 +60,9 @@ class TestSession(Base):
         str_enum(SessionState, "session_state"), default=SessionState.scheduled
     )
     paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When every roster entry's attempt and form were drawn (app/sessions/prepare.py); None
+    # until then. Entries added later are drawn as they come.
+    prepared_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     public_scores: Mapped[bool] = mapped_column(default=False)
     # Safe Exam Browser config key (optional) and other per-session switches.
     settings: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

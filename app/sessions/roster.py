@@ -235,12 +235,18 @@ def import_roster(db: Session, *, session: TestSession, rows: list[RosterRow], s
                 setattr(entry, name, value)
             if row.seat:
                 entry.seat = row.seat
-    added = 0
+    added_ids: list[int] = []
     if new_entries:
-        added = len(db.execute(_insert(db, RosterEntry)
-                               .on_conflict_do_nothing(
-                                   index_elements=["session_id", "participant_id"])
-                               .returning(RosterEntry.id), new_entries).all())
+        added_ids = list(db.scalars(_insert(db, RosterEntry)
+                                    .on_conflict_do_nothing(
+                                        index_elements=["session_id", "participant_id"])
+                                    .returning(RosterEntry.id), new_entries))
+    added = len(added_ids)
+    if session.prepared_at is not None and added_ids:
+        # A prepared session stays prepared: the people added get their forms now.
+        from app.sessions.prepare import draw_forms
+
+        draw_forms(db, session=session, entry_ids=sorted(added_ids))
     kept = len(rows) - added
     db.flush()
     audit.record(db, actor=actor, action="roster.import", target=f"session:{session.code}",
@@ -307,7 +313,7 @@ def remove_from_roster(db: Session, *, session: TestSession, nip: str, reason: s
     attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
     if attempt is not None:
         answered = db.scalar(select(exists().where(AnswerEvent.attempt_id == attempt.id)))
-        if attempt.state != AttemptState.not_started or answered:
+        if attempt.state not in (AttemptState.prepared, AttemptState.not_started) or answered:
             raise SessionError("roster_remove_started", nip=person.nip, code=session.code)
         db.execute(delete(Answer).where(Answer.attempt_id == attempt.id))
         db.delete(attempt)

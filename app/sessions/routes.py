@@ -23,8 +23,8 @@ from app.auth.deps import actor as _actor
 from app.bank.parsed import ImportFailed, Problem
 from app.db import DbSession, WriteDb
 from app.delivery import seb
+from app.sessions import prepare, scoring_settings
 from app.sessions import roster as roster_service
-from app.sessions import scoring_settings
 from app.sessions import seb as seb_settings
 from app.sessions import service as service
 from app.sessions.cards import card_labels, cards_pdf, group_token
@@ -101,6 +101,8 @@ def _session_page(request: Request, db: Session, session: TestSession, *,
         other_staff=[u for u in service.staff_choices(db) if u.id not in taken],
         roster=roster_service.roster_rows(db, session),
         live_attempts=service.live_attempt_count(db, session),
+        prepared_missing=len(prepare.unprepared_entries(db, session)[0])
+        if session.prepared_at else 0,
         **{**defaults, **context})
 
 
@@ -128,6 +130,21 @@ async def session_state(
         return _session_page(request, db, session, status_code=422,
                              fragment="sessions/_session_state.html",
                              state_error=exc.text(request_language(request)))
+    return redirect(request, f"/admin/sessions/{session.code}")
+
+
+@router.post("/{code}/prepare", include_in_schema=False)
+async def session_prepare(request: Request, code: str, db: DbSession, clock: ClockDep,
+                          user: AdminUser) -> Response:
+    """Draw every taker's form now (app/sessions/prepare.py)."""
+    session = _session_or_404(db, code)
+    try:
+        prepare.prepare_session(db, session=session, actor=_actor(user), now=clock.now())
+    except prepare.PrepareRefused:
+        return _session_page(request, db, session, status_code=422,
+                             fragment="sessions/_session_state.html",
+                             state_error=translate(request_language(request),
+                                                   "sessions.prepare_closed"))
     return redirect(request, f"/admin/sessions/{session.code}")
 
 

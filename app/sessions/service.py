@@ -143,6 +143,11 @@ def change_state(db: Session, *, session: TestSession, action: str, actor: str,
                            state=Word(f"sessions.state_word_{session.state.value}"),
                            verb=Word(f"sessions.verb_{action}"))
     previous = session.state
+    if target == SessionState.open and session.prepared_at is None:
+        # Not prepared the day before: draw every form now, before anyone can log in.
+        from app.sessions.prepare import prepare_session
+
+        prepare_session(db, session=session, actor=actor, now=now)
     session.state = target
     session.paused_at = now if target == SessionState.paused else None
     handed_in = 0

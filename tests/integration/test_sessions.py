@@ -120,8 +120,9 @@ def test_state_machine_allows_only_legal_changes(db, clock):
         change_state(db, session=session, action="delete", actor="test", now=clock.now())
     actions = db.scalars(select(AuditEvent.action).where(AuditEvent.target == "session:S1")
                          .order_by(AuditEvent.id)).all()
-    assert actions == ["session.create", "session.open", "session.pause", "session.resume",
-                       "session.close"]
+    # Opening a session that was not prepared draws the forms first (app/sessions/prepare.py).
+    assert actions == ["session.create", "session.prepare", "session.open", "session.pause",
+                       "session.resume", "session.close"]
 
 
 def test_closing_hands_in_every_running_attempt(db, clock):

@@ -49,15 +49,26 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def import_samples(db, now):
+    """The sample banks and the half-day blueprint (112 items in three sections)."""
+    from app.assembly.service import import_blueprint
+    from app.bank.reading import ImportOptions, read_path
+    from app.bank.service import import_bank
+
+    samples = ROOT / "itembank" / "samples"
+    for folder in ("potensi", "kompetensi"):
+        import_bank(db, read_path(samples / folder), source=folder, options=ImportOptions(),
+                    actor="bench", actor_id=None, now=now)
+    return import_blueprint(db, (samples / "cact-setengah-hari.blueprint.yaml").read_text(),
+                            source="bp", actor="bench", now=now)
+
+
 def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
     """Database with sample banks, blueprint and an open session of N participants."""
     os.environ.update(env)
     from sqlalchemy import select
 
-    from app.assembly.service import import_blueprint
     from app.auth.security import decrypt_token
-    from app.bank.reading import ImportOptions, read_path
-    from app.bank.service import import_bank
     from app.clock import SystemClock
     from app.db import Database, upgrade
     from app.sessions.models import Participant, RosterEntry
@@ -70,15 +81,9 @@ def setup(env: dict[str, str], takers: int) -> list[tuple[str, str]]:
     database = Database(settings.database_url)
     secret = settings.resolved_secret()
     now = SystemClock().now()
-    samples = ROOT / "itembank" / "samples"
     logins = []
     with database.transaction() as db:
-        for folder in ("potensi", "kompetensi"):
-            import_bank(db, read_path(samples / folder), source=folder, options=ImportOptions(),
-                        actor="bench", actor_id=None, now=now)
-        blueprint = import_blueprint(
-            db, (samples / "cact-setengah-hari.blueprint.yaml").read_text(), source="bp",
-            actor="bench", now=now)
+        blueprint = import_samples(db, now)
         session = create_session(db, code="BENCH", name="Bench", room="",
                                  blueprint_code=blueprint.code, starts_at=now,
                                  ends_at=now + timedelta(hours=8), actor="bench",

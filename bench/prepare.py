@@ -50,9 +50,6 @@ def main() -> None:
 
     from sqlalchemy import func, select
 
-    from app.assembly.service import import_blueprint
-    from app.bank.reading import ImportOptions, read_path
-    from app.bank.service import import_bank
     from app.clock import SystemClock
     from app.db import Database, upgrade
     from app.delivery.attempts import build_attempt_form
@@ -62,20 +59,15 @@ def main() -> None:
     from app.sessions.roster import RosterRow, import_roster
     from app.sessions.service import create_session
     from app.settings import get_settings
+    from bench.autosave import import_samples
 
     settings = get_settings()
     upgrade(settings.database_url)
     database = Database(settings.database_url)
     secret = settings.resolved_secret()
     now = SystemClock().now()
-    samples = ROOT / "itembank" / "samples"
     with database.transaction() as db:
-        for folder in ("potensi", "kompetensi"):
-            import_bank(db, read_path(samples / folder), source=folder, options=ImportOptions(),
-                        actor="bench", actor_id=None, now=now)
-        blueprint = import_blueprint(
-            db, (samples / "cact-setengah-hari.blueprint.yaml").read_text(), source="bp",
-            actor="bench", now=now)
+        blueprint = import_samples(db, now)
         for code, first in (("BULK", 0), ("OLD", args.takers)):
             session = create_session(db, code=code, name=code, room="",
                                      blueprint_code=blueprint.code, starts_at=now,

@@ -4,15 +4,11 @@ as QTI with MathML in its namespace, as authoring tools write it."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_smoke import SHOTS, watch_console
-from tests.e2e.test_taker import login, shown, start
+from tests.e2e.test_smoke import SHOTS
+from tests.e2e.test_taker import shown, sit_down
 
 pytestmark = pytest.mark.e2e
 
@@ -50,13 +46,7 @@ print(json.dumps(logins))
 
 
 def test_a_fraction_and_a_square_root_render(page: Page, live_server: str, live_env: dict):
-    done = subprocess.run([sys.executable, "-c", SETUP], env=live_env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    [(nip, token)] = json.loads(done.stdout.strip().splitlines()[-1])
-    problems = watch_console(page)
-    login(page, live_server, nip, token)
-    start(page)
+    problems = sit_down(page, live_server, live_env, SETUP)
     item = shown(page)
     formula = item.locator("math")
     expect(formula).to_be_visible()

@@ -5,15 +5,11 @@ The bank comes in as a QTI 3 package with a shared stimulus, as authoring tools 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_smoke import SHOTS, watch_console
-from tests.e2e.test_taker import login, shown, start
+from tests.e2e.test_smoke import SHOTS
+from tests.e2e.test_taker import shown, sit_down
 
 pytestmark = pytest.mark.e2e
 
@@ -67,13 +63,7 @@ print(json.dumps(logins))
 
 def test_the_passage_is_beside_its_items_and_the_question_stays_on_screen(
         page: Page, live_server: str, live_env: dict):
-    done = subprocess.run([sys.executable, "-c", SETUP], env=live_env, capture_output=True,
-                          text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    [(nip, token)] = json.loads(done.stdout.strip().splitlines()[-1])
-    problems = watch_console(page)
-    login(page, live_server, nip, token)
-    start(page)
+    problems = sit_down(page, live_server, live_env, SETUP)
     item = shown(page)
     passage = item.get_by_test_id("item-passage")
     expect(passage).to_be_visible()

@@ -26,6 +26,24 @@ def start(page: Page) -> None:
     expect(shown(page).get_by_test_id("taker-item")).to_be_visible()
 
 
+def sit_down(page: Page, base: str, env: dict, setup: str) -> list[str]:
+    """Run ``setup`` (a Python script printing [[nip, token]] on its last line) against the
+    live server's database, log that one taker in and start; returns the browser console's
+    problems so far (a list that keeps filling)."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", setup], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    [(nip, token)] = json.loads(done.stdout.strip().splitlines()[-1])
+    problems = watch_console(page)
+    login(page, base, nip, token)
+    start(page)
+    return problems
+
+
 def shown(page: Page):
     """The item form on screen (the page holds every item of the open section)."""
     return page.locator("form.item-form:visible")

@@ -20,7 +20,13 @@ import pytest
 from sqlalchemy import select
 
 from bench.autosave import SaveLog, percentiles, send_save, start_phase
-from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
+from tests.conftest import (
+    create_pg_database,
+    drop_pg_database,
+    pg_reachable,
+    run_coroutine,
+    unavailable,
+)
 from tests.e2e.conftest import start_server
 
 pytestmark = pytest.mark.e2e
@@ -121,7 +127,9 @@ def test_backup_under_load_restores_every_acknowledged_answer(backend, tmp_path)
         logins = json.loads(setup.stdout.strip().splitlines()[-1])
         server, base = start_server(env, tmp_path / "server.log")
         try:
-            before, acked, output, calm, during = asyncio.run(
+            # In a thread of its own: a browser test before this one leaves sync Playwright's
+            # event loop running in the main thread, where asyncio.run fails.
+            before, acked, output, calm, during = run_coroutine(
                 exam_with_backup(base, logins, env, tmp_path / "out"))
         finally:
             server.terminate()

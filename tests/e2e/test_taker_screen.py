@@ -124,7 +124,7 @@ for item in doc["items"]:
 with database.transaction() as db:
     run_import(db, SystemClock(), "pilih.zip", bank_zip(doc))
     _, logins = make_open_session(db, SystemClock(), secret=settings.resolved_secret(),
-                                  participants=1, code="PILIH", first=70,
+                                  participants=1, code="PILIH", first=930,
                                   blueprint_yaml=BLUEPRINT.replace("UJI-POT", "UJI-PILIH"))
 print(json.dumps(logins))
 """

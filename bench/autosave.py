@@ -20,6 +20,9 @@
    an acknowledged one is lost or regressed (must be 0).
 7. Serves bench/bare_app.py (one SQLite row per request, same uvicorn) and drives the same
    number of requests at the same concurrency: the reference throughput.
+8. Has the same app return a real form's JSON (kept from step 2), stored, to as many takers
+   at the same concurrency: the physical limit of delivering a form here. The start's rate
+   (login + form per taker) is reported as a share of it.
 """
 
 from __future__ import annotations
@@ -180,6 +183,7 @@ async def start_phase(base: str, logins, concurrency: int, window: float):
     sem = asyncio.Semaphore(concurrency)
     rng = random.Random(3)
     takers, latencies, errors = [], defaultdict(list), defaultdict(int)
+    sample_form: list[bytes] = []
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         async def one(nip, token):
             await asyncio.sleep(rng.uniform(0, window))
@@ -200,6 +204,8 @@ async def start_phase(base: str, logins, concurrency: int, window: float):
                 if form.status_code != 200:
                     errors[f"form {form.status_code}"] += 1
                     return
+                if not sample_form:
+                    sample_form.append(form.content)
                 items = [(i["item_id"], [o["id"] for o in i["options"]], i["kind"])
                          for i in form.json()["items"] if i["stem"] is not None]
                 takers.append({"headers": headers, "items": items, "seq": 0,
@@ -208,7 +214,32 @@ async def start_phase(base: str, logins, concurrency: int, window: float):
         t0 = time.perf_counter()
         await asyncio.gather(*(one(n, t) for n, t in logins))
         elapsed = time.perf_counter() - t0
+    if sample_form:
+        FORM_SAMPLE.write_bytes(sample_form[0])
     return takers, elapsed, latencies, errors
+
+
+FORM_SAMPLE = Path(tempfile.gettempdir()) / "cact-bench-form.json"
+
+
+async def bare_form_phase(base: str, total: int, concurrency: int):
+    """The stored form, ``total`` times at ``concurrency`` connections: forms per second."""
+    latencies: list[float] = []
+    errors = 0
+    sem = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=httpx.Limits(
+            max_connections=concurrency), timeout=120) as client:
+        async def one() -> None:
+            nonlocal errors
+            async with sem:
+                t0 = time.perf_counter()
+                r = await client.get("/bare-form")
+                latencies.append(time.perf_counter() - t0)
+                errors += r.status_code != 200
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(total)))
+        return time.perf_counter() - t0, latencies, errors
 
 
 class SaveLog:
@@ -384,6 +415,7 @@ def main() -> None:
             start_phase(base, logins, args.concurrency, args.start_window))
         print(f"session start: {len(takers)} logged in and got their form in {elapsed:.1f} s; "
               f"errors {dict(errors)}")
+        start_rate = len(takers) / elapsed
         for kind in ("login", "form", "login+form"):
             print(f"  {kind}: {percentiles(latencies[kind])}")
         log = SaveLog()
@@ -417,13 +449,16 @@ def main() -> None:
           f"lost {lost}, regressed {regressed}")
 
     bare_port = free_port()
-    bare_env = {"CACT_BARE_DB": str(data_dir / "bare.sqlite3")}
+    bare_env = {"CACT_BARE_DB": str(data_dir / "bare.sqlite3"),
+                "CACT_BARE_FORM": str(FORM_SAMPLE)}
     bare = start_server([sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--port",
                          str(bare_port), "--workers", str(args.workers), "--log-level",
                          "warning", "--timeout-keep-alive", "75"], bare_env, bare_port)
     try:
         elapsed, bare_latencies, bare_errors = asyncio.run(
             bare_phase(f"http://127.0.0.1:{bare_port}", args.saves, args.concurrency))
+        form_elapsed, form_latencies, form_errors = asyncio.run(
+            bare_form_phase(f"http://127.0.0.1:{bare_port}", args.takers, args.concurrency))
     finally:
         bare.terminate()
         bare.wait(timeout=30)
@@ -431,6 +466,12 @@ def main() -> None:
     print(f"bare endpoint: {bare_rate:.0f}/s, {percentiles(bare_latencies)}, "
           f"errors {bare_errors}")
     print(f"autosave / bare throughput: {rate / bare_rate:.0%}")
+    size = FORM_SAMPLE.stat().st_size if FORM_SAMPLE.exists() else 0
+    form_rate = args.takers / form_elapsed
+    print(f"bare stored form ({size:,} bytes): {args.takers} in {form_elapsed:.1f} s = "
+          f"{form_rate:.0f}/s, {percentiles(form_latencies)}, errors {form_errors}")
+    print(f"session start (login + form) / bare stored form: {start_rate:.0f}/s vs "
+          f"{form_rate:.0f}/s = {start_rate / form_rate:.0%}")
 
 
 if __name__ == "__main__":

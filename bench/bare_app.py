@@ -1,6 +1,8 @@
-"""The reference endpoint: a minimal FastAPI app that writes one SQLite row per request with the
-same durability settings as the CACT server (WAL, synchronous=FULL). bench/autosave.py serves
-it with the same uvicorn settings and reports the autosave throughput as a ratio of this one.
+"""The reference endpoints: a minimal FastAPI app that writes one SQLite row per request with the
+same durability settings as the CACT server (WAL, synchronous=FULL), and one that returns a
+stored form (the JSON of a real 112-item form, read once from CACT_BARE_FORM): the physical
+limit of "deliver a form" on this machine. bench/autosave.py serves it with the same uvicorn
+settings and reports the autosave throughput and the session start as ratios of these.
 
     uvicorn bench.bare_app:app --port 8099   (CACT_BARE_DB=/tmp/bare.sqlite3)
 """
@@ -12,7 +14,7 @@ import sqlite3
 import tempfile
 import threading
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from pydantic import BaseModel
 
 DB_PATH = os.environ.get(
@@ -40,6 +42,17 @@ class Save(BaseModel):
 
 
 app = FastAPI()
+
+
+_FORM: list[bytes] = []
+
+
+@app.get("/bare-form")
+def bare_form() -> Response:
+    if not _FORM:
+        path = os.environ.get("CACT_BARE_FORM", "")
+        _FORM.append(open(path, "rb").read() if path else b"{}")  # noqa: SIM115
+    return Response(_FORM[0], media_type="application/json")
 
 
 @app.put("/bare")

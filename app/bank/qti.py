@@ -60,6 +60,12 @@ def parse_qti_files(files: dict[str, bytes], *, source: str, default_construct: 
     left out of ``items``; unsupported ones go to ``skipped`` or ``problems``."""
     reader = _Reader(files, source, default_construct, skip_unsupported)
     reader.run()
+    # An item whose passage could not be read is left out like an item with a problem of its
+    # own: the passage's problems are reported once, where they are, and nothing of it is
+    # checked again as if it had been read.
+    broken = {reader.passage_files.codes[path] for path in reader.broken_passages
+              if path in reader.passage_files.codes}
+    reader.items = [item for item in reader.items if item.passage not in broken]
     used = {item.passage for item in reader.items if item.passage}
     passages = {code: p for code, p in reader.passage_files.passages.items() if code in used}
     return QtiResult(reader.items, reader.media, reader.problems, reader.skipped, passages)
@@ -79,6 +85,7 @@ class _Reader:
         self.skipped: list[Problem] = []
         self.seen: dict[str, str] = {}  # item identifier -> file it was first found in
         self.passage_files = PassageFiles(files)
+        self.broken_passages: set[str] = set()  # passage files whose reading had problems
 
     def label(self, path: str) -> str:
         single = len(self.files) == 1 and path == PurePosixPath(self.source).name
@@ -256,6 +263,7 @@ class _Reader:
         doc = Doc(body, version)
 
         def add(element: Element, *, key: str, **params: object) -> None:
+            self.broken_passages.add(path)
             self.problems.append(problem(self.label(path), doc.path(element), item, key=key,
                                          **params))
 

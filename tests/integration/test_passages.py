@@ -154,6 +154,18 @@ def test_a_shared_stimulus_package_imports_with_its_passage(db, clock):
     assert sorted(shared) == ["V1", "V2", "V3"]
 
 
+def test_a_passage_image_missing_from_the_package_is_reported_once(db, clock):
+    bank = read_bank(unpack_zip(reading_zip(), source="b.zip").files, source="b.zip",
+                     options=ImportOptions())
+    files = unpack_zip(export_qti3_package(bank.items, bank.media, title="Bacaan",
+                                           passages=bank.passages), source="q.zip").files
+    del files["items/media/buaya.svg"]
+    problems = refused(db, clock, "bacaan-qti.zip", zip_of(files), code="QTI-BACA",
+                       title="Bacaan", kind="potensi", default_construct="potensi.verbal")
+    assert [p.key for p in problems] == ["qti_image_missing"]
+    assert problems[0].file.endswith("items/passages/P-KISAH-1.xml")
+
+
 QTI22 = """<?xml version="1.0" encoding="UTF-8"?>
 <assessmentItem xmlns="http://www.imsglobal.org/xsd/imsqti_v2p2" identifier="{code}"
     title="{code}" adaptive="false" timeDependent="false">

@@ -121,9 +121,10 @@ def start_server(args: list[str], env: dict[str, str], port: int) -> subprocess.
     raise RuntimeError("server did not start")
 
 
-def server_usage(pid: int) -> tuple[float, int]:
+def server_usage(pid: int, memory: str = "VmHWM") -> tuple[float, int]:
     """CPU seconds used so far and peak resident memory (KiB) of the server process and its
-    worker processes (read from /proc, Linux)."""
+    worker processes (read from /proc, Linux). ``memory="VmRSS"``: their memory now instead
+    of the peak."""
     tick = os.sysconf("SC_CLK_TCK")
     family = {pid}
     for entry in Path("/proc").iterdir():
@@ -140,7 +141,7 @@ def server_usage(pid: int) -> tuple[float, int]:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
             cpu += (int(fields[11]) + int(fields[12])) / tick
             for line in Path(f"/proc/{member}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
+                if line.startswith(f"{memory}:"):
                     peak += int(line.split()[1])
         except OSError:
             continue
@@ -366,8 +367,9 @@ def verify(env: dict[str, str], acked: dict[tuple[int, int], int]) -> tuple[int,
     return lost, regressed
 
 
-def fresh_postgresql(url: str) -> None:
-    """Drop and create the database named in ``url`` (the bench starts from nothing)."""
+def fresh_postgresql(url: str, create: bool = True) -> None:
+    """Drop and create the database named in ``url`` (the bench starts from nothing); with
+    ``create=False`` only drop it (a bench cleaning up after itself)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
@@ -375,7 +377,8 @@ def fresh_postgresql(url: str) -> None:
     admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+        if create:
+            conn.execute(text(f'CREATE DATABASE "{target.database}"'))
     admin.dispose()
 
 

@@ -230,7 +230,7 @@ def print_table(rows: list[dict]) -> None:
               f"{r['login_form_p99']:>12.0f} ms {r['paced_p50']:>7.0f}/{r['paced_p99']:<9.0f} "
               f"{r['saves_s']:>8.0f} {r['submit_s']:>10.1f} {r['errors']:>6} "
               f"{r['lost']:>4}/{r['regressed']:<4}  {cpu} s | {rss} MiB, "
-              f"nginx {r['nginx_cpu']:.0f} s | {r['nginx_rss']:.0f} MiB", flush=True)
+              f"nginx {r['nginx_cpu']:.1f} s | {r['nginx_rss']:.0f} MiB", flush=True)
 
 
 def servers_list(text: str) -> list[int]:

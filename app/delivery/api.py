@@ -27,9 +27,8 @@ from app.delivery.schemas import (
     AttemptStatus,
     TakerLoginCreate,
     TakerLoginRead,
-    attempt_json,
 )
-from app.delivery.views import attempt_view
+from app.delivery.views import attempt_bytes
 
 router = APIRouter(prefix="/api/v1/taker", tags=["taker"])
 
@@ -118,7 +117,7 @@ async def taker_attempt(request: Request, clock: ClockDep) -> Response:
     def work(db: Session) -> bytes:
         attempt = bearer_lookup(request, db)
         timing.start(db, attempt=attempt, now=clock.now())
-        return attempt_json(attempt_view(db, attempt=attempt, now=clock.now()))
+        return attempt_bytes(db, attempt=attempt, now=clock.now())
     return Response(await in_transaction(request, work), media_type="application/json")
 
 

@@ -1,11 +1,15 @@
-"""Group commit for autosaves.
+"""Group commit for autosaves, hand-ins and taker logins.
 
 Every save must be durable before it is acknowledged, and on SQLite durable means one fsync of
 the write-ahead log per commit, behind the single write slot. When hundreds of takers save at
 once, each waiting for its own commit, the slot and the fsyncs are the bottleneck. Saves that
 arrive together are therefore applied in one transaction, each in its own savepoint, and all
 of them are acknowledged after that one commit: still nothing is acknowledged before it is on
-disk, and a save that fails is refused alone without touching the others.
+disk, and a save that fails is refused alone without touching the others. A room's logins at
+08:00 go the same way (app/delivery/login_flow.py): their audit rows are appended to the chain
+one after another in the batch's transaction, in the order the batch runs them, so the chain
+stays exact (``cact audit verify``); a refused login that recorded why (RecordedRefusal) keeps
+what it recorded, as its own transaction would have.
 
 With several app workers on PostgreSQL, two workers' batches can hold row locks on the same
 attempts (a taker's saves may reach either worker). Each batch takes its works in the order of
@@ -28,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from app.db import Database
+from app.db import Database, RecordedRefusal
 
 logger = logging.getLogger("cact")
 MAX_BATCH = 64
@@ -140,6 +144,11 @@ class SaveBatcher:
                     value = work(db)
                     savepoint.commit()
                     outcomes.append((True, value))
+                except RecordedRefusal as refusal:
+                    # Refused, but what it wrote of why (a failed login's count and audit
+                    # row) is kept, as a transaction of its own would commit it.
+                    savepoint.commit()
+                    outcomes.append((False, refusal))
                 except Exception as exc:  # refused alone, the rest go on
                     try:
                         savepoint.rollback()

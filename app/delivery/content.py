@@ -10,15 +10,18 @@ process alike. Versions that are not frozen (an admin's preview) are always read
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from app.assembly.forms import PoolItem
+from app.assembly.models import Blueprint
 from app.bank.models import BankPassage, BankVersion, Item, ItemOption
 from app.bank.sanitize import media_names
 from app.delivery.models import DONE_STATES, Attempt, AttemptItem
@@ -36,6 +39,8 @@ class _Cache:
     options: dict[int, dict[int, str]] = field(default_factory=dict)  # item -> option -> HTML
     # (attempt id, seed) -> {(bank version, image name): first section whose item shows it}
     form_media: dict[tuple[int, int], dict[tuple[int, str], int]] = field(default_factory=dict)
+    encoded: dict[int, EncodedItem] = field(default_factory=dict)  # item -> its JSON parts
+    rules: dict[int, BlueprintRules] = field(default_factory=dict)  # blueprint id -> its rules
 
 
 # One cache per database (keyed by its connection pool): ids mean nothing across databases,
@@ -59,6 +64,94 @@ class ItemContent:
     stem: str
     passage_title: str = ""
     passage: str = ""  # HTML of the passage the item is asked about, "" when none
+    # A multiple-response item's bounds on how many options are chosen (choice_bounds).
+    min_choices: int | None = None
+    max_choices: int | None = None
+
+
+def choice_bounds(scoring: dict[str, Any] | None) -> tuple[int | None, int | None]:
+    """(min, max) options a multiple-response item lets the taker choose, from the item's
+    scoring data (``min_choices`` / ``max_choices``; QTI minChoices / maxChoices). These are
+    counts of options, not the score bounds ``min`` / ``max`` beside them. A missing,
+    non-positive or non-integer value means no bound (QTI's maxChoices="0": any number)."""
+    def bound(name: str) -> int | None:
+        value = (scoring or {}).get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+            return None
+        return int(value) if float(value).is_integer() else None
+    low, high = bound("min_choices"), bound("max_choices")
+    if low is not None and high is not None and low > high:
+        low = high
+    return low, high
+
+
+@dataclass(frozen=True)
+class EncodedItem:
+    """An item's part of the taker's form as JSON, encoded once per process: the form of every
+    taker is then joined from these bytes (app/delivery/views.py, ``attempt_bytes``) instead of
+    being built and serialized item by item per request."""
+
+    shown: bytes  # its members once its section is open: kind, stem, passage, choice bounds
+    hidden: bytes  # the same while its section is still ahead: no stem, no passage
+    options: dict[int, bytes]  # option id -> its HTML as a JSON string
+
+
+@dataclass(frozen=True)
+class BlueprintRules:
+    """What delivery needs of a blueprint: the whole test's limit and each section's title,
+    instructions, limit and whether it may be gone back to."""
+
+    time_limit_s: int | None
+    sections: list[dict[str, Any]]
+
+
+def blueprint_rules(db: Session, blueprint_id: int) -> BlueprintRules:
+    """The rules of a blueprint that a session uses. Such a blueprint can no longer be
+    replaced (app/assembly/service.py, ``save_blueprint``), so once read they are kept: every
+    start, page and section step of every taker needs them."""
+    cache = _cache(db)
+    known = cache.rules.get(blueprint_id)
+    if known is not None:
+        return known
+    time_limit_s, spec = db.execute(select(Blueprint.time_limit_s, Blueprint.spec)
+                                    .where(Blueprint.id == blueprint_id)).one()
+    rules = BlueprintRules(time_limit_s, spec["sections"])
+    with _lock:
+        cache.rules[blueprint_id] = rules
+    return rules
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _encode(item: ItemContent, options: dict[int, str]) -> EncodedItem:
+    bounds = b',"min_choices":%b,"max_choices":%b' % (_json(item.min_choices),
+                                                       _json(item.max_choices))
+    passage = (b',"passage":%b,"passage_title":%b' % (_json(item.passage),
+                                                       _json(item.passage_title))
+               if item.passage else b',"passage":null,"passage_title":null')
+    kind = b'"kind":%b' % _json(item.kind)
+    return EncodedItem(
+        shown=kind + b',"stem":' + _json(item.stem) + passage + bounds,
+        hidden=kind + b',"stem":null,"passage":null,"passage_title":null' + bounds,
+        options={option_id: _json(html) for option_id, html in options.items()})
+
+
+def encoded(db: Session, items: dict[int, ItemContent], options: dict[int, dict[int, str]]
+            ) -> dict[int, EncodedItem]:
+    """The JSON parts of these items (as read by :func:`contents`); kept for frozen items."""
+    cache = _cache(db)
+    found = {i: cache.encoded[i] for i in items if i in cache.encoded}
+    for item_id, item in items.items():
+        if item_id not in found:
+            found[item_id] = _encode(item, options[item_id])
+            if cache.items.get(item_id) is item:  # frozen: the content cache holds it
+                with _lock:
+                    if len(cache.encoded) > MAX_CACHED_ITEMS:
+                        cache.encoded.clear()
+                    cache.encoded[item_id] = found[item_id]
+    return found
 
 
 def forget(engine) -> None:
@@ -119,14 +212,16 @@ def contents(db: Session, item_ids: Iterable[int]
     if missing:
         fresh: dict[int, ItemContent] = {}
         frozen_of: dict[int, bool] = {}
-        for item_id, version_id, kind, stem, frozen, title, passage in db.execute(
+        for item_id, version_id, kind, stem, frozen, title, passage, scoring in db.execute(
                 select(Item.id, Item.bank_version_id, Item.kind, Item.stem, BankVersion.frozen,
-                       BankPassage.title, BankPassage.content)
+                       BankPassage.title, BankPassage.content, Item.scoring)
                 .join(BankVersion, BankVersion.id == Item.bank_version_id)
                 .outerjoin(BankPassage, and_(BankPassage.bank_version_id == Item.bank_version_id,
                                              BankPassage.code == Item.passage))
                 .where(Item.id.in_(missing))):
-            fresh[item_id] = ItemContent(version_id, kind.value, stem, title or "", passage or "")
+            low, high = choice_bounds(scoring) if kind.value == "multiple" else (None, None)
+            fresh[item_id] = ItemContent(version_id, kind.value, stem, title or "", passage or "",
+                                         low, high)
             frozen_of[item_id] = frozen
         fresh_options: dict[int, dict[int, str]] = {i: {} for i in fresh}
         for item_id, option_id, content in db.execute(

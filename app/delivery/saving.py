@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, aliased
 from app.auth.security import keyed_digest
 from app.bank.models import Item, ItemKind
 from app.delivery.attempts import ACCESS_PURPOSE, TakerError, attempt_for_access_token
+from app.delivery.content import choice_bounds
 from app.delivery.models import (
     DONE_STATES,
     Answer,
@@ -54,22 +55,6 @@ class SaveResult:
     remaining_s: int | None
     state: str
     attempt_id: int | None = None
-
-
-def choice_bounds(scoring: dict[str, Any] | None) -> tuple[int | None, int | None]:
-    """(min, max) options a multiple-response item lets the taker choose, from the item's
-    scoring data (``min_choices`` / ``max_choices``; QTI minChoices / maxChoices). These are
-    counts of options, not the score bounds ``min`` / ``max`` beside them. A missing,
-    non-positive or non-integer value means no bound (QTI's maxChoices="0": any number)."""
-    def bound(name: str) -> int | None:
-        value = (scoring or {}).get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
-            return None
-        return int(value) if float(value).is_integer() else None
-    low, high = bound("min_choices"), bound("max_choices")
-    if low is not None and high is not None and low > high:
-        low = high
-    return low, high
 
 
 def _validate_response(kind: ItemKind, option_order: list[int], response: Any,

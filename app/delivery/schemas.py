@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import BaseModel, Field
 
 
 class TakerLoginCreate(BaseModel):
@@ -96,28 +96,3 @@ class AttemptStatus(BaseModel):
     server_time: datetime
     test_remaining_s: int | None = Field(default=None, description="the whole test's seconds "
                                          "left, when the test has its own limit")
-
-
-def _fields(model: type[BaseModel], **nested: Any) -> dict[str, Any]:
-    return {name: nested.get(name, True) for name in model.model_fields}
-
-
-# The form is the largest taker response (112 items with stems) and is sent to every taker at
-# 08:00. Validating the view into AttemptRead and dumping that to JSON cost ~12 % of the
-# server's Python time during the start (py-spy); pydantic-core writes the same JSON straight
-# from the view's dataclasses, keeping only AttemptRead's fields.
-_ATTEMPT_FIELDS = _fields(
-    AttemptRead,
-    sections={"__all__": _fields(SectionRead)},
-    items={"__all__": _fields(ItemRead, options={"__all__": _fields(OptionRead)})})
-_VIEW_JSON: TypeAdapter[Any] | None = None
-
-
-def attempt_json(view: Any) -> bytes:
-    """``view`` (an AttemptView) as the JSON of AttemptRead."""
-    global _VIEW_JSON
-    if _VIEW_JSON is None:
-        from app.delivery.views import AttemptView
-
-        _VIEW_JSON = TypeAdapter(AttemptView)
-    return _VIEW_JSON.dump_json(view, include=_ATTEMPT_FIELDS)

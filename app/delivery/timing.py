@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.assembly.models import Blueprint
+from app.delivery import content
 from app.delivery.attempts import LIVE_STATES, TakerError
 from app.delivery.models import DONE_STATES, Attempt, AttemptSection, AttemptState
 from app.sessions.models import SessionState, TestSession
@@ -33,9 +33,10 @@ def _sections(db: Session, attempt: Attempt) -> list[AttemptSection]:
 
 def blueprint_spec(db: Session, attempt: Attempt) -> dict[str, Any]:
     """The attempt's blueprint and the rules of its sections (time limits, going back)."""
-    session = db.get_one(TestSession, attempt.session_id)
-    blueprint = db.get_one(Blueprint, session.blueprint_id)
-    return {"blueprint": blueprint, "sections": blueprint.spec["sections"]}
+    blueprint_id = db.execute(select(TestSession.blueprint_id)
+                              .where(TestSession.id == attempt.session_id)).scalar_one()
+    rules = content.blueprint_rules(db, blueprint_id)
+    return {"blueprint": rules, "sections": rules.sections}
 
 
 def effective_deadline(attempt: Attempt, section: AttemptSection | None) -> datetime | None:
@@ -61,20 +62,21 @@ def start(db: Session, *, attempt: Attempt, now: datetime) -> None:
     """Leave the instructions: the first section's clock (and the whole test's) starts now."""
     if attempt.state != AttemptState.not_started:
         return
-    if db.scalar(select(TestSession.state).where(TestSession.id == attempt.session_id)
-                 ) == SessionState.paused:
+    # One small query and the kept blueprint rules: every taker of a room starts at once.
+    state, blueprint_id = db.execute(select(TestSession.state, TestSession.blueprint_id)
+                                     .where(TestSession.id == attempt.session_id)).one()
+    if state == SessionState.paused:
         raise TakerError(409, "taker.error_session_paused", "the session is paused")
-    spec = blueprint_spec(db, attempt)
+    rules = content.blueprint_rules(db, blueprint_id)
     attempt.state = AttemptState.active
     attempt.started_at = now
     attempt.current_section = 0
-    if spec["blueprint"].time_limit_s:
-        attempt.deadline_at = now + timedelta(seconds=spec["blueprint"].time_limit_s
-                                              + attempt.extra_time_s)
-    sections = _sections(db, attempt)
-    _open_section(sections[0], spec["sections"][0].get("time_limit_s"), now)
-    if sections[0].deadline_at and attempt.extra_time_s:
-        sections[0].deadline_at += timedelta(seconds=attempt.extra_time_s)
+    if rules.time_limit_s:
+        attempt.deadline_at = now + timedelta(seconds=rules.time_limit_s + attempt.extra_time_s)
+    first = db.get_one(AttemptSection, (attempt.id, 0))  # loaded with the attempt, mostly
+    _open_section(first, rules.sections[0].get("time_limit_s"), now)
+    if first.deadline_at and attempt.extra_time_s:
+        first.deadline_at += timedelta(seconds=attempt.extra_time_s)
     db.flush()
 
 

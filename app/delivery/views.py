@@ -7,18 +7,20 @@ before handing in are the server's."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.assembly.models import Blueprint
-from app.bank.models import Item
 from app.delivery import content
 from app.delivery.models import Answer, Attempt, AttemptItem, AttemptSection
-from app.delivery.saving import choice_bounds, real_to_shown
+from app.delivery.saving import real_to_shown
+from app.delivery.schemas import AttemptRead, ItemRead, OptionRead, SectionRead
 from app.delivery.timing import refresh, remaining_seconds
 from app.sessions.models import Participant, RosterEntry, TestSession
 
@@ -44,7 +46,7 @@ class ItemView:
     seq: int = 0
     flagged: bool = False
     # A multiple-response item's bounds on how many options are chosen (QTI minChoices and
-    # maxChoices; see ``choice_bounds``); None when the item sets none.
+    # maxChoices; see ``content.choice_bounds``); None when the item sets none.
     min_choices: int | None = None
     max_choices: int | None = None
 
@@ -102,6 +104,29 @@ class AttemptView:
                 "flagged": [i.position for i in items if i.flagged]}
 
 
+def _fields(model: type[BaseModel], **nested: Any) -> dict[str, Any]:
+    return {name: nested.get(name, True) for name in model.model_fields}
+
+
+# The form is the largest taker response (112 items with stems) and is sent to every taker at
+# 08:00. Validating the view into AttemptRead and dumping that to JSON cost ~12 % of the
+# server's Python time during the start (py-spy); pydantic-core writes the same JSON straight
+# from the view's dataclasses, keeping only AttemptRead's fields.
+_ATTEMPT_FIELDS = _fields(
+    AttemptRead,
+    sections={"__all__": _fields(SectionRead)},
+    items={"__all__": _fields(ItemRead, options={"__all__": _fields(OptionRead)})})
+_VIEW_JSON: TypeAdapter[Any] | None = None
+
+
+def attempt_json(view: AttemptView) -> bytes:
+    """``view`` (an AttemptView) as the JSON of AttemptRead."""
+    global _VIEW_JSON
+    if _VIEW_JSON is None:
+        _VIEW_JSON = TypeAdapter(AttemptView)
+    return _VIEW_JSON.dump_json(view, include=_ATTEMPT_FIELDS)
+
+
 def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
     if attempt.state.value in ("submitted", "expired"):
         return "closed"
@@ -114,14 +139,14 @@ def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
     return "closed"
 
 
-def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView:
-    """The whole attempt for the page and the API (after applying the clock)."""
+def _head(db: Session, attempt: Attempt, now: datetime) -> AttemptView:
+    """The attempt without its items (after applying the clock)."""
     refresh(db, attempt=attempt, now=now)
     session = db.get_one(TestSession, attempt.session_id)
-    spec_sections = db.get_one(Blueprint, session.blueprint_id).spec["sections"]
-    person = db.execute(select(Participant).join(
+    spec_sections = content.blueprint_rules(db, session.blueprint_id).sections
+    person = db.execute(select(Participant.name, Participant.nip).join(
         RosterEntry, RosterEntry.participant_id == Participant.id)
-        .where(RosterEntry.id == attempt.roster_entry_id)).scalar_one()
+        .where(RosterEntry.id == attempt.roster_entry_id)).one()
     sections = {s.section: s for s in db.scalars(
         select(AttemptSection).where(AttemptSection.attempt_id == attempt.id))}
     current = sections.get(attempt.current_section)
@@ -140,23 +165,41 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             time_limit_s=spec.get("time_limit_s"), allow_back=spec.get("allow_back", True),
             state=state,
             remaining_s=remaining_seconds(attempt, row, now) if state == "open" else None))
+    return view
+
+
+@dataclass
+class _Form:
+    """An attempt's form as stored (plain rows, in taker order), the frozen content of its
+    items (app/delivery/content.py, read once per process) and the taker's answers."""
+
+    entries: Sequence[Any]  # (item_id, position, section, option_order)
+    items: dict[int, content.ItemContent]
+    options: dict[int, dict[int, str]]
+    answers: dict[int, Any]  # item id -> (item_id, response, seq, flagged)
+
+
+def _form(db: Session, attempt: Attempt) -> _Form:
     # Plain rows, not ORM objects: 112 per form, read on every page of every taker.
     entries = db.execute(select(AttemptItem.item_id, AttemptItem.position, AttemptItem.section,
                                 AttemptItem.option_order)
                          .where(AttemptItem.attempt_id == attempt.id)
                          .order_by(AttemptItem.position)).all()
-    visible = {e.item_id for e in entries if view.sections[e.section].state != "pending"}
     items, options = content.contents(db, (e.item_id for e in entries))
-    multiple = [i for i, c in items.items() if c.kind == "multiple"]
-    bounds = {item_id: choice_bounds(scoring) for item_id, scoring in db.execute(
-        select(Item.id, Item.scoring).where(Item.id.in_(multiple)))} if multiple else {}
     answers = {a.item_id: a for a in db.execute(
         select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)
         .where(Answer.attempt_id == attempt.id))}
-    for entry in entries:
-        item = items[entry.item_id]
-        shown = entry.item_id in visible
-        answer = answers.get(entry.item_id)
+    return _Form(entries, items, options, answers)
+
+
+def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView:
+    """The whole attempt for the page (after applying the clock)."""
+    view = _head(db, attempt, now)
+    form = _form(db, attempt)
+    for entry in form.entries:
+        item = form.items[entry.item_id]
+        shown = view.sections[entry.section].state != "pending"
+        answer = form.answers.get(entry.item_id)
         view.items.append(ItemView(
             item_id=entry.item_id, position=entry.position, section=entry.section,
             kind=item.kind, bank_version_id=item.bank_version_id if shown else 0,
@@ -165,11 +208,46 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
             passage_title=item.passage_title if shown and item.passage else None,
             # Real option ids follow the author's order: the taker sees places instead
             # (saving.shown_to_real turns them back into ids when an answer is saved).
-            options=[OptionView(n, options[entry.item_id][o])
+            options=[OptionView(n, form.options[entry.item_id][o])
                      for n, o in enumerate(entry.option_order, 1)] if shown else [],
             response=real_to_shown(entry.option_order, answer.response) if answer else None,
             seq=answer.seq if answer else 0,
             flagged=answer.flagged if answer else False,
-            min_choices=bounds.get(entry.item_id, (None, None))[0],
-            max_choices=bounds.get(entry.item_id, (None, None))[1]))
+            min_choices=item.min_choices, max_choices=item.max_choices))
     return view
+
+
+_NO_ITEMS = b'"items":[]'
+
+
+def attempt_bytes(db: Session, *, attempt: Attempt, now: datetime) -> bytes:
+    """The attempt as the API's JSON (AttemptRead), the same as ``attempt_json(attempt_view(
+    ...))`` but joined from each item's JSON parts, encoded once per process
+    (``content.encoded``), with this taker's places, answers and flags put in between: the
+    form is the largest response and every taker asks for it at 08:00."""
+    view = _head(db, attempt, now)
+    form = _form(db, attempt)
+    encoded = content.encoded(db, form.items, form.options)
+    pending = {s.index for s in view.sections if s.state == "pending"}
+    parts = []
+    for entry in form.entries:
+        item = encoded[entry.item_id]
+        answer = form.answers.get(entry.item_id)
+        if entry.section in pending:
+            fixed, options = item.hidden, b""
+        else:
+            fixed = item.shown
+            options = b",".join([b'{"id":%d,"content":%b}' % (n, item.options[o])
+                                 for n, o in enumerate(entry.option_order, 1)])
+        if answer is None:
+            mine = b'"response":null,"seq":0,"flagged":false'
+        else:
+            response = real_to_shown(entry.option_order, answer.response)
+            mine = b'"response":%b,"seq":%d,"flagged":%b' % (
+                json.dumps(response).encode(), answer.seq,
+                b"true" if answer.flagged else b"false")
+        parts.append(b'{"item_id":%d,"position":%d,"section":%d,%b,"options":[%b],%b}' % (
+            entry.item_id, entry.position, entry.section, fixed, options, mine))
+    head = attempt_json(view)
+    at = head.rindex(_NO_ITEMS)  # a JSON string cannot hold it unescaped
+    return b"".join((head[:at], b'"items":[', b",".join(parts), b"]", head[at + len(_NO_ITEMS):]))

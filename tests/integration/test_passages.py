@@ -23,8 +23,7 @@ from app.bank.qti import export_qti3_package
 from app.bank.reading import ImportOptions, read_bank
 from app.delivery import attempts, content, timing
 from app.delivery.models import AttemptItem
-from app.delivery.schemas import attempt_json
-from app.delivery.views import attempt_view
+from app.delivery.views import attempt_json, attempt_view
 from tests.factories import SVG, make_open_session, run_import, zip_of
 
 SECRET = "p" * 40

@@ -80,9 +80,16 @@ def seconds_left(until: datetime | None, now: datetime) -> int:
 
 def wait_seconds(db: Session, *, identifier: str, client_addr: str, now: datetime) -> int:
     """Seconds the caller must wait before another attempt (0 = may try now)."""
+    return look_up(db, identifier=identifier, client_addr=client_addr, now=now)[0]
+
+
+def look_up(db: Session, *, identifier: str, client_addr: str, now: datetime
+            ) -> tuple[int, bool]:
+    """:func:`wait_seconds`, and whether any counter of this identifier or address exists (when
+    none does, a successful login has nothing to clear)."""
     rows = db.scalars(select(LoginThrottle.locked_until).where(
-        LoginThrottle.key.in_(_keys(identifier, client_addr).values())))
-    return max((seconds_left(until, now) for until in rows), default=0)
+        LoginThrottle.key.in_(_keys(identifier, client_addr).values()))).all()
+    return max((seconds_left(until, now) for until in rows), default=0), bool(rows)
 
 
 def register_failure(db: Session, *, identifier: str, client_addr: str, now: datetime) -> None:

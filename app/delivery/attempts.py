@@ -72,6 +72,7 @@ class LoginCheck:
     counted_as: str  # the client address, or "seat:..." for the seat the attempt is bound to
     retry_after_s: int = 0
     matched: bool = False
+    counted: bool = True  # a failure counter of this NIP or address exists (or may)
 
     @property
     def identifier(self) -> str:
@@ -131,8 +132,8 @@ def check_login(db: Session, *, nip: str, token: str, workstation: str, client_a
         if bound is not None:
             counted_as = f"seat:{workstation}"
     check = LoginCheck(nip, counted_as)
-    check.retry_after_s = throttle.wait_seconds(db, identifier=check.identifier,
-                                                client_addr=counted_as, now=now)
+    check.retry_after_s, check.counted = throttle.look_up(
+        db, identifier=check.identifier, client_addr=counted_as, now=now)
     if not check.retry_after_s:
         check.matched = _matches(db, nip, token, secret) is not None
     return check
@@ -196,7 +197,8 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
                         created_at=now))
         raise LoginRefused(409, "taker.error_seat",
                          "this attempt is active on another computer; ask the proctor to unlock")
-    throttle.clear_success(db, identifier=check.identifier, client_addr=check.counted_as)
+    if check.counted:  # most logins of a morning have no failure to forget
+        throttle.clear_success(db, identifier=check.identifier, client_addr=check.counted_as)
     access = random_token(32)
     attempt.access_token_hmac = keyed_digest(secret, ACCESS_PURPOSE, access)
     if attempt.state in LIVE_STATES:

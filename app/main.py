@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import sys
@@ -167,12 +168,20 @@ def _sweep_once(app: FastAPI) -> int:
         return sweep(session, now=now)
 
 
-def score_pending_now(app: FastAPI) -> int:
-    """Score handed-in attempts that have no result yet, a few per transaction."""
+def score_pending_now(app: FastAPI, *, yield_to_takers: bool = False) -> int:
+    """Score handed-in attempts that have no result yet, a few per transaction.
+
+    ``yield_to_takers`` (the sweeper): while takers are saving or handing in, only one such
+    transaction per run; the rest follows in later runs, or at once when they are quiet. At
+    the end of a session 5,000 hand-ins arrive within seconds, and scoring them at full pace
+    at the same time took the server from the takers still waiting for "terkumpul"; nothing
+    is waiting on the results that soon (a session's close scores what is left itself)."""
     from app.scoring.service import pending_attempts, score_pending
 
     total = 0
     while True:
+        if total and yield_to_takers and app.state.save_batcher.busy():
+            return total
         with app.state.db.transaction(write=False) as session:
             if not pending_attempts(session, limit=1):
                 return total
@@ -195,7 +204,8 @@ async def _sweeper(app: FastAPI) -> None:
             closed = await run_in_threadpool(_sweep_once, app)
             if closed:
                 logger.info("sweeper closed %d attempt(s)", closed)
-            scored = await run_in_threadpool(score_pending_now, app)
+            scored = await run_in_threadpool(
+                functools.partial(score_pending_now, app, yield_to_takers=True))
             if scored:
                 logger.info("sweeper scored %d attempt(s)", scored)
         except Exception:  # a busy or unreachable database must not kill it

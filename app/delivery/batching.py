@@ -57,6 +57,7 @@ class SaveBatcher:
         self.saves = 0
         self.last_failure: tuple[float, str] | None = None
         self.conflicts = 0  # batches run again after a deadlock
+        self.last_submit = float("-inf")  # time.monotonic() of the last work submitted
         self._queue: asyncio.Queue[tuple[str, Work, asyncio.Future]] | None = None
         self._runner: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -64,6 +65,7 @@ class SaveBatcher:
     async def submit(self, work: Work, key: str = "") -> Any:
         """``key`` orders the works of a batch (the taker's access token: rows of the same
         attempt are then locked in the same order by every worker's batches)."""
+        self.last_submit = time.monotonic()
         loop = asyncio.get_running_loop()
         queue = self._queue
         if self._loop is not loop or queue is None:  # a new event loop (tests start several)
@@ -115,6 +117,11 @@ class SaveBatcher:
                               "the server could not store answers just now; the page keeps "
                               "them and sends them again", retry_after=2)
         return exc
+
+    def busy(self, within_s: float = 1.0) -> bool:
+        """Whether takers are saving, logging in or handing in now (a work came in within
+        ``within_s``): background work (the sweeper's scoring) then leaves them the server."""
+        return time.monotonic() - self.last_submit <= within_s
 
     def recent_failure(self, within_s: float = 120.0) -> str | None:
         """The last storage failure of this process, if it happened within ``within_s``."""

@@ -159,9 +159,9 @@ def submit(db: Session, *, attempt: Attempt, reason: str, actor: str, now: datet
         # had never started (a proctor's force_submit and a session's close handle it apart).
         raise TakerError(409, "taker.error_not_started",
                          "the attempt has not started: fetch the form (GET /attempt) first")
-    sections = _sections(db, attempt)
-    _finish(attempt, sections[attempt.current_section], at=now,
-            state=AttemptState.submitted, reason=reason)
+    # Only the current section is closed: loaded with the attempt by its access token.
+    _finish(attempt, db.get_one(AttemptSection, (attempt.id, attempt.current_section)),
+            at=now, state=AttemptState.submitted, reason=reason)
     audit.record(db, actor=actor, action="attempt.submit", target=f"attempt:{attempt.id}",
                  now=now, data={"reason": reason})
     if score:

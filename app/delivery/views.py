@@ -11,10 +11,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from app.delivery import content
@@ -142,7 +142,9 @@ def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
 def _head(db: Session, attempt: Attempt, now: datetime) -> AttemptView:
     """The attempt without its items (after applying the clock)."""
     refresh(db, attempt=attempt, now=now)
-    session = db.get_one(TestSession, attempt.session_id)
+    # Plain columns: the session's and the person's names are all the page shows of them.
+    session = db.execute(select(TestSession.code, TestSession.name, TestSession.blueprint_id)
+                         .where(TestSession.id == attempt.session_id)).one()
     spec_sections = content.blueprint_rules(db, session.blueprint_id).sections
     person = db.execute(select(Participant.name, Participant.nip).join(
         RosterEntry, RosterEntry.participant_id == Participant.id)
@@ -179,12 +181,38 @@ class _Form:
     answers: dict[int, Any]  # item id -> (item_id, response, seq, flagged)
 
 
+class _Entry(NamedTuple):
+    item_id: int
+    position: int
+    section: int
+    option_order: tuple[int, ...]
+
+
+# An option order as stored (JSON text) -> its ids. A bank's items have a few hundred orders
+# between them, which every form repeats: decoding 112 of them per request was a tenth of
+# building the form.
+_ORDERS: dict[str, tuple[int, ...]] = {}
+MAX_ORDERS = 200_000
+
+
+def _order(text: str) -> tuple[int, ...]:
+    order = _ORDERS.get(text)
+    if order is None:
+        order = tuple(json.loads(text))
+        if len(_ORDERS) >= MAX_ORDERS:
+            _ORDERS.clear()
+        _ORDERS[text] = order
+    return order
+
+
 def _form(db: Session, attempt: Attempt) -> _Form:
     # Plain rows, not ORM objects: 112 per form, read on every page of every taker.
-    entries = db.execute(select(AttemptItem.item_id, AttemptItem.position, AttemptItem.section,
-                                AttemptItem.option_order)
-                         .where(AttemptItem.attempt_id == attempt.id)
-                         .order_by(AttemptItem.position)).all()
+    entries = [_Entry(item_id, position, section, _order(order)) for
+               item_id, position, section, order in db.execute(
+                   select(AttemptItem.item_id, AttemptItem.position, AttemptItem.section,
+                          cast(AttemptItem.option_order, Text))
+                   .where(AttemptItem.attempt_id == attempt.id)
+                   .order_by(AttemptItem.position))]
     items, options = content.contents(db, (e.item_id for e in entries))
     answers = {a.item_id: a for a in db.execute(
         select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)

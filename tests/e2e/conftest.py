@@ -59,6 +59,32 @@ def run_cli(env, *args, stdin=None):
     return result.stdout
 
 
+def pg_exam(tmp_path: Path, prefix: str) -> tuple[str, dict, dict[str, list[list[str]]]]:
+    """A fresh PostgreSQL database for servers started by a test: migrated, with the admin of
+    ADMIN and the exams of SETUP_EXAMS. Returns (its URL, the servers' environment, the
+    exams' logins by kind); the test drops the database when done (``drop_pg_database``)."""
+    import json
+
+    from tests.conftest import create_pg_database, drop_pg_database, pg_reachable
+
+    problem = pg_reachable()
+    if problem:
+        unavailable(problem)
+    url = create_pg_database(prefix)
+    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": url}
+    try:
+        run_cli(env, "db", "upgrade")
+        run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--password-stdin",
+                stdin=ADMIN[1] + "\n")
+        setup = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert setup.returncode == 0, setup.stderr
+    except BaseException:
+        drop_pg_database(url)
+        raise
+    return url, env, json.loads(setup.stdout.strip().splitlines()[-1])
+
+
 def start_server(env: dict, log_path: Path, *args: str,
                  port: int | None = None) -> tuple[subprocess.Popen, str]:
     """`cact serve` on a free port (or ``port``: a restart where a browser page still is),

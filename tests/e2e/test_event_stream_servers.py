@@ -6,17 +6,15 @@ session lives in one process, so this holds both ways round."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import urllib.request
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
-from tests.e2e.conftest import ADMIN, SETUP_EXAMS, run_cli, start_server
+from tests.conftest import drop_pg_database
+from tests.e2e.conftest import pg_exam, start_server
 from tests.e2e.test_multiworker import call_json, post_json, staff_cookie, stream_events
 
 pytestmark = pytest.mark.e2e
@@ -81,20 +79,10 @@ def answer_for(item: dict):
 
 
 def test_pause_and_progress_cross_between_two_servers(tmp_path):
-    problem = pg_reachable()
-    if problem:
-        unavailable(problem)
-    url = create_pg_database("cact_stream_servers")
-    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": url}
+    url, env, logins = pg_exam(tmp_path, "cact_stream_servers")
     procs: list[subprocess.Popen] = []
     try:
-        run_cli(env, "db", "upgrade")
-        run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--password-stdin",
-                stdin=ADMIN[1] + "\n")
-        setup = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=env,
-                               capture_output=True, text=True, timeout=120)
-        assert setup.returncode == 0, setup.stderr
-        seats = json.loads(setup.stdout.strip().splitlines()[-1])["normal"]
+        seats = logins["normal"]
         one, base_one = start_server(env, tmp_path / "one.log")
         two, base_two = start_server(env, tmp_path / "two.log")
         procs = [one, two]

@@ -7,18 +7,15 @@ from __future__ import annotations
 import http.client
 import http.cookiejar
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
-from tests.e2e.conftest import ADMIN, SETUP_EXAMS, run_cli, start_server
+from tests.conftest import drop_pg_database
+from tests.e2e.conftest import ADMIN, pg_exam, start_server
 
 pytestmark = pytest.mark.e2e
 
@@ -88,20 +85,10 @@ def progress_of(html: str, nip: str) -> str | None:
 
 
 def test_a_save_on_one_worker_shows_on_the_stream_of_another(tmp_path):
-    problem = pg_reachable()
-    if problem:
-        unavailable(problem)
-    url = create_pg_database("cact_multiworker")
-    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": url}
+    url, env, logins = pg_exam(tmp_path, "cact_multiworker")
     procs = []
     try:
-        run_cli(env, "db", "upgrade")
-        run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--password-stdin",
-                stdin=ADMIN[1] + "\n")
-        setup = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=env,
-                               capture_output=True, text=True, timeout=120)
-        assert setup.returncode == 0, setup.stderr
-        nip, token = json.loads(setup.stdout.strip().splitlines()[-1])["normal"][0]
+        nip, token = logins["normal"][0]
         one, base_one = start_server(env, tmp_path / "one.log")
         two, base_two = start_server(env, tmp_path / "two.log")
         procs = [one, two]

@@ -16,7 +16,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -25,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, pg_reachable, unavailable
+from tests.conftest import drop_pg_database, unavailable
 from tests.e2e.conftest import (
     ADMIN,
     CHROMIUM,
     CHROMIUM_ARGS,
-    SETUP_EXAMS,
     free_port,
+    pg_exam,
     run_cli,
     start_server,
 )
@@ -202,20 +201,10 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
                              (CERTUTIL, "libnss3-tools")):
         if not os.path.exists(program):
             unavailable(f"{program} missing: apt-get install {package}")
-    problem = pg_reachable()
-    if problem:
-        unavailable(problem)
-    url = create_pg_database("cact_nginx")
-    env = {**os.environ, "CACT_DATA_DIR": str(tmp_path / "data"), "CACT_DATABASE_URL": url}
+    url, env, logins = pg_exam(tmp_path, "cact_nginx")
     procs: list[subprocess.Popen] = []
     try:
-        run_cli(env, "db", "upgrade")
-        run_cli(env, "user", "create", ADMIN[0], "--role", "admin", "--password-stdin",
-                stdin=ADMIN[1] + "\n")
-        setup = subprocess.run([sys.executable, "-c", SETUP_EXAMS], env=env,
-                               capture_output=True, text=True, timeout=120)
-        assert setup.returncode == 0, setup.stderr
-        seats = json.loads(setup.stdout.strip().splitlines()[-1])["normal"]
+        seats = logins["normal"]
         tls_dir = tmp_path / "tls"
         printed = run_cli(env, "tls", "init", "--host", "cact.lab", "--ip", "127.0.0.1",
                           "--dir", str(tls_dir))

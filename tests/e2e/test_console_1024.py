@@ -67,6 +67,17 @@ def _setup(env: dict) -> list[list[str]]:
     return json.loads(result.stdout.strip().splitlines()[-1])["logins"]
 
 
+def _box(locator) -> dict:
+    """The element's box once it is laid out. The console's push replaces its table when a
+    row changes, so an element seen a moment ago may be between two renderings (no box)."""
+    for _ in range(100):
+        box = locator.bounding_box()
+        if box:
+            return box
+        locator.page.wait_for_timeout(100)
+    raise AssertionError(f"{locator} has no box after 10 s")
+
+
 def _in_view(page: Page, locator) -> bool:
     box = locator.bounding_box()
     size = page.viewport_size
@@ -95,7 +106,7 @@ def test_console_fits_1024_shows_attention_and_opens_the_panel_in_view(
                         (silent, "Lama tidak ada kabar")):
         expect(badge).to_have_text(text)
         expect(badge).to_be_visible()
-        box = badge.bounding_box()
+        box = _box(badge)
         assert box["width"] > 40 and box["x"] + box["width"] <= 1024, box
     # what the server wrote in English, in the proctor's language
     expect(saves).to_have_attribute(
@@ -115,7 +126,7 @@ def test_console_fits_1024_shows_attention_and_opens_the_panel_in_view(
     }""")
     assert widths[0] <= widths[1] and widths[2] <= widths[3], widths
     # a row with a badge stays a row, not a 265 px column of wrapped words
-    row_height = page.get_by_test_id(f"seat-{logins[3][0]}").bounding_box()["height"]
+    row_height = _box(page.get_by_test_id(f"seat-{logins[3][0]}"))["height"]
     assert row_height < 90, row_height
 
     # the rows that need attention come first

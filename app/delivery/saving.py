@@ -12,6 +12,7 @@ the time ran out (the grace period).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -102,7 +103,7 @@ def shown_to_real(option_order: list[int], response: Any) -> Any:
     return None if response is None else real(response)
 
 
-def real_to_shown(option_order: list[int], response: Any) -> Any:
+def real_to_shown(option_order: Sequence[int], response: Any) -> Any:
     """A stored answer (real option ids) as the taker's page and API name it (places 1..n)."""
     if response is None:
         return None

@@ -8,7 +8,6 @@ before handing in are the server's."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -175,7 +174,7 @@ class _Form:
     """An attempt's form as stored (plain rows, in taker order), the frozen content of its
     items (app/delivery/content.py, read once per process) and the taker's answers."""
 
-    entries: Sequence[Any]  # (item_id, position, section, option_order)
+    entries: list[_Entry]  # in taker order
     items: dict[int, content.ItemContent]
     options: dict[int, dict[int, str]]
     answers: dict[int, Any]  # item id -> (item_id, response, seq, flagged)

@@ -85,6 +85,17 @@ def pg_exam(tmp_path: Path, prefix: str) -> tuple[str, dict, dict[str, list[list
     return url, env, json.loads(setup.stdout.strip().splitlines()[-1])
 
 
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Stop what a test started, the last started first (nginx before the servers behind it),
+    killing what does not stop within 10 s."""
+    for proc in reversed(procs):
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def start_server(env: dict, log_path: Path, *args: str,
                  port: int | None = None) -> tuple[subprocess.Popen, str]:
     """`cact serve` on a free port (or ``port``: a restart where a browser page still is),

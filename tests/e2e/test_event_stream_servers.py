@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import drop_pg_database
-from tests.e2e.conftest import pg_exam, start_server
+from tests.e2e.conftest import pg_exam, start_server, stop_all
 from tests.e2e.test_multiworker import call_json, post_json, staff_cookie, stream_events
 
 pytestmark = pytest.mark.e2e
@@ -129,10 +129,5 @@ def test_pause_and_progress_cross_between_two_servers(tmp_path):
             assert saved["accepted"] is True
             until_seat(proctor_base, cookie, nip, answered=2, state="answering")
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         drop_pg_database(url)

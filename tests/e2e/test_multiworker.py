@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import drop_pg_database
-from tests.e2e.conftest import ADMIN, pg_exam, start_server
+from tests.e2e.conftest import ADMIN, pg_exam, start_server, stop_all
 
 pytestmark = pytest.mark.e2e
 
@@ -117,7 +117,5 @@ def test_a_save_on_one_worker_shows_on_the_stream_of_another(tmp_path):
         assert time.monotonic() - acknowledged < 3  # "within about 2 seconds"
         stream.close()
     finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=10)
+        stop_all(procs)
         drop_pg_database(url)

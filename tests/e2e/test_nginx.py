@@ -33,6 +33,7 @@ from tests.e2e.conftest import (
     pg_exam,
     run_cli,
     start_server,
+    stop_all,
 )
 from tests.e2e.test_multiworker import (
     call_json,
@@ -401,12 +402,7 @@ def test_the_shipped_nginx_site_in_front_of_two_workers(tmp_path):
         assert response.status == 301
         assert response.getheader("Location") == "https://127.0.0.1/login?next=/admin"
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
         drop_pg_database(url)
 
 
@@ -514,12 +510,7 @@ def test_the_shipped_site_limits_request_bodies_per_location(tmp_path):
         assert response.status == 404 and b"nginx" not in response.read()  # the app answered
         conn.close()
     finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_all(procs)
 
 
 def debian_tree(tmp_path: Path, tls_dir: Path, *, with_default_site: bool) -> Path:

@@ -66,12 +66,11 @@ class LoginResult:
 
 @dataclass
 class LoginCheck:
-    """A taker login read in a read-only transaction: the throttle and the token's match."""
+    """A taker login's throttle, read in a read-only transaction."""
 
     nip: str
     counted_as: str  # the client address, or "seat:..." for the seat the attempt is bound to
     retry_after_s: int = 0
-    matched: bool = False
     counted: bool = True  # a failure counter of this NIP or address exists (or may)
 
     @property
@@ -112,9 +111,10 @@ def _matches(db: Session, nip: str, token: str, secret: str) -> tuple | None:
     return next((r for r in rows if constant_time_equal(r[0].token_hmac, digest)), None)
 
 
-def check_login(db: Session, *, nip: str, token: str, workstation: str, client_addr: str,
-                secret: str, now: datetime) -> LoginCheck:
-    """The throttle and the token check of a login, without writing anything.
+def check_login(db: Session, *, nip: str, workstation: str, client_addr: str,
+                now: datetime) -> LoginCheck:
+    """The throttle of a login, without writing anything (the token is checked by
+    :func:`login`, in the transaction that writes the login or counts its failure).
 
     Failures are counted per NIP and address and per address (app/auth/throttle.py). When
     this NIP's live attempt is bound to the seat cookie this browser presents, the seat is
@@ -134,8 +134,6 @@ def check_login(db: Session, *, nip: str, token: str, workstation: str, client_a
     check = LoginCheck(nip, counted_as)
     check.retry_after_s, check.counted = throttle.look_up(
         db, identifier=check.identifier, client_addr=counted_as, now=now)
-    if not check.retry_after_s:
-        check.matched = _matches(db, nip, token, secret) is not None
     return check
 
 
@@ -154,13 +152,14 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
     """NIP + token -> the attempt of the participant's open session, bound to this seat.
 
     ``check`` is the caller's :func:`check_login` when it already ran (the HTTP routes run it
-    in a read-only transaction and write a failure through the group commit); without it the
-    whole login, failure bookkeeping included, runs in this transaction. ``admit`` may refuse
+    in a read-only transaction, then this in the group commit); without it the whole login
+    runs in this transaction. A wrong NIP or token is counted and audited here and raised as
+    :class:`LoginRefused`, whose writes the caller keeps. ``admit`` may refuse
     the login once the credentials matched and before anything of it is written (the Safe
     Exam Browser rule, app/delivery/seb.py)."""
     if check is None:
-        check = check_login(db, nip=nip, token=token, workstation=workstation,
-                            client_addr=client_addr, secret=secret, now=now)
+        check = check_login(db, nip=nip, workstation=workstation, client_addr=client_addr,
+                            now=now)
         if check.retry_after_s:
             raise TakerError(429, "taker.error_throttled", "too many failed logins",
                              check.retry_after_s)

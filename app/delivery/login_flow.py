@@ -1,7 +1,7 @@
-"""A taker login over HTTP (the login page and the JSON API): the throttle and the token are
-checked in a read-only transaction; a wrong NIP or token is counted through the group commit;
-a refusal by the throttle writes nothing but a tally (app/auth/gate.py); a login whose token
-matched is written through the group commit too (app/delivery/batching.py): at 08:00 a room's
+"""A taker login over HTTP (the login page and the JSON API): the throttle is checked in a
+read-only transaction, and a refusal by it writes nothing but a tally (app/auth/gate.py); past
+it, the token is checked and the login written through the group commit
+(app/delivery/batching.py), a wrong NIP or token counted there as well: at 08:00 a room's
 logins share commits with each other and with the first saves instead of queueing one by one
 for the write slot, and their audit rows are appended to the chain in the order they run."""
 
@@ -31,8 +31,8 @@ async def login(request: Request, *, nip: str, token: str, workstation: str,
     addr, now, secret = client_addr(request), app.state.clock.now(), app.state.secret
 
     def read(db: Session) -> attempts.LoginCheck:
-        return attempts.check_login(db, nip=nip, token=token, workstation=workstation,
-                                    client_addr=addr, secret=secret, now=now)
+        return attempts.check_login(db, nip=nip, workstation=workstation, client_addr=addr,
+                                    now=now)
 
     try:
         # A login from the seat its attempt is bound to is counted under the seat: it always
@@ -44,15 +44,6 @@ async def login(request: Request, *, nip: str, token: str, workstation: str,
     except gate.Throttled as exc:
         raise attempts.TakerError(429, "taker.error_throttled", "too many failed logins",
                                   exc.retry_after_s) from None
-    if not check.matched:
-        try:
-            await gate.record(request, lambda db: attempts.record_login_failure(
-                db, check=check, client_addr=addr, now=now))
-        except Exception:  # noqa: BLE001 - not counted, so not answered as a plain failure
-            raise attempts.TakerError(503, "taker.error_login_busy",
-                                      "the server is busy; try again in a few seconds",
-                                      retry_after=2) from None
-        raise attempts.TakerError(401, "taker.error_credentials", "wrong NIP or token")
 
     def write(db: Session) -> Any:
         def admit(session: TestSession, participant: Participant) -> None:

@@ -138,22 +138,33 @@ def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
     return "closed"
 
 
-def _head(db: Session, attempt: Attempt, now: datetime) -> AttemptView:
+def attempt_sections(db: Session, attempt: Attempt) -> dict[int, AttemptSection]:
+    """The attempt's sections by index. Whoever holds this dict through a request keeps them
+    in the session (its identity map holds only what is referenced), so the clock's start and
+    refresh find them there instead of asking again."""
+    return {s.section: s for s in db.scalars(
+        select(AttemptSection).where(AttemptSection.attempt_id == attempt.id))}
+
+
+def _head(db: Session, attempt: Attempt, now: datetime,
+          sections: dict[int, AttemptSection] | None = None) -> AttemptView:
     """The attempt without its items (after applying the clock)."""
+    if sections is None:
+        sections = attempt_sections(db, attempt)
     refresh(db, attempt=attempt, now=now)
     # Plain columns: the session's and the person's names are all the page shows of them.
-    session = db.execute(select(TestSession.code, TestSession.name, TestSession.blueprint_id)
-                         .where(TestSession.id == attempt.session_id)).one()
-    spec_sections = content.blueprint_rules(db, session.blueprint_id).sections
-    person = db.execute(select(Participant.name, Participant.nip).join(
-        RosterEntry, RosterEntry.participant_id == Participant.id)
+    names = db.execute(
+        select(TestSession.code, TestSession.name, TestSession.blueprint_id,
+               Participant.name.label("person"), Participant.nip)
+        .select_from(RosterEntry)
+        .join(TestSession, TestSession.id == RosterEntry.session_id)
+        .join(Participant, Participant.id == RosterEntry.participant_id)
         .where(RosterEntry.id == attempt.roster_entry_id)).one()
-    sections = {s.section: s for s in db.scalars(
-        select(AttemptSection).where(AttemptSection.attempt_id == attempt.id))}
+    spec_sections = content.blueprint_rules(db, names.blueprint_id).sections
     current = sections.get(attempt.current_section)
     view = AttemptView(
-        attempt_id=attempt.id, state=attempt.state.value, session_code=session.code,
-        session_name=session.name, participant_name=person.name, nip=person.nip,
+        attempt_id=attempt.id, state=attempt.state.value, session_code=names.code,
+        session_name=names.name, participant_name=names.person, nip=names.nip,
         current_section=attempt.current_section,
         remaining_s=remaining_seconds(attempt, current, now), server_time=now,
         last_seq=attempt.last_seq,
@@ -247,12 +258,14 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
 _NO_ITEMS = b'"items":[]'
 
 
-def attempt_bytes(db: Session, *, attempt: Attempt, now: datetime) -> bytes:
+def attempt_bytes(db: Session, *, attempt: Attempt, now: datetime,
+                  sections: dict[int, AttemptSection] | None = None) -> bytes:
     """The attempt as the API's JSON (AttemptRead), the same as ``attempt_json(attempt_view(
     ...))`` but joined from each item's JSON parts, encoded once per process
     (``content.encoded``), with this taker's places, answers and flags put in between: the
-    form is the largest response and every taker asks for it at 08:00."""
-    view = _head(db, attempt, now)
+    form is the largest response and every taker asks for it at 08:00. ``sections``: the
+    attempt's, when the caller already holds them (:func:`attempt_sections`)."""
+    view = _head(db, attempt, now, sections)
     form = _form(db, attempt)
     encoded = content.encoded(db, form.items, form.options)
     pending = {s.index for s in view.sections if s.state == "pending"}

@@ -112,7 +112,7 @@ def str_enum(enum_cls: type[enum.StrEnum], name: str) -> Enum:
     )
 
 
-def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_ms: int, cache_kib: int) -> None:
     writer = threading.Lock()  # one writer at a time in this process
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -123,6 +123,9 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        # The page cache of each pooled connection (negative: KiB), which fills as the
+        # database grows and stays: up to 20 kept connections times this.
+        cur.execute(f"PRAGMA cache_size=-{int(cache_kib)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -149,7 +152,11 @@ def _configure_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     event.listen(engine, "rollback", _release)
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = 10000) -> Engine:
+SQLITE_CACHE_KIB = 2000  # SQLite's own default page cache per connection
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 10000,
+                sqlite_cache_kib: int = SQLITE_CACHE_KIB) -> Engine:
     """An engine for ``url`` with the project's settings; the backend is chosen by the URL."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -162,7 +169,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10000) -> Engine:
             pool_size=20,
             max_overflow=40,
         )
-        _configure_sqlite(engine, busy_timeout_ms)
+        _configure_sqlite(engine, busy_timeout_ms, sqlite_cache_kib)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
@@ -170,11 +177,13 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10000) -> Engine:
 class Database:
     """The engine plus the two session factories (read, write) of one process."""
 
-    def __init__(self, url: str, *, busy_timeout_ms: int = 10000) -> None:
+    def __init__(self, url: str, *, busy_timeout_ms: int = 10000,
+                 sqlite_cache_kib: int = SQLITE_CACHE_KIB) -> None:
         import app.models  # noqa: F401 - every table mapped, so foreign keys resolve anywhere
 
         self.url = url
-        self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms)
+        self.engine = make_engine(url, busy_timeout_ms=busy_timeout_ms,
+                                  sqlite_cache_kib=sqlite_cache_kib)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         write_engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

@@ -236,7 +236,8 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     db = database or Database(settings.database_url,
-                              busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+                              busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                              sqlite_cache_kib=settings.sqlite_cache_kib)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

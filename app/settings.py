@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(default=65536, ge=19456)
     argon2_parallelism: int = Field(default=1, ge=1, le=8)
     sqlite_busy_timeout_ms: int = Field(default=10000, ge=100)
+    # SQLite's page cache per pooled connection (up to 20 are kept): memory for speed.
+    sqlite_cache_kib: int = Field(default=2000, ge=64, le=1_000_000)
     # Saves that were in flight when a deadline passed are still accepted this long after it.
     save_grace_s: int = Field(default=15, ge=0, le=300)
     # How often each worker closes attempts whose time ran out (takers whose browser is gone).

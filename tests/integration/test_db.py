@@ -27,6 +27,25 @@ def test_sqlite_pragmas_make_acknowledged_writes_durable(database, backend):
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() >= 1000
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -2000  # SQLite's default
+
+
+def test_sqlite_page_cache_follows_the_setting(tmp_path, monkeypatch):
+    """CACT_SQLITE_CACHE_KIB reaches every connection the server opens (a small server's
+    memory knob, docs/operations.md)."""
+    from app.main import create_app
+    from app.settings import Settings
+
+    monkeypatch.setenv("CACT_SQLITE_CACHE_KIB", "256")
+    settings = Settings(data_dir=tmp_path, secret_key="k" * 40)
+    assert settings.sqlite_cache_kib == 256
+    app = create_app(settings)
+    try:
+        with app.state.db.engine.connect() as one, app.state.db.engine.connect() as two:
+            for conn in (one, two):
+                assert conn.execute(text("PRAGMA cache_size")).scalar() == -256
+    finally:
+        app.state.db.engine.dispose()
 
 
 def test_constraint_names_follow_the_convention(database):

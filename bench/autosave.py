@@ -23,12 +23,16 @@
 8. Has the same app return a real form's JSON (kept from step 2), stored, to as many takers
    at the same concurrency: the physical limit of delivering a form here. The start's rate
    (login + form per taker) is reported as a share of it.
+9. Runs step 2's client against the same app's do-nothing login and the stored form: the
+   start's two requests with no work behind them, the ceiling of any start here. The start's
+   rate is reported as a share of that too.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import socket
@@ -177,21 +181,31 @@ def percentiles(samples: list[float]) -> str:
             f"max {ordered[-1] * 1000:.0f} ms")
 
 
-async def start_phase(base: str, logins, concurrency: int, window: float):
+START_PATHS = ("/api/v1/taker/login", "/api/v1/taker/attempt")
+BARE_START_PATHS = ("/bare-login", "/bare-form")
+
+
+async def start_phase(base: str, logins, concurrency: int, window: float,
+                      paths: tuple[str, str] = START_PATHS):
     """Everyone logs in and fetches the form: the 08:00 rush. With ``window`` 0 all at once,
-    otherwise each taker at a random moment within the first ``window`` seconds."""
+    otherwise each taker at a random moment within the first ``window`` seconds. ``paths``
+    (login, form) may name bench/bare_app.py's do-nothing pair instead: the same client work
+    against a server that does none.
+
+    The forms are read (parsed as JSON) after the clock stops: a lab's browsers each read
+    their own, and this load generator shares the server's cores; the bare form's phase does
+    not read them either."""
     limits = httpx.Limits(max_connections=concurrency)
     sem = asyncio.Semaphore(concurrency)
     rng = random.Random(3)
-    takers, latencies, errors = [], defaultdict(list), defaultdict(int)
-    sample_form: list[bytes] = []
+    received, latencies, errors = [], defaultdict(list), defaultdict(int)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=120) as client:
         async def one(nip, token):
             await asyncio.sleep(rng.uniform(0, window))
             async with sem:
                 t0 = time.perf_counter()
-                r = await client.post("/api/v1/taker/login", json={"nip": nip, "token": token,
-                                                                   "workstation": f"pc-{nip}"})
+                r = await client.post(paths[0], json={"nip": nip, "token": token,
+                                                      "workstation": f"pc-{nip}"})
                 latencies["login"].append(time.perf_counter() - t0)
                 if r.status_code != 200:
                     errors[f"login {r.status_code}"] += 1
@@ -199,24 +213,24 @@ async def start_phase(base: str, logins, concurrency: int, window: float):
                 headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
                 attempt_id = r.json()["attempt_id"]
                 t1 = time.perf_counter()
-                form = await client.get("/api/v1/taker/attempt", headers=headers)
+                form = await client.get(paths[1], headers=headers)
                 latencies["form"].append(time.perf_counter() - t1)
                 latencies["login+form"].append(time.perf_counter() - t0)
                 if form.status_code != 200:
                     errors[f"form {form.status_code}"] += 1
                     return
-                if not sample_form:
-                    sample_form.append(form.content)
-                items = [(i["item_id"], [o["id"] for o in i["options"]], i["kind"])
-                         for i in form.json()["items"] if i["stem"] is not None]
-                takers.append({"headers": headers, "items": items, "seq": 0,
-                                "attempt_id": attempt_id})
+                received.append((headers, attempt_id, form.content))
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(n, t) for n, t in logins))
         elapsed = time.perf_counter() - t0
-    if sample_form:
-        FORM_SAMPLE.write_bytes(sample_form[0])
+    takers = []
+    for headers, attempt_id, body in received:
+        items = [(i["item_id"], [o["id"] for o in i["options"]], i["kind"])
+                 for i in json.loads(body)["items"] if i["stem"] is not None]
+        takers.append({"headers": headers, "items": items, "seq": 0, "attempt_id": attempt_id})
+    if received and paths == START_PATHS:
+        FORM_SAMPLE.write_bytes(received[0][2])
     return takers, elapsed, latencies, errors
 
 
@@ -462,6 +476,9 @@ def main() -> None:
             bare_phase(f"http://127.0.0.1:{bare_port}", args.saves, args.concurrency))
         form_elapsed, form_latencies, form_errors = asyncio.run(
             bare_form_phase(f"http://127.0.0.1:{bare_port}", args.takers, args.concurrency))
+        _, pair_elapsed, pair_latencies, pair_errors = asyncio.run(
+            start_phase(f"http://127.0.0.1:{bare_port}", logins, args.concurrency, 0.0,
+                        BARE_START_PATHS))
     finally:
         bare.terminate()
         bare.wait(timeout=30)
@@ -475,6 +492,12 @@ def main() -> None:
           f"{form_rate:.0f}/s, {percentiles(form_latencies)}, errors {form_errors}")
     print(f"session start (login + form) / bare stored form: {start_rate:.0f}/s vs "
           f"{form_rate:.0f}/s = {start_rate / form_rate:.0%}")
+    pair_rate = args.takers / pair_elapsed
+    print(f"bare login + stored form (two requests that do nothing): {args.takers} in "
+          f"{pair_elapsed:.1f} s = {pair_rate:.0f}/s, login+form "
+          f"{percentiles(pair_latencies['login+form'])}, errors {dict(pair_errors)}; "
+          f"its share of the bare stored form {pair_rate / form_rate:.0%}")
+    print(f"session start / bare login + stored form: {start_rate / pair_rate:.0%}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 """The reference endpoints: a minimal FastAPI app that writes one SQLite row per request with the
-same durability settings as the CACT server (WAL, synchronous=FULL), and one that returns a
+same durability settings as the CACT server (WAL, synchronous=FULL), one that returns a
 stored form (the JSON of a real 112-item form, read once from CACT_BARE_FORM): the physical
-limit of "deliver a form" on this machine. bench/autosave.py serves it with the same uvicorn
-settings and reports the autosave throughput and the session start as ratios of these.
+limit of "deliver a form" on this machine, and a login that checks nothing and stores nothing
+(it validates the same JSON body and answers a random access token): with the stored form
+after it, the two requests of a taker's start doing no work at all. bench/autosave.py serves
+it with the same uvicorn settings and reports the autosave throughput and the session start as
+ratios of these.
 
     uvicorn bench.bare_app:app --port 8099   (CACT_BARE_DB=/tmp/bare.sqlite3)
 """
@@ -10,6 +13,7 @@ settings and reports the autosave throughput and the session start as ratios of 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import tempfile
 import threading
@@ -53,6 +57,18 @@ def bare_form() -> Response:
         path = os.environ.get("CACT_BARE_FORM", "")
         _FORM.append(open(path, "rb").read() if path else b"{}")  # noqa: SIM115
     return Response(_FORM[0], media_type="application/json")
+
+
+class Login(BaseModel):
+    nip: str
+    token: str
+    workstation: str | None = None
+
+
+@app.post("/bare-login")
+def bare_login(body: Login) -> dict:
+    return {"attempt_id": int(body.nip), "access_token": secrets.token_urlsafe(32),
+            "state": "not_started", "session_code": "BARE"}
 
 
 @app.put("/bare")

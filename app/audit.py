@@ -63,6 +63,12 @@ def content_hash(event: AuditEvent) -> str:
     return hashlib.sha256((event.prev_hash + body).encode("utf-8")).hexdigest()
 
 
+# Built once: a login's audit row is written by every taker at 08:00 (a statement built per
+# call is built and keyed again each time).
+_TAIL = select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+_INSERT = insert(cast(Table, AuditEvent.__table__))
+
+
 def record(
     db: Session,
     *,
@@ -78,9 +84,7 @@ def record(
     payload = json.loads(json.dumps(data or {}, default=str))  # plain JSON values only
     if db.get_bind().dialect.name == "postgresql":
         db.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    last = db.execute(
-        select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).first()
+    last = db.execute(_TAIL).first()
     new_id, prev_hash = (last.id + 1, last.hash) if last else (1, GENESIS_HASH)
     now = now.astimezone(UTC)
     event = AuditEvent(
@@ -97,9 +101,10 @@ def record(
     # A plain INSERT, not the ORM's unit of work: at 08:00 a room's logins append their rows
     # one after another in one group commit (app/delivery/batching.py), and the row is never
     # changed again. The event returned is not attached to the session.
-    db.execute(insert(cast(Table, AuditEvent.__table__)).values(
-        id=event.id, at=event.at, actor=event.actor, action=event.action, target=event.target,
-        reason=event.reason, data=event.data, prev_hash=event.prev_hash, hash=event.hash))
+    db.execute(_INSERT, {
+        "id": event.id, "at": event.at, "actor": event.actor, "action": event.action,
+        "target": event.target, "reason": event.reason, "data": event.data,
+        "prev_hash": event.prev_hash, "hash": event.hash})
     return event
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 if TYPE_CHECKING:
@@ -83,12 +83,15 @@ def wait_seconds(db: Session, *, identifier: str, client_addr: str, now: datetim
     return look_up(db, identifier=identifier, client_addr=client_addr, now=now)[0]
 
 
+_LOCKS = select(LoginThrottle.locked_until).where(
+    LoginThrottle.key.in_(bindparam("keys", expanding=True)))
+
+
 def look_up(db: Session, *, identifier: str, client_addr: str, now: datetime
             ) -> tuple[int, bool]:
     """:func:`wait_seconds`, and whether any counter of this identifier or address exists (when
     none does, a successful login has nothing to clear)."""
-    rows = db.scalars(select(LoginThrottle.locked_until).where(
-        LoginThrottle.key.in_(_keys(identifier, client_addr).values()))).all()
+    rows = db.scalars(_LOCKS, {"keys": list(_keys(identifier, client_addr).values())}).all()
     return max((seconds_left(until, now) for until in rows), default=0), bool(rows)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -100,14 +100,24 @@ def is_cookie_seat(workstation: str) -> bool:
     return workstation.startswith(SEAT_PREFIX) and len(workstation) >= _SEAT_ID_LENGTH
 
 
+# The statements every taker's login and every taker request run, built once.
+_ENTRIES_OF_NIP = (
+    select(RosterEntry, TestSession, Participant)
+    .join(TestSession, TestSession.id == RosterEntry.session_id)
+    .join(Participant, Participant.id == RosterEntry.participant_id)
+    .where(Participant.nip == bindparam("nip"))
+    .order_by(TestSession.starts_at.desc()))
+_BY_ACCESS = (
+    select(Attempt, AttemptSection)
+    .outerjoin(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
+               & (AttemptSection.section == Attempt.current_section))
+    .where(Attempt.access_token_hmac == bindparam("digest")))
+_OF_ENTRY = select(Attempt).where(Attempt.roster_entry_id == bindparam("entry"))
+
+
 def _matches(db: Session, nip: str, token: str, secret: str) -> tuple | None:
     digest = keyed_digest(secret, TOKEN_PURPOSE, normalize_participant_token(token))
-    rows = db.execute(
-        select(RosterEntry, TestSession, Participant)
-        .join(TestSession, TestSession.id == RosterEntry.session_id)
-        .join(Participant, Participant.id == RosterEntry.participant_id)
-        .where(Participant.nip == nip)
-        .order_by(TestSession.starts_at.desc())).all()
+    rows = db.execute(_ENTRIES_OF_NIP, {"nip": nip}).all()
     return next((r for r in rows if constant_time_equal(r[0].token_hmac, digest)), None)
 
 
@@ -174,7 +184,7 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
                          f"session {session.code} is {session.state.value}, not open")
     if admit is not None:
         admit(session, participant)
-    attempt = db.scalar(select(Attempt).where(Attempt.roster_entry_id == entry.id))
+    attempt = db.scalar(_OF_ENTRY, {"entry": entry.id})
     if attempt is None:
         attempt = Attempt(roster_entry_id=entry.id, session_id=session.id,
                           seed=secrets.randbits(62), state=AttemptState.not_started,
@@ -213,12 +223,8 @@ def attempt_for_access_token(db: Session, *, token: str, secret: str) -> Attempt
     (every taker request needs both; this is the hot path)."""
     if not token:
         return None
-    row = db.execute(
-        select(Attempt, AttemptSection)
-        .outerjoin(AttemptSection, (AttemptSection.attempt_id == Attempt.id)
-                   & (AttemptSection.section == Attempt.current_section))
-        .where(Attempt.access_token_hmac == keyed_digest(secret, ACCESS_PURPOSE, token))
-    ).first()
+    row = db.execute(_BY_ACCESS,
+                     {"digest": keyed_digest(secret, ACCESS_PURPOSE, token)}).first()
     return row[0] if row else None
 
 

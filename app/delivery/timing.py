@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -58,13 +58,16 @@ def _open_section(section: AttemptSection, limit_s: int | None, at: datetime) ->
     section.deadline_at = at + timedelta(seconds=limit_s) if limit_s else None
 
 
+_SESSION_RULES = select(TestSession.state, TestSession.blueprint_id).where(
+    TestSession.id == bindparam("session"))
+
+
 def start(db: Session, *, attempt: Attempt, now: datetime) -> None:
     """Leave the instructions: the first section's clock (and the whole test's) starts now."""
     if attempt.state != AttemptState.not_started:
         return
     # One small query and the kept blueprint rules: every taker of a room starts at once.
-    state, blueprint_id = db.execute(select(TestSession.state, TestSession.blueprint_id)
-                                     .where(TestSession.id == attempt.session_id)).one()
+    state, blueprint_id = db.execute(_SESSION_RULES, {"session": attempt.session_id}).one()
     if state == SessionState.paused:
         raise TakerError(409, "taker.error_session_paused", "the session is paused")
     rules = content.blueprint_rules(db, blueprint_id)

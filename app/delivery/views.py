@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, bindparam, cast, select
 from sqlalchemy.orm import Session
 
 from app.delivery import content
@@ -138,12 +138,28 @@ def section_state(attempt: Attempt, index: int, spec: dict[str, Any]) -> str:
     return "closed"
 
 
+# The form's statements, built once: every taker asks for the form at 08:00 and every page
+# of the exam reads it.
+_SECTIONS = select(AttemptSection).where(AttemptSection.attempt_id == bindparam("attempt"))
+_NAMES = (select(TestSession.code, TestSession.name, TestSession.blueprint_id,
+                 Participant.name.label("person"), Participant.nip)
+          .select_from(RosterEntry)
+          .join(TestSession, TestSession.id == RosterEntry.session_id)
+          .join(Participant, Participant.id == RosterEntry.participant_id)
+          .where(RosterEntry.id == bindparam("entry")))
+_ENTRIES = (select(AttemptItem.item_id, AttemptItem.position, AttemptItem.section,
+                   cast(AttemptItem.option_order, Text))
+            .where(AttemptItem.attempt_id == bindparam("attempt"))
+            .order_by(AttemptItem.position))
+_ANSWERS = (select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)
+            .where(Answer.attempt_id == bindparam("attempt")))
+
+
 def attempt_sections(db: Session, attempt: Attempt) -> dict[int, AttemptSection]:
     """The attempt's sections by index. Whoever holds this dict through a request keeps them
     in the session (its identity map holds only what is referenced), so the clock's start and
     refresh find them there instead of asking again."""
-    return {s.section: s for s in db.scalars(
-        select(AttemptSection).where(AttemptSection.attempt_id == attempt.id))}
+    return {s.section: s for s in db.scalars(_SECTIONS, {"attempt": attempt.id})}
 
 
 def _head(db: Session, attempt: Attempt, now: datetime,
@@ -153,13 +169,7 @@ def _head(db: Session, attempt: Attempt, now: datetime,
         sections = attempt_sections(db, attempt)
     refresh(db, attempt=attempt, now=now)
     # Plain columns: the session's and the person's names are all the page shows of them.
-    names = db.execute(
-        select(TestSession.code, TestSession.name, TestSession.blueprint_id,
-               Participant.name.label("person"), Participant.nip)
-        .select_from(RosterEntry)
-        .join(TestSession, TestSession.id == RosterEntry.session_id)
-        .join(Participant, Participant.id == RosterEntry.participant_id)
-        .where(RosterEntry.id == attempt.roster_entry_id)).one()
+    names = db.execute(_NAMES, {"entry": attempt.roster_entry_id}).one()
     spec_sections = content.blueprint_rules(db, names.blueprint_id).sections
     current = sections.get(attempt.current_section)
     view = AttemptView(
@@ -219,14 +229,9 @@ def _form(db: Session, attempt: Attempt) -> _Form:
     # Plain rows, not ORM objects: 112 per form, read on every page of every taker.
     entries = [_Entry(item_id, position, section, _order(order)) for
                item_id, position, section, order in db.execute(
-                   select(AttemptItem.item_id, AttemptItem.position, AttemptItem.section,
-                          cast(AttemptItem.option_order, Text))
-                   .where(AttemptItem.attempt_id == attempt.id)
-                   .order_by(AttemptItem.position))]
+                   _ENTRIES, {"attempt": attempt.id})]
     items, options = content.contents(db, (e.item_id for e in entries))
-    answers = {a.item_id: a for a in db.execute(
-        select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)
-        .where(Answer.attempt_id == attempt.id))}
+    answers = {a.item_id: a for a in db.execute(_ANSWERS, {"attempt": attempt.id})}
     return _Form(entries, items, options, answers)
 
 

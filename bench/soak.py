@@ -38,6 +38,11 @@ sys.path.insert(0, str(HERE.parent))
 
 import autosave  # noqa: E402 - the bench next to this one: exam, load phases, durability check
 
+# The half-day blueprint's first section (bench/autosave.py's exam) closes 45 minutes after a
+# taker starts: the paced phase, which begins about a minute after the first start, must end
+# before that.
+FIRST_SECTION_MINUTES = 44
+
 
 def p99_ms(samples: list[float]) -> float:
     """The 99th percentile in milliseconds, the way autosave.percentiles reads it."""
@@ -116,6 +121,12 @@ def main() -> None:
                         help="connections of the load generator")
     parser.add_argument("--db", default="", help="PostgreSQL URL (default: SQLite)")
     args = parser.parse_args()
+    if args.minutes > FIRST_SECTION_MINUTES:
+        # The takers answer the items of the section open at the start; when it closes the
+        # server refuses their saves (409) as it should, and the soak would measure refusals.
+        parser.error(f"--minutes {args.minutes:g}: the exam's first section closes 45 minutes "
+                     "after the start and the takers here do not move on to the next; use at "
+                     f"most {FIRST_SECTION_MINUTES}")
     if args.db:
         autosave.fresh_postgresql(args.db)
     signal.signal(signal.SIGINT, signal.default_int_handler)

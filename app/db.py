@@ -69,6 +69,13 @@ class RecordedRefusal(Exception):
     raised on to become the error response."""
 
 
+def hold(db: Session, *objects: object) -> None:
+    """Keep loaded objects in ``db``'s identity map until the session is closed. The map holds
+    only what something references: an object loaded beside another (a joined row) and not
+    kept is dropped at once, and the next ``db.get`` of it asks the database again."""
+    db.info.setdefault("cact_held", []).extend(objects)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

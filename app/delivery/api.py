@@ -28,7 +28,7 @@ from app.delivery.schemas import (
     TakerLoginCreate,
     TakerLoginRead,
 )
-from app.delivery.views import attempt_bytes, attempt_sections
+from app.delivery.views import attempt_bytes
 
 router = APIRouter(prefix="/api/v1/taker", tags=["taker"])
 
@@ -116,9 +116,8 @@ async def taker_attempt(request: Request, clock: ClockDep) -> Response:
     clock (there is no separate start call in the API)."""
     def work(db: Session) -> bytes:
         attempt = bearer_lookup(request, db)
-        sections = attempt_sections(db, attempt)  # held: the start finds the first one
         timing.start(db, attempt=attempt, now=clock.now())
-        return attempt_bytes(db, attempt=attempt, now=clock.now(), sections=sections)
+        return attempt_bytes(db, attempt=attempt, now=clock.now())
     return Response(await in_transaction(request, work), media_type="application/json")
 
 

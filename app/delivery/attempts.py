@@ -28,7 +28,7 @@ from app.auth.security import (
     normalize_participant_token,
     random_token,
 )
-from app.db import RecordedRefusal
+from app.db import RecordedRefusal, hold
 from app.delivery import content
 from app.delivery.models import DONE_STATES, Attempt, AttemptItem, AttemptSection, AttemptState
 from app.proctoring.models import Incident
@@ -219,13 +219,18 @@ def login(db: Session, *, nip: str, token: str, workstation: str, client_addr: s
 
 
 def attempt_for_access_token(db: Session, *, token: str, secret: str) -> Attempt | None:
-    """The attempt of an access token, with its current section loaded in the same query
-    (every taker request needs both; this is the hot path)."""
+    """The attempt of an access token, with its current section loaded in the same query and
+    held in the session (every taker request needs both; this is the hot path)."""
     if not token:
         return None
     row = db.execute(_BY_ACCESS,
                      {"digest": keyed_digest(secret, ACCESS_PURPOSE, token)}).first()
-    return row[0] if row else None
+    if row is None:
+        return None
+    attempt, section = row
+    if section is not None:
+        hold(db, section)  # the clock's refresh and the status look it up by its key
+    return attempt
 
 
 def build_attempt_form(db: Session, attempt: Attempt, session: TestSession) -> None:

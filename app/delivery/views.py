@@ -155,22 +155,13 @@ _ANSWERS = (select(Answer.item_id, Answer.response, Answer.seq, Answer.flagged)
             .where(Answer.attempt_id == bindparam("attempt")))
 
 
-def attempt_sections(db: Session, attempt: Attempt) -> dict[int, AttemptSection]:
-    """The attempt's sections by index. Whoever holds this dict through a request keeps them
-    in the session (its identity map holds only what is referenced), so the clock's start and
-    refresh find them there instead of asking again."""
-    return {s.section: s for s in db.scalars(_SECTIONS, {"attempt": attempt.id})}
-
-
-def _head(db: Session, attempt: Attempt, now: datetime,
-          sections: dict[int, AttemptSection] | None = None) -> AttemptView:
+def _head(db: Session, attempt: Attempt, now: datetime) -> AttemptView:
     """The attempt without its items (after applying the clock)."""
-    if sections is None:
-        sections = attempt_sections(db, attempt)
     refresh(db, attempt=attempt, now=now)
     # Plain columns: the session's and the person's names are all the page shows of them.
     names = db.execute(_NAMES, {"entry": attempt.roster_entry_id}).one()
     spec_sections = content.blueprint_rules(db, names.blueprint_id).sections
+    sections = {s.section: s for s in db.scalars(_SECTIONS, {"attempt": attempt.id})}
     current = sections.get(attempt.current_section)
     view = AttemptView(
         attempt_id=attempt.id, state=attempt.state.value, session_code=names.code,
@@ -263,14 +254,12 @@ def attempt_view(db: Session, *, attempt: Attempt, now: datetime) -> AttemptView
 _NO_ITEMS = b'"items":[]'
 
 
-def attempt_bytes(db: Session, *, attempt: Attempt, now: datetime,
-                  sections: dict[int, AttemptSection] | None = None) -> bytes:
+def attempt_bytes(db: Session, *, attempt: Attempt, now: datetime) -> bytes:
     """The attempt as the API's JSON (AttemptRead), the same as ``attempt_json(attempt_view(
     ...))`` but joined from each item's JSON parts, encoded once per process
     (``content.encoded``), with this taker's places, answers and flags put in between: the
-    form is the largest response and every taker asks for it at 08:00. ``sections``: the
-    attempt's, when the caller already holds them (:func:`attempt_sections`)."""
-    view = _head(db, attempt, now, sections)
+    form is the largest response and every taker asks for it at 08:00."""
+    view = _head(db, attempt, now)
     form = _form(db, attempt)
     encoded = content.encoded(db, form.items, form.options)
     pending = {s.index for s in view.sections if s.state == "pending"}

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Query, Request
 from fastapi import Path as PathParam
@@ -47,6 +47,9 @@ from sqlalchemy.types import TypeDecorator
 from starlette.concurrency import run_in_threadpool
 
 from app import paths
+
+if TYPE_CHECKING:
+    from app.settings import Settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -196,6 +199,12 @@ class Database:
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = sessionmaker(write_engine, expire_on_commit=False, autoflush=True)
         self._gate: asyncio.Semaphore | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        """The database ``settings`` name, with their tuning (busy timeout, page cache)."""
+        return cls(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                   sqlite_cache_kib=settings.sqlite_cache_kib)
 
     def new_session(self, *, write: bool) -> Session:
         return (self._write if write else self._read)()

@@ -235,9 +235,7 @@ def create_app(
     database: Database | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    db = database or Database(settings.database_url,
-                              busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-                              sqlite_cache_kib=settings.sqlite_cache_kib)
+    db = database or Database.for_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

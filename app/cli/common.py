@@ -71,8 +71,7 @@ def open_database() -> Database:
 
     settings = get_settings()
     warn_if_root(settings)
-    return Database(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-                    sqlite_cache_kib=settings.sqlite_cache_kib)
+    return Database.for_settings(settings)
 
 
 def newer_database_message(have: str | None) -> str:

@@ -40,9 +40,7 @@ def _audit(result: tls.TlsResult) -> str:
                         "(the record is skipped rather than touch its files as this user)")
         # Not common.open_database: this command runs as root by design, so its warning about
         # root-owned data files does not apply to a record that only reaches the database.
-        database = Database(settings.database_url,
-                            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-                            sqlite_cache_kib=settings.sqlite_cache_kib)
+        database = Database.for_settings(settings)
         try:
             if not schema_is_current(database.engine)[0]:
                 return "not recorded in the audit log: the database schema is not current"
